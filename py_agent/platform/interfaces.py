@@ -99,4 +99,3 @@ class Transport(Protocol):
         headers: Mapping[str, str] | None = None,
         timeout_s: float = 10.0,
     ) -> HttpResponse: ...
-

@@ -1,0 +1,198 @@
+"""Pyodide adapters: IndexedDB for the store, onnxruntime-web for inference, fetch for HTTP.
+
+The worker registers ``py_agent_js`` (web/src/bridge.js) before importing py_agent;
+this is the only module that touches it or ``js``/``pyodide``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import py_agent_js
+from numpy.typing import NDArray
+from pyodide.ffi import JsException, JsProxy, to_js
+
+from .interfaces import (
+    HttpResponse,
+    InferenceError,
+    JsonObject,
+    JsonValue,
+    Put,
+    StoreError,
+    TransportError,
+    Write,
+)
+from .store_schema import check_collection, check_collections
+
+PLATFORM_NAME = "browser"
+
+# ONNX tensor type names as onnxruntime-web spells them.
+_ORT_TYPES: dict[np.dtype[Any], str] = {
+    np.dtype(np.float32): "float32",
+    np.dtype(np.int64): "int64",
+    np.dtype(np.int32): "int32",
+    np.dtype(np.uint8): "uint8",
+    np.dtype(np.bool_): "bool",
+}
+_NUMPY_TYPES: dict[str, np.dtype[Any]] = {name: dtype for dtype, name in _ORT_TYPES.items()}
+
+
+def _to_js_object(value: JsonValue) -> Any:
+    return to_js(value, dict_converter=py_agent_js.fromEntries)
+
+
+class IndexedDBStore:
+    """Each call is one IndexedDB transaction opened and finished inside JS.
+
+    A transaction cannot span Python awaits: IndexedDB commits it as soon as
+    the event loop turns with no request pending, which happens whenever
+    Pyodide yields. So ``commit`` hands all its writes to JS at once.
+    """
+
+    def __init__(self, db: JsProxy, collections: tuple[str, ...]) -> None:
+        self._db = db
+        self.collections = collections
+
+    async def get(self, collection: str, key: str) -> JsonObject | None:
+        check_collection(self.collections, collection)
+        value = await py_agent_js.idb.get(self._db, collection, key)
+        return None if value is None else _record(value)
+
+    async def get_all(self, collection: str) -> list[JsonObject]:
+        check_collection(self.collections, collection)
+        values = await py_agent_js.idb.getAll(self._db, collection)
+        return [_record(value) for value in values]
+
+    async def commit(self, writes: Sequence[Write]) -> None:
+        batch = []
+        for write in writes:
+            check_collection(self.collections, write.collection)
+            if isinstance(write, Put):
+                batch.append(
+                    {"op": "put", "store": write.collection, "key": write.key, "value": write.value}
+                )
+            else:
+                batch.append({"op": "delete", "store": write.collection, "key": write.key})
+        try:
+            await py_agent_js.idb.commit(self._db, _to_js_object(batch))
+        except JsException as exc:
+            raise StoreError(f"commit of {len(writes)} writes failed: {exc}") from exc
+
+    async def close(self) -> None:
+        self._db.close()
+
+
+def _record(value: JsProxy) -> JsonObject:
+    record = value.to_py() if isinstance(value, JsProxy) else value
+    if not isinstance(record, dict):
+        raise StoreError(f"stored record is not an object: {record!r:.80}")
+    return record
+
+
+async def open_store(location: str, collections: Sequence[str]) -> IndexedDBStore:
+    """Open (creating if needed) the IndexedDB database named ``location``."""
+    names = check_collections(collections)
+    try:
+        db = await py_agent_js.idb.open(location, to_js(list(names)))
+    except JsException as exc:
+        raise StoreError(f"cannot open IndexedDB database {location!r}: {exc}") from exc
+    return IndexedDBStore(db, names)
+
+
+class OrtWebSession:
+    def __init__(self, session: JsProxy) -> None:
+        self._session = session
+        self.input_names = tuple(session.inputNames)
+        self.output_names = tuple(session.outputNames)
+
+    async def run(self, feeds: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
+        tensors = {}
+        for name, array in feeds.items():
+            contiguous = np.ascontiguousarray(array)
+            ort_type = _ORT_TYPES.get(contiguous.dtype)
+            if ort_type is None:
+                raise InferenceError(f"input {name!r}: dtype {contiguous.dtype} is not supported")
+            # A flat byte view crosses the FFI as one Uint8Array copy; a numpy
+            # array would become a nested JS Array of boxed numbers.
+            tensors[name] = {
+                "type": ort_type,
+                "dims": list(contiguous.shape),
+                "bytes": contiguous.data.cast("B"),
+            }
+        try:
+            result = await py_agent_js.ort.run(self._session, _to_js_object(tensors))
+        except JsException as exc:
+            raise InferenceError(str(exc)) from exc
+        outputs: dict[str, NDArray[Any]] = {}
+        for tensor in result:
+            name = str(tensor.name)
+            dtype = _NUMPY_TYPES.get(str(tensor.type))
+            if dtype is None:
+                raise InferenceError(f"output {name!r}: tensor type {tensor.type} is not supported")
+            outputs[name] = np.frombuffer(tensor.bytes.to_bytes(), dtype=dtype).reshape(
+                tuple(tensor.dims)
+            )
+        return outputs
+
+
+class OrtWebRuntime:
+    """onnxruntime-web as the worker configured it; its thread count is fixed at boot."""
+
+    def __init__(self) -> None:
+        self.name = f"onnxruntime-web {py_agent_js.ort.version}"
+
+    @property
+    def threads(self) -> int:
+        # ORT falls back to 1 thread when the page is not crossOriginIsolated;
+        # this reads what it settled on, not what was asked for.
+        return int(py_agent_js.ort.numThreads())
+
+    async def create_session(self, model: bytes) -> OrtWebSession:
+        try:
+            session = await py_agent_js.ort.createSession(to_js(memoryview(model)))
+        except JsException as exc:
+            raise InferenceError(f"cannot load model: {exc}") from exc
+        return OrtWebSession(session)
+
+
+def inference_runtime(threads: int = 1) -> OrtWebRuntime:
+    del threads  # set once by the worker before the first session (web/src/worker.js)
+    return OrtWebRuntime()
+
+
+class FetchTransport:
+    def __init__(self, base_url: str) -> None:
+        self._base_url = base_url
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: JsonValue = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 10.0,
+    ) -> HttpResponse:
+        try:
+            response = await py_agent_js.http.request(
+                method,
+                self._base_url + url,
+                None if body is None else json.dumps(body),
+                _to_js_object(dict(headers or {})),
+                int(timeout_s * 1000),
+            )
+        except JsException as exc:
+            raise TransportError(f"{method} {url}: {exc}") from exc
+        text = str(response.text)
+        try:
+            parsed: JsonValue = json.loads(text)
+        except ValueError:
+            parsed = text
+        return HttpResponse(int(response.status), parsed)
+
+
+def http_transport(base_url: str) -> FetchTransport:
+    return FetchTransport(base_url)
