@@ -30,6 +30,16 @@ async function fetchWithProgress(urls, onBytes) {
   );
 }
 
+async function fetchJson(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
+  try {
+    return await response.json();
+  } catch (error) {
+    throw new Error(`GET ${url}: not valid JSON (${error.message})`);
+  }
+}
+
 async function contentLength(url) {
   const response = await fetch(url, { method: 'HEAD' });
   return Number(response.headers.get('content-length')) || 0;
@@ -79,7 +89,7 @@ const api = {
     await pyodide.loadPackage(['numpy', 'micropip'], { checkIntegrity: true });
 
     stage('packages', 'Installing py_agent');
-    const index = await (await fetch(WHEELS_URL + 'index.json')).json();
+    const index = await fetchJson(WHEELS_URL + 'index.json');
     pyodide.registerJsModule('py_agent_js', bridge);
     const micropip = pyodide.pyimport('micropip');
     // deps=False: every dependency is either a Pyodide package loaded above or a

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from py_agent.cli import main
+from server import api
+from server.app import create_app
+from server.headers import ISOLATION_HEADERS
+from server.settings import Settings, SettingsError
+
+
+@pytest.fixture
+def dist(tmp_path: Path) -> Path:
+    site = tmp_path / "dist"
+    (site / "ort").mkdir(parents=True)
+    (site / "index.html").write_text("<!doctype html><title>py_agent</title>")
+    (site / "ort" / "ort-wasm-simd-threaded.mjs").write_text("export default 1;")
+    for name in ["a.wasm", "a.whl", "model.onnx", "manifest.webmanifest", "lock.json", "app.js"]:
+        (site / name).write_bytes(b"\0asm")
+    return site
+
+
+@pytest.fixture
+def client(dist: Path, tmp_path: Path) -> TestClient:
+    app = create_app(Settings(dist_dir=dist, data_dir=tmp_path / "data"))
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def assert_isolated(response: object) -> None:
+    headers = response.headers  # type: ignore[attr-defined]
+    for name, value in ISOLATION_HEADERS.items():
+        assert headers[name] == value, name
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/index.html", "/ort/ort-wasm-simd-threaded.mjs", "/healthz", "/api/v1/info"]
+)
+def test_isolation_headers_on_static_and_api(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    assert_isolated(response)
+
+
+@pytest.mark.parametrize("path", ["/missing.js", "/api/v1/missing"])
+def test_unknown_path_is_404_and_still_isolated(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert_isolated(response)
+
+
+def test_unknown_api_path_answers_json(client: TestClient) -> None:
+    response = client.get("/api/v1/missing")
+    assert response.json() == {"error": "Not Found", "path": "/api/v1/missing"}
+
+
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [
+        ("/a.wasm", "application/wasm"),
+        ("/ort/ort-wasm-simd-threaded.mjs", "text/javascript; charset=utf-8"),
+        ("/app.js", "text/javascript; charset=utf-8"),
+        ("/a.whl", "application/zip"),
+        ("/model.onnx", "application/octet-stream"),
+        ("/manifest.webmanifest", "application/manifest+json"),
+        ("/lock.json", "application/json"),
+        ("/", "text/html; charset=utf-8"),
+    ],
+)
+def test_media_types(client: TestClient, path: str, media_type: str) -> None:
+    assert client.get(path).headers["content-type"] == media_type
+
+
+def test_static_files_revalidate(client: TestClient) -> None:
+    first = client.get("/a.wasm")
+    assert first.headers["cache-control"] == "no-cache"
+    again = client.get("/a.wasm", headers={"if-none-match": first.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_healthz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "version": "0.1.0"}
+
+
+def test_wrong_method_on_api_is_405_json(client: TestClient) -> None:
+    response = client.post("/api/v1/info")
+    assert response.status_code == 405
+    assert response.json()["error"] == "Method Not Allowed"
+
+
+def test_unexpected_error_is_json_with_headers(
+    dist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def boom(request: Request) -> Response:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(api, "routes", [*api.routes, Route("/boom", boom)])
+    client = TestClient(
+        create_app(Settings(dist_dir=dist, data_dir=tmp_path / "data")),
+        raise_server_exceptions=False,
+    )
+    response = client.get("/api/v1/boom")
+    assert response.status_code == 500
+    assert "secret detail" not in response.text
+    assert response.json()["error"].startswith("internal error")
+    assert_isolated(response)
+
+
+def test_settings_refuse_a_missing_build(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"has no index\.html: build the web app first"):
+        Settings(dist_dir=tmp_path / "nothing", data_dir=tmp_path / "data")
+
+
+def test_settings_refuse_a_bad_port(dist: Path, tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="--port must be between 1 and 65535"):
+        Settings(dist_dir=dist, data_dir=tmp_path, port=70000)
+
+
+def test_serve_command_reports_bad_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--dist-dir", str(tmp_path / "none"), "--data-dir", str(tmp_path)]) == 2
+    assert "py-agent serve: error:" in capsys.readouterr().err
