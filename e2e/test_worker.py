@@ -7,7 +7,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from playwright.sync_api import Page
 
-from .conftest import RequestLog, ServerProcess, wait_for_boot
+from .conftest import RequestLog
+from .harness import ServerProcess, wait_for_boot
 
 RNG = np.random.default_rng(7)
 WEIGHTS = RNG.standard_normal((4, 3)).astype(np.float32)

