@@ -3,7 +3,7 @@
     python -m bench.ort_threads [--seconds 4]
 
 The model is a stand-in of all-MiniLM-L6-v2's compute until the real model is
-built: six blocks of 384→1536→384 feed-forward layers on a 1×32×384 input,
+built: six blocks of 384→1536→384 feed-forward layers on a 1x32x384 input,
 int8 dynamically quantised like the shipped encoder. Each thread count runs
 in its own crossOriginIsolated page (ORT fixes its threads at start-up);
 the pages are measured in alternating blocks after a 2 s warm-up each, so
@@ -132,9 +132,7 @@ def main() -> None:
                 page = browser.new_context().new_page()
                 page.route(f"**{BLANK}", blank_page)
                 page.goto(server.url + BLANK)
-                setup = page.evaluate(
-                    PAGE_SETUP, [threads, list(model.read_bytes()), SEQ, HIDDEN]
-                )
+                setup = page.evaluate(PAGE_SETUP, [threads, list(model.read_bytes()), SEQ, HIDDEN])
                 if not setup["isolated"] or setup["threads"] != threads:
                     raise SystemExit(f"page for {threads} threads is not set up right: {setup}")
                 pages[threads] = page
