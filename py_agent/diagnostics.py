@@ -7,7 +7,7 @@ import platform as python_platform
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 import py_agent
 
+from .encoder import Encoder, EncoderError
 from .platform import (
     PLATFORM_NAME,
     Delete,
@@ -78,6 +79,29 @@ async def run_model(
         "threads": runtime.threads,
         "ms": {"create": (created - started) * 1000, "run": (ran - created) * 1000},
     }
+
+
+async def embedding_latency(
+    encoder: Encoder, texts: Sequence[str], warmup_s: float, seconds: float
+) -> list[float]:
+    """Milliseconds per text → embedding call, cycling through ``texts``.
+
+    The first ``warmup_s`` seconds are not measured: wasm engines compile hot
+    code again, faster, over the first second or so of calls.
+    """
+    if not texts:
+        raise EncoderError("embedding_latency needs at least one text")
+    times: list[float] = []
+    for budget, keep in ((warmup_s, False), (seconds, True)):
+        end = time.perf_counter() + budget
+        i = 0
+        while time.perf_counter() < end:
+            started = time.perf_counter()
+            await encoder.embed(texts[i % len(texts)])
+            if keep:
+                times.append((time.perf_counter() - started) * 1000)
+            i += 1
+    return times
 
 
 async def check_store(location: str) -> dict[str, Any]:

@@ -9,15 +9,58 @@ import json
 from typing import Any
 
 from . import diagnostics
+from .encoder import Encoder, EncoderError, load_encoder
 from .platform import http_transport, inference_runtime
 
+# Relative to the worker: web/dist/models/, laid out by build.py.
+MODELS_ROOT = "models"
+
 _runtime = inference_runtime()
+_encoder: Encoder | None = None
 # Relative URLs: the worker's fetch resolves them against the origin it was served from.
 _transport = http_transport("")
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+def _texts(texts_json: str) -> list[str]:
+    texts = json.loads(texts_json)
+    if not isinstance(texts, list):
+        raise EncoderError("texts must be a JSON array of strings")
+    return texts
+
+
+def _loaded() -> Encoder:
+    if _encoder is None:
+        raise EncoderError("the model is not loaded yet")
+    return _encoder
+
+
+async def load_model() -> str:
+    global _encoder
+    _encoder = await load_encoder(MODELS_ROOT, _runtime)
+    manifest = _encoder.manifest
+    return _dumps(
+        {"name": manifest.name, "version": manifest.version, "dimension": _encoder.dimension}
+    )
+
+
+async def embed(texts_json: str) -> str:
+    encoder = _loaded()
+    return _dumps([(await encoder.embed(text)).tolist() for text in _texts(texts_json)])
+
+
+async def tokenize(texts_json: str) -> str:
+    encoder = _loaded()
+    return _dumps([encoder.tokenizer.encode(text) for text in _texts(texts_json)])
+
+
+async def embedding_latency(texts_json: str, warmup_s: float, seconds: float) -> str:
+    return _dumps(
+        await diagnostics.embedding_latency(_loaded(), _texts(texts_json), warmup_s, seconds)
+    )
 
 
 async def environment() -> str:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+import build_models as bm
+
 ROOT = Path(__file__).resolve().parents[1]
 NPM_LOCK = ROOT / "web" / "node_modules" / "pyodide" / "pyodide-lock.json"
 NUMPY_WHEEL = "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"
@@ -115,7 +117,29 @@ def project(real_dist, tmp_path) -> Path:
     (root / "web" / "src" / "index.html").write_text("<!doctype html>\n")
     shutil.copyfile(ROOT / "web" / "package-lock.json", root / "web" / "package-lock.json")
     (root / "web" / "node_modules").symlink_to(ROOT / "web" / "node_modules")
+    write_fake_model(root, tmp_path)
     return root
+
+
+def write_fake_model(root: Path, tmp_path: Path) -> str:
+    """root/models as `build.py models` leaves it, with tiny files standing in for the ONNX."""
+    folder = tmp_path / "fake-source"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / "config.json").write_text('{"hidden_size": 384}')
+    (folder / "vocab.txt").write_text("[UNK]\n")
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("hi\nok\n")
+
+    def export(job):
+        (job.out / bm.FP32).write_bytes(b"fp32")
+        (job.out / bm.INT8).write_bytes(b"int8")
+        return bm.Quality(2, 1.0, 1.0, 1.0, 1.0)
+
+    settings = bm.ExportSettings(17, bm.QUANTIZATION, "torch", "ort")
+    source = bm.Source(folder, "fake==1")
+    cfg = bm.ModelConfig(root / "models", source, settings, sentences, export, log=lambda _: None)
+    return f"{bm.MODEL_NAME}/{bm.build_models(cfg)['version']}"
 
 
 def config(root: Path, runner: FakeRunner, packages: Path | None, log: list[str] | None = None):
@@ -359,3 +383,43 @@ def test_npm_ci_runs_only_when_package_lock_changes(tmp_path):
 def test_missing_tool_is_a_clear_error(tmp_path):
     with pytest.raises(bp.BuildError, match="no-such-tool-for-build-py not found on PATH"):
         bp.run_command(["no-such-tool-for-build-py", "ci"], tmp_path)
+
+
+def test_real_build_ships_the_browser_files_of_the_current_model(real_dist):
+    pointer = json.loads((ROOT / "models" / "manifest.json").read_text())
+    ref = pointer["encoder"]
+    assert json.loads((real_dist / "models" / "manifest.json").read_text()) == pointer
+    shipped = {p.name for p in (real_dist / "models" / ref).iterdir()}
+    assert shipped == {"manifest.json", "model.int8.onnx", "vocab.txt"}
+    manifest = json.loads((real_dist / "models" / ref / "manifest.json").read_text())
+    for name in ("model.int8.onnx", "vocab.txt"):
+        assert sha256(real_dist / "models" / ref / name) == manifest["files"][name]["sha256"]
+    listed = json.loads((real_dist / "build.json").read_text())["files"]
+    assert {f"models/{ref}/{name}" for name in shipped} | {"models/manifest.json"} <= set(listed)
+
+
+def test_project_build_ships_the_model_and_passes_the_check(project, official_packages):
+    cfg = config(project, FakeRunner(), official_packages)
+    bp.build(cfg)
+    ref = json.loads((project / "models" / "manifest.json").read_text())["encoder"]
+    assert (cfg.dist / "models" / ref / "model.int8.onnx").read_bytes() == b"int8"
+    assert not (cfg.dist / "models" / ref / "model.fp32.onnx").exists()
+    assert bp.check_dist(cfg.dist).startswith("check: ")
+
+
+def test_build_without_a_model_says_how_to_build_one(project, official_packages):
+    shutil.rmtree(project / "models")
+    cfg = config(project, FakeRunner(), official_packages)
+    with pytest.raises(bp.BuildError, match=r"^no model built: run python build\.py models"):
+        bp.build(cfg)
+    assert not cfg.dist.exists()
+
+
+def test_check_names_a_missing_model_file(real_dist, tmp_path):
+    dist = tmp_path / "dist"
+    shutil.copytree(real_dist, dist)
+    ref = json.loads((dist / "models" / "manifest.json").read_text())["encoder"]
+    (dist / "models" / ref / "vocab.txt").unlink()
+    with pytest.raises(bp.BuildError) as failed:
+        bp.check_dist(dist)
+    assert f"models/{ref}/vocab.txt: model file missing" in str(failed.value)

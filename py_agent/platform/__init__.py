@@ -16,9 +16,11 @@ from .interfaces import (
     InferenceError,
     InferenceRuntime,
     InferenceSession,
+    IntegrityError,
     JsonObject,
     JsonValue,
     Put,
+    ResourceError,
     Store,
     StoreError,
     Transport,
@@ -27,9 +29,21 @@ from .interfaces import (
 )
 
 if sys.platform == "emscripten":
-    from .browser import PLATFORM_NAME, http_transport, inference_runtime, open_store
+    from .browser import (
+        PLATFORM_NAME,
+        http_transport,
+        inference_runtime,
+        load_resource,
+        open_store,
+    )
 else:
-    from .native import PLATFORM_NAME, http_transport, inference_runtime, open_store
+    from .native import (
+        PLATFORM_NAME,
+        http_transport,
+        inference_runtime,
+        load_resource,
+        open_store,
+    )
 
 __all__ = [
     "PLATFORM_NAME",
@@ -38,9 +52,11 @@ __all__ = [
     "InferenceError",
     "InferenceRuntime",
     "InferenceSession",
+    "IntegrityError",
     "JsonObject",
     "JsonValue",
     "Put",
+    "ResourceError",
     "Store",
     "StoreError",
     "Transport",
@@ -48,5 +64,6 @@ __all__ = [
     "Write",
     "http_transport",
     "inference_runtime",
+    "load_resource",
     "open_store",
 ]

@@ -15,12 +15,15 @@ import py_agent_js
 from numpy.typing import NDArray
 from pyodide.ffi import JsException, JsProxy, to_js
 
+from .integrity import check_sha256
 from .interfaces import (
     HttpResponse,
     InferenceError,
+    IntegrityError,
     JsonObject,
     JsonValue,
     Put,
+    ResourceError,
     StoreError,
     TransportError,
     Write,
@@ -42,6 +45,18 @@ _NUMPY_TYPES: dict[str, np.dtype[Any]] = {name: dtype for dtype, name in _ORT_TY
 
 def _to_js_object(value: JsonValue) -> Any:
     return to_js(value, dict_converter=py_agent_js.fromEntries)
+
+
+async def load_resource(location: str, sha256: str | None = None) -> bytes:
+    """The bytes at URL ``location`` (relative to the worker); checked against ``sha256``."""
+    try:
+        data = await py_agent_js.http.fetchBytes(location)
+    except JsException as exc:
+        raise ResourceError(f"cannot fetch {location}: {exc}") from exc
+    content = bytes(data.to_bytes())
+    if sha256 is not None:
+        check_sha256(location, content, sha256)
+    return content
 
 
 class IndexedDBStore:
@@ -155,6 +170,18 @@ class OrtWebRuntime:
             session = await py_agent_js.ort.createSession(to_js(memoryview(model)))
         except JsException as exc:
             raise InferenceError(f"cannot load model: {exc}") from exc
+        return OrtWebSession(session)
+
+    async def load_session(self, location: str, sha256: str) -> OrtWebSession:
+        # Fetching, hashing and session creation happen in JS so the model's bytes
+        # never cross into Python; the worker may already have started this very
+        # call at boot, in which case it joins that promise.
+        try:
+            session = await py_agent_js.ort.loadSession(location, sha256)
+        except JsException as exc:
+            if getattr(exc, "name", "") == "IntegrityError":
+                raise IntegrityError(str(exc.message)) from exc
+            raise InferenceError(f"cannot load model {location}: {exc}") from exc
         return OrtWebSession(session)
 
 

@@ -76,6 +76,19 @@ class InferenceRuntime(Protocol):
 
     async def create_session(self, model: bytes) -> InferenceSession: ...
 
+    async def load_session(self, location: str, sha256: str) -> InferenceSession:
+        """The model at ``location`` (a path natively, a URL in the browser), refused
+        with ``IntegrityError`` unless its bytes hash to ``sha256``."""
+        ...
+
+
+class ResourceError(Exception):
+    """A file or URL could not be read."""
+
+
+class IntegrityError(ResourceError):
+    """A resource's bytes do not match the sha256 its manifest promised."""
+
 
 @dataclass(frozen=True)
 class HttpResponse:

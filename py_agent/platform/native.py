@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from .integrity import check_sha256
 from .interfaces import (
     Delete,
     HttpResponse,
@@ -19,6 +22,7 @@ from .interfaces import (
     JsonObject,
     JsonValue,
     Put,
+    ResourceError,
     StoreError,
     TransportError,
     Write,
@@ -90,6 +94,17 @@ async def open_store(location: str, collections: Sequence[str]) -> SQLiteStore:
     return SQLiteStore(db, names)
 
 
+async def load_resource(location: str, sha256: str | None = None) -> bytes:
+    """The bytes of the file at ``location``; checked against ``sha256`` when given."""
+    try:
+        data = await asyncio.to_thread(Path(location).read_bytes)
+    except OSError as exc:
+        raise ResourceError(f"cannot read {location}: {exc.strerror}") from exc
+    if sha256 is not None:
+        check_sha256(location, data, sha256)
+    return data
+
+
 class OrtSession:
     def __init__(self, session: ort.InferenceSession) -> None:
         self._session = session
@@ -123,6 +138,9 @@ class OrtRuntime:
         except Exception as exc:
             raise InferenceError(f"cannot load model: {exc}") from exc
         return OrtSession(session)
+
+    async def load_session(self, location: str, sha256: str) -> OrtSession:
+        return await self.create_session(await load_resource(location, sha256))
 
 
 def inference_runtime(threads: int = 1) -> OrtRuntime:

@@ -54,6 +54,35 @@ const TYPED_ARRAYS = {
   bool: Uint8Array,
 };
 
+const sessions = new Map();
+
+function hex(buffer) {
+  return Array.from(new Uint8Array(buffer), (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
+async function createVerifiedSession(url, location, sha256) {
+  const started = performance.now();
+  const bytes = await download(url);
+  const downloaded = performance.now();
+  const actual = hex(await crypto.subtle.digest('SHA-256', bytes));
+  if (actual !== sha256) {
+    const error = new Error(
+      `${location}: sha256 is ${actual}, but its manifest expects ${sha256}; refusing it ` +
+        '(rebuild the models, or the download was corrupted)',
+    );
+    error.name = 'IntegrityError';
+    throw error;
+  }
+  const verified = performance.now();
+  const session = await ortModule.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+  ort.timings[location] = {
+    download: downloaded - started,
+    verify: verified - downloaded,
+    create: performance.now() - verified,
+  };
+  return session;
+}
+
 /** onnxruntime-web (CPU wasm build). */
 export const ort = {
   version: ortModule.env.versions.web,
@@ -69,6 +98,21 @@ export const ort = {
   createSession(bytes) {
     return ortModule.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
   },
+  /**
+   * The session for the model at `location`, refused unless its bytes hash to `sha256`.
+   * One session per URL: the worker starts this at boot and Python's call joins it.
+   */
+  loadSession(location, sha256) {
+    const url = absolute(location);
+    if (!sessions.has(url)) {
+      const session = createVerifiedSession(url, location, sha256);
+      session.catch(() => sessions.delete(url)); // a failed load may be retried
+      sessions.set(url, session);
+    }
+    return sessions.get(url);
+  },
+  /** Milliseconds spent per model URL: {download, verify, create}. */
+  timings: {},
   /** feeds: {name: {type, dims, bytes: Uint8Array}} → [{name, type, dims, bytes}] in outputNames order. */
   async run(session, feeds) {
     const inputs = {};
@@ -96,8 +140,37 @@ export const ort = {
   },
 };
 
-/** fetch with a deadline; rejects on network failure or timeout, resolves on any HTTP status. */
+/** Relative locations resolve against the worker's URL, as Python's requests do. */
+const absolute = (location) => new URL(location, self.location.href).href;
+
+async function download(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+// Downloads the worker starts at boot, before Python runs; Python's first
+// fetchBytes of the same URL takes the download instead of starting another.
+const prefetched = new Map();
+
 export const http = {
+  /** Start downloading `location` now; resolves to its bytes. */
+  prefetch(location) {
+    const url = absolute(location);
+    if (!prefetched.has(url)) {
+      const bytes = download(url);
+      bytes.catch(() => {}); // reported to whoever takes it, not as an unhandled rejection
+      prefetched.set(url, bytes);
+    }
+    return prefetched.get(url);
+  },
+  fetchBytes(location) {
+    const url = absolute(location);
+    const bytes = prefetched.get(url) ?? download(url);
+    prefetched.delete(url);
+    return bytes;
+  },
+  /** fetch with a deadline; rejects on network failure or timeout, resolves on any HTTP status. */
   async request(method, url, body, headers, timeoutMs) {
     const init = { method, headers: { ...headers }, signal: AbortSignal.timeout(timeoutMs) };
     if (body != null) {

@@ -12,6 +12,22 @@ const WHEELS_URL = new URL('./wheels/', import.meta.url).href;
 // then finds them in the HTTP cache (a revalidation, not a second download).
 const RUNTIME_FILES = ['pyodide.asm.wasm', 'python_stdlib.zip', 'pyodide.asm.js', 'pyodide-lock.json'];
 
+/**
+ * Start downloading, verifying and compiling the model while Pyodide starts. It
+ * mirrors py_agent.encoder.load_encoder's choice of files, so that Python's
+ * later requests for the same URLs join these downloads instead of repeating them.
+ */
+async function prefetchModel() {
+  const json = async (bytes) => JSON.parse(new TextDecoder().decode(await bytes));
+  const index = await json(bridge.http.prefetch('models/manifest.json'));
+  const folder = `models/${index.encoder}`;
+  const manifest = await json(bridge.http.prefetch(`${folder}/manifest.json`));
+  bridge.http.prefetch(`${folder}/${manifest.tokenizer.vocab}`);
+  const [name, file] = Object.entries(manifest.files).find(([, f]) => f.precision === 'int8') ?? [];
+  if (!name) throw new Error(`${folder}/manifest.json lists no int8 model`);
+  await bridge.ort.loadSession(`${folder}/${name}`, file.sha256);
+}
+
 let pyodide = null;
 let rpc = null;
 
@@ -74,6 +90,8 @@ const api = {
 
     stage('download', 'Downloading the runtime');
     bridge.ort.configure({ numThreads: threads, wasmPaths: ORT_URL });
+    const modelReady = prefetchModel();
+    modelReady.catch(() => {}); // awaited at the model stage, where its error is reported
     const urls = RUNTIME_FILES.map((name) => PYODIDE_URL + name);
     const total = (await Promise.all(urls.map(contentLength))).reduce((a, b) => a + b, 0);
     let received = 0;
@@ -100,12 +118,19 @@ const api = {
     );
     rpc = pyodide.pyimport('py_agent.rpc');
 
-    stage('model', 'Loading the model runtime');
+    stage('model', 'Loading the model');
+    await modelReady;
+    const model = JSON.parse(await rpc.load_model());
     const environment = JSON.parse(await rpc.environment());
 
     stage('ready', 'Ready');
     onStage({ stage: 'ready', label: 'Ready', fraction: 1, ms: Math.round(performance.now() - started) });
-    return { timings, total_ms: Math.round(performance.now() - started), environment };
+    return {
+      timings,
+      total_ms: Math.round(performance.now() - started),
+      environment,
+      model: { ...model, load_ms: bridge.ort.timings },
+    };
   },
 
   async environment() {
@@ -120,6 +145,22 @@ const api = {
     } finally {
       model.destroy();
     }
+  },
+
+  /** Embeddings of texts (one at a time), as arrays of numbers. */
+  async embed(texts) {
+    return JSON.parse(await booted().embed(JSON.stringify(texts)));
+  },
+
+  async tokenize(texts) {
+    return JSON.parse(await booted().tokenize(JSON.stringify(texts)));
+  },
+
+  /** Text → embedding latency measured inside the worker (ms per call), after a warm-up. */
+  async embeddingLatency(texts, warmupSeconds, seconds) {
+    return JSON.parse(
+      await booted().embedding_latency(JSON.stringify(texts), warmupSeconds, seconds),
+    );
   },
 
   async selfCheck() {
