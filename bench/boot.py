@@ -41,13 +41,21 @@ def main() -> None:
                 if wait_for_boot(page) != "ready":
                     raise SystemExit(page.inner_text("#boot-error-text"))
                 boot = page.evaluate("window.pyAgentBoot")
-                runs.append({**boot["timings"], "total": boot["total_ms"]})
+                [model] = boot["model"]["load_ms"].values()  # overlaps the stages above
+                runs.append(
+                    {
+                        **boot["timings"],
+                        "total": boot["total_ms"],
+                        **{f"model_{step}": round(ms) for step, ms in model.items()},
+                    }
+                )
                 context.close()
         finally:
             browser.close()
             server.stop()
 
-    medians = {key: statistics.median(run[key] for run in runs) for key in [*STAGES, "total"]}
+    keys = [*STAGES, "total", "model_download", "model_verify", "model_create"]
+    medians = {key: statistics.median(run[key] for run in runs) for key in keys}
     build = json.loads((DIST / "build.json").read_text())
     dist_bytes = sum(entry["bytes"] for entry in build["files"].values())
     path = report.write(
