@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from py_agent.cache import TTLCache, normalise_utterance
+from py_agent.platform import Delete, Put, StoreError, open_store
+from py_agent.state import COLLECTIONS, SCHEMA_VERSION, VectorIndex, migrate, open_state
+
+NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
+
+
+def unit(*values: float) -> np.ndarray:
+    vector = np.array(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+async def test_version_1_data_is_migrated_to_2(tmp_path: Path) -> None:
+    location = str(tmp_path / "agent.db")
+    store = await open_store(location, COLLECTIONS)
+    # Version 1: no schema record, embeddings inside the notes.
+    await store.commit(
+        [
+            Put(
+                "notes",
+                "n1",
+                {
+                    "id": "n1",
+                    "text": "gate code 4321",
+                    "created_at": "x",
+                    "embedding": [0.6, 0.8],
+                    "embedding_model": "m1",
+                },
+            ),
+            Put("notes", "n2", {"id": "n2", "text": "no vector", "created_at": "y"}),
+        ]
+    )
+    assert await migrate(store) == 1
+    assert await store.get("meta", "schema") == {"version": SCHEMA_VERSION}
+    assert await store.get("notes", "n1") == {
+        "id": "n1",
+        "text": "gate code 4321",
+        "created_at": "x",
+    }
+    assert await store.get("embeddings", "notes:n1") == {
+        "key": "notes:n1",
+        "vector": [0.6, 0.8],
+        "model": "m1",
+    }
+    assert await migrate(store) == SCHEMA_VERSION  # a second open changes nothing
+    await store.close()
+
+    state = await open_state(location, model="m1")
+    assert state.vectors["notes"].ids == ["n1"]
+    assert [n["id"] for n in state.missing_vectors("notes")] == ["n2"]
+
+
+async def test_a_new_store_starts_at_the_current_version() -> None:
+    store = await open_store(":memory:", COLLECTIONS)
+    assert await migrate(store) == SCHEMA_VERSION
+    assert await store.get("meta", "schema") == {"version": SCHEMA_VERSION}
+
+
+async def test_newer_data_is_refused_not_damaged() -> None:
+    store = await open_store(":memory:", COLLECTIONS)
+    await store.commit([Put("meta", "schema", {"version": SCHEMA_VERSION + 1})])
+    with pytest.raises(StoreError, match="newer than this py_agent"):
+        await migrate(store)
+
+
+async def test_state_survives_reopen_with_vectors(tmp_path: Path) -> None:
+    location = str(tmp_path / "agent.db")
+    state = await open_state(location, model="m1")
+    task = {"id": "t1", "title": "pay rent", "done": False, "created_at": NOW.isoformat()}
+    await state.save(
+        [Put("tasks", "t1", task), state.message("user", "add pay rent", NOW)],
+        [("tasks", "t1", unit(1, 0))],
+    )
+    reopened = await open_state(location, model="m1")
+    assert reopened.tasks == {"t1": task}
+    assert reopened.vectors["tasks"].nearest(unit(1, 0), 1) == [("t1", pytest.approx(1.0))]
+    assert [m["text"] for m in await reopened.history()] == ["add pay rent"]
+    assert reopened.message_count == 1
+
+    await reopened.save([Delete("tasks", "t1")])
+    assert reopened.tasks == {} and len(reopened.vectors["tasks"]) == 0
+    # Vectors from another model are not trusted: they get recomputed.
+    other = await open_state(location, model="m2")
+    assert len(other.vectors["tasks"]) == 0
+
+
+def test_vector_index_ranks_filters_and_removes() -> None:
+    index = VectorIndex()
+    for i, angle in enumerate(np.linspace(0, np.pi / 2, 40)):
+        index.add(f"r{i}", unit(np.cos(angle), np.sin(angle)))
+    assert [i for i, _ in index.nearest(unit(1, 0), 2)] == ["r0", "r1"]
+    assert [i for i, _ in index.nearest(unit(1, 0), 2, among={"r5", "r30"})] == ["r5", "r30"]
+    index.remove("r0")
+    index.remove("r39")
+    assert len(index) == 38
+    assert index.nearest(unit(1, 0), 1)[0][0] == "r1"
+    assert index.nearest(unit(0, 1), 1)[0][0] == "r38"
+    index.add("r1", unit(0, 1))  # replacing keeps one row per id
+    assert len(index) == 38 and index.nearest(unit(0, 1), 1)[0][0] in {"r1", "r38"}
+
+
+def test_cache_is_lru_with_expiry() -> None:
+    now = [0.0]
+    cache: TTLCache[int] = TTLCache(2, ttl_s=10, clock=lambda: now[0])
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # a is now the most recent
+    cache.put("c", 3)  # evicts b
+    assert cache.get("b") is None and cache.get("c") == 3
+    now[0] = 10.5
+    assert cache.get("a") is None
+    assert cache.stats() == {"hits": 2, "misses": 2, "size": 1}
+    assert normalise_utterance("  Show   MY tasks ") == "show my tasks"
+    with pytest.raises(ValueError, match="maxsize"):
+        TTLCache(0, 1)
