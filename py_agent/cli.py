@@ -7,7 +7,9 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -59,6 +61,77 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from .encoder import load_encoder
+    from .evaluation import evaluate, format_report, parse_eval_file
+    from .intents import INTENTS, load_intent_head
+    from .platform import inference_runtime
+
+    try:
+        lines = args.file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        print(f"py-agent eval: error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    data = parse_eval_file(lines, str(args.file), INTENTS)
+
+    async def run() -> dict[str, Any]:
+        root = str(args.models_dir)
+        encoder = await load_encoder(root, inference_runtime(args.threads))
+        head = await load_intent_head(root)
+        return await evaluate(data, encoder, head, args.now)
+
+    report = asyncio.run(run())
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from .agent import Agent, AgentError
+    from .encoder import load_encoder
+    from .intents import load_intent_head
+    from .platform import inference_runtime
+    from .state import open_state
+
+    async def run() -> None:
+        root = str(args.models_dir)
+        encoder = await load_encoder(root, inference_runtime(args.threads))
+        manifest = encoder.manifest
+        args.data.parent.mkdir(parents=True, exist_ok=True)
+        state = await open_state(str(args.data), model=f"{manifest.name}/{manifest.version}")
+        agent = Agent(state, encoder, await load_intent_head(root))
+        await agent.prepare()
+        print("py_agent chat — your tasks and notes stay in", args.data, "(Ctrl-D to quit)")
+        while True:
+            try:
+                # The agent does nothing while waiting for the user.
+                text = input("you> ")  # noqa: ASYNC250
+            except EOFError:
+                print()
+                return
+            if not text.strip():
+                continue
+            try:
+                reply = await agent.handle(text, datetime.now().astimezone())
+            except AgentError as exc:
+                print(f"agent> ({exc})")
+                continue
+            print(f"agent> {reply.text}")
+            print(f"       [{reply.intent} {reply.confidence:.0%}, {reply.latency_ms:.0f} ms]")
+
+    asyncio.run(run())
+    return 0
+
+
+def _iso_time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {value!r}") from exc
+    return moment if moment.tzinfo else moment.astimezone()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="py-agent", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,17 +162,47 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--fp32", action="store_true", help="the fp32 model instead of int8")
     embed.add_argument("--threads", type=int, default=1)
     embed.set_defaults(run=_embed)
+
+    evaluate = commands.add_parser(
+        "eval", parents=[models_dir], help="accuracy of the agent's understanding on a JSONL file"
+    )
+    evaluate.add_argument("file", type=Path, metavar="FILE.jsonl")
+    evaluate.add_argument(
+        "--now",
+        type=_iso_time,
+        default=datetime.now().astimezone(),
+        help="the time relative dates are read against (ISO, default: now)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="one JSON object")
+    evaluate.add_argument("--threads", type=int, default=1)
+    evaluate.set_defaults(run=_eval)
+
+    chat = commands.add_parser(
+        "chat", parents=[models_dir], help="the agent in this terminal (state in SQLite)"
+    )
+    chat.add_argument("--data", type=Path, default=Path(".py_agent/chat.db"))
+    chat.add_argument("--threads", type=int, default=1)
+    chat.set_defaults(run=_chat)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .encoder import EncoderError
-    from .platform import InferenceError, ResourceError
+    from .evaluation import EvalFileError
+    from .intents import IntentHeadError
+    from .platform import InferenceError, ResourceError, StoreError
 
     args = build_parser().parse_args(argv)
     try:
         result: int = args.run(args)
-    except (EncoderError, InferenceError, ResourceError) as exc:
+    except (
+        EncoderError,
+        EvalFileError,
+        InferenceError,
+        IntentHeadError,
+        ResourceError,
+        StoreError,
+    ) as exc:
         print(f"py-agent {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return result

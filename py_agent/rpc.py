@@ -6,17 +6,24 @@ JSON text in and out, so no Python or JS proxy outlives a call.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from . import diagnostics
+from .agent import Agent, AgentError
 from .encoder import Encoder, EncoderError, load_encoder
+from .intents import load_intent_head
 from .platform import http_transport, inference_runtime
+from .state import open_state
 
 # Relative to the worker: web/dist/models/, laid out by build.py.
 MODELS_ROOT = "models"
+# The IndexedDB database holding the user's data.
+STATE_DB = "py_agent"
 
 _runtime = inference_runtime()
 _encoder: Encoder | None = None
+_agent: Agent | None = None
 # Relative URLs: the worker's fetch resolves them against the origin it was served from.
 _transport = http_transport("")
 
@@ -39,12 +46,43 @@ def _loaded() -> Encoder:
 
 
 async def load_model() -> str:
-    global _encoder
+    """Load the encoder and intent head, open the user's data, and start the agent."""
+    global _encoder, _agent
     _encoder = await load_encoder(MODELS_ROOT, _runtime)
+    head = await load_intent_head(MODELS_ROOT)
     manifest = _encoder.manifest
+    state = await open_state(STATE_DB, model=f"{manifest.name}/{manifest.version}")
+    _agent = Agent(state, _encoder, head)
+    await _agent.prepare()
     return _dumps(
         {"name": manifest.name, "version": manifest.version, "dimension": _encoder.dimension}
     )
+
+
+def _running() -> Agent:
+    if _agent is None:
+        raise AgentError("the agent is not started yet")
+    return _agent
+
+
+async def ask(text: str, now_iso: str) -> str:
+    """One chat turn. ``now_iso`` is the user's local time with its UTC offset."""
+    try:
+        now = datetime.fromisoformat(now_iso)
+    except (TypeError, ValueError) as exc:
+        raise AgentError(f"now must be an ISO time with offset, got {now_iso!r}") from exc
+    if now.tzinfo is None:
+        raise AgentError(f"now must carry its UTC offset, got {now_iso!r}")
+    reply = await _running().handle(text, now)
+    return _dumps(reply.to_json())
+
+
+async def snapshot() -> str:
+    return _dumps(_running().snapshot())
+
+
+async def history() -> str:
+    return _dumps(await _running().state.history())
 
 
 async def embed(texts_json: str) -> str:

@@ -88,7 +88,7 @@ async function boot() {
   clearTimeout(stallTimer.id);
   window.pyAgentBoot = result;
   $('boot').hidden = true;
-  $('ready').hidden = false;
+  $('app').hidden = false;
   showEnvironment({ ...result.environment, boot_ms: result.total_ms, crossOriginIsolated });
   $('self-check').addEventListener('click', async () => {
     $('self-check-result').textContent = 'Checking…';
@@ -98,7 +98,106 @@ async function boot() {
       $('self-check-result').textContent = `Self-check failed: ${error.message}`;
     }
   });
+  await startChat(agent);
   document.body.dataset.state = 'ready';
+}
+
+/** The user's local time with its UTC offset, e.g. 2026-11-18T10:00:00+01:00. */
+function localIso(date = new Date()) {
+  const pad = (n) => String(Math.trunc(Math.abs(n))).padStart(2, '0');
+  const offset = -date.getTimezoneOffset();
+  const sign = offset >= 0 ? '+' : '-';
+  return (
+    `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
+    `T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}` +
+    `${sign}${pad(offset / 60)}:${pad(offset % 60)}`
+  );
+}
+
+function addMessage(role, text, details) {
+  const item = document.createElement('li');
+  item.className = role;
+  item.textContent = text;
+  if (details) {
+    const more = document.createElement('details');
+    const summary = document.createElement('summary');
+    summary.textContent = `${details.intent} · ${Math.round(details.confidence * 100)}%`;
+    const body = document.createElement('div');
+    const latency = details.latency_ms === undefined ? '' : ` · ${details.latency_ms.toFixed(1)} ms`;
+    body.textContent = `intent ${details.intent}, confidence ${details.confidence.toFixed(3)}${latency}` +
+      (details.cached ? ' · cached' : '');
+    more.append(summary, body);
+    item.append(more);
+  }
+  $('messages').append(item);
+  item.scrollIntoView({ block: 'end' });
+  return item;
+}
+
+function renderPanes({ tasks, notes }) {
+  const taskList = $('tasks');
+  taskList.replaceChildren(
+    ...tasks.map((task) => {
+      const item = document.createElement('li');
+      item.textContent = task.title;
+      item.classList.toggle('done', task.done);
+      if (task.due_date) {
+        const due = document.createElement('span');
+        due.className = 'due';
+        due.textContent = ` — ${task.due_date}${task.due_time ? ` ${task.due_time}` : ''}`;
+        item.append(due);
+      }
+      return item;
+    }),
+  );
+  $('notes').replaceChildren(
+    ...notes.map((note) => {
+      const item = document.createElement('li');
+      item.textContent = note.text;
+      return item;
+    }),
+  );
+}
+
+async function startChat(agent) {
+  for (const message of await agent.history()) {
+    addMessage(message.role, message.text, message.role === 'agent' ? message : null);
+  }
+  renderPanes(await agent.snapshot());
+  const input = $('input');
+  const sent = [];
+  let recall = 0;
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'ArrowUp' && sent.length) {
+      recall = Math.max(0, recall - 1);
+      input.value = sent[recall];
+      event.preventDefault();
+    } else if (event.key === 'ArrowDown' && sent.length) {
+      recall = Math.min(sent.length, recall + 1);
+      input.value = sent[recall] ?? '';
+      event.preventDefault();
+    }
+  });
+  $('ask').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    sent.push(text);
+    recall = sent.length;
+    input.value = '';
+    $('chat-error').hidden = true;
+    addMessage('user', text);
+    try {
+      // Resolves only after the turn was committed to IndexedDB.
+      const reply = await agent.ask(text, localIso());
+      addMessage('agent', reply.text, reply);
+      if (reply.changed.length) renderPanes(await agent.snapshot());
+    } catch (error) {
+      $('chat-error').textContent = `Sorry, that failed: ${error.message}`;
+      $('chat-error').hidden = false;
+    }
+    document.body.dataset.turns = String(sent.length);
+  });
 }
 
 boot().catch(showError);

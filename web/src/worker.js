@@ -147,6 +147,21 @@ const api = {
     }
   },
 
+  /** One chat turn; resolves after the turn's writes are committed to IndexedDB. */
+  async ask(text, nowIso) {
+    return JSON.parse(await booted().ask(text, nowIso));
+  },
+
+  /** Tasks, notes and cache counters for the page's panes. */
+  async snapshot() {
+    return JSON.parse(await booted().snapshot());
+  },
+
+  /** The conversation so far, oldest first. */
+  async history() {
+    return JSON.parse(await booted().history());
+  },
+
   /** Embeddings of texts (one at a time), as arrays of numbers. */
   async embed(texts) {
     return JSON.parse(await booted().embed(JSON.stringify(texts)));
