@@ -16,7 +16,7 @@ dist that looks valid.
 Downloads and the py_agent wheel are cached in .cache/build/; a rebuild with nothing
 changed runs no pip or npm command.
 
-    python build.py models            # export the ONNX models into models/ (cached)
+    python build.py models            # export the ONNX models, train the intent head (cached)
     python build.py                   # build web/dist
     python build.py --check           # verify web/dist against its build.json
     python build.py --pyodide-packages DIR   # take Pyodide wheels from an official release
@@ -72,9 +72,10 @@ REQUIRED_FILES = (
     "models/manifest.json",
 )
 MANIFEST = "build.json"
-# models/manifest.json names each model the app uses ({"encoder": "<name>/<version>"}); each
-# models/<name>/<version>/manifest.json lists its files, those the browser needs marked
-# "browser": true.
+# models/manifest.json names each model the app uses ({"encoder": "<name>/<version>",
+# "intent_head": "<name>/<version>"}); each models/<name>/<version>/manifest.json lists its
+# files, those the browser needs marked "browser": true. The web step and --check treat every
+# entry alike.
 MODELS_POINTER = "manifest.json"
 MODEL_MANIFEST = "manifest.json"
 MODEL_REF = r"[a-z0-9][a-z0-9.-]*/[0-9a-f]{12}"
@@ -767,7 +768,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command",
         nargs="?",
         choices=("models",),
-        help="models: export and quantise the ONNX models into models/ (build_models.py)",
+        help="models: export and quantise the ONNX encoder and train the intent head into "
+        "models/ (build_models.py)",
     )
     parser.add_argument(
         "--dist", type=Path, default=ROOT / "web" / "dist", help="output folder (web/dist)"
@@ -784,7 +786,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--check", action="store_true", help="verify an existing dist instead of building"
     )
     parser.add_argument(
-        "--force", action="store_true", help="with models: export again even if up to date"
+        "--force",
+        action="store_true",
+        help="with models: export and train again even if up to date",
     )
     args = parser.parse_args(argv)
     if args.command == "models" and args.check:

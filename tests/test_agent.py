@@ -1,0 +1,177 @@
+"""Agent turns end to end on CPython, with a bag-of-words encoder and a keyword intent
+head standing in for the model (the real ones are tested by test_intents and e2e)."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from py_agent.agent import Agent, AgentError
+from py_agent.intents import INTENTS, IntentPrediction
+from py_agent.state import open_state
+
+NOW = datetime(2026, 11, 18, 10, 0, tzinfo=timezone(timedelta(hours=1)))  # a Wednesday
+DIM = 256
+STOP = {"the", "a", "i", "my", "to", "as", "me", "task", "is", "that", "what", "s", "of"}
+
+
+class WordsEncoder:
+    """Texts sharing words get similar unit vectors."""
+
+    dimension = DIM
+    manifest = SimpleNamespace(name="words", version="1")
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def embed(self, text: str) -> np.ndarray:
+        self.calls += 1
+        vector = np.zeros(DIM, dtype=np.float32)
+        for word in re.findall(r"[a-z0-9]+", text.lower()):
+            if word not in STOP:
+                vector[zlib.crc32(word.rstrip("s").encode()) % DIM] += 1
+        norm = np.linalg.norm(vector)
+        return vector / norm if norm else vector
+
+
+class KeywordHead:
+    labels = INTENTS
+    RULES: ClassVar[list[tuple[str, str]]] = [
+        ("note.list", r"\bnotes\b"),
+        ("task.list", r"^(show|list|tasks|overdue)\b"),
+        ("task.complete", r"\b(paid|done|finished|mark)\b"),
+        ("task.delete", r"\b(delete|remove)\b"),
+        ("note.add", r"\b(note that|remember that)\b"),
+        ("note.search", r"\?$"),
+        ("task.add", r"\b(remind|add)\b"),
+        ("help", r"\bhelp\b"),
+        ("greeting", r"\b(hi|thanks)\b"),
+        ("sync.now", r"\bsync\b"),
+    ]
+
+    def __init__(self) -> None:
+        self.text_of: dict[bytes, str] = {}
+
+    def predict(self, embedding: np.ndarray) -> IntentPrediction:
+        text = self.text_of[embedding.tobytes()]
+        for intent, pattern in self.RULES:
+            if re.search(pattern, text.lower()):
+                return IntentPrediction(intent, 0.9, {intent: 0.9})
+        return IntentPrediction("out_of_scope", 0.8, {"out_of_scope": 0.8})
+
+
+@pytest.fixture
+async def agent(tmp_path: Path) -> Agent:
+    encoder, head = WordsEncoder(), KeywordHead()
+    real_embed = encoder.embed
+
+    async def remembering(text: str) -> np.ndarray:
+        vector = await real_embed(text)
+        head.text_of[vector.tobytes()] = text
+        return vector
+
+    encoder.embed = remembering  # type: ignore[method-assign]
+    state = await open_state(str(tmp_path / "agent.db"), model="words/1")
+    return Agent(state, encoder, head)  # type: ignore[arg-type]
+
+
+async def say(agent: Agent, text: str) -> str:
+    return (await agent.handle(text, NOW)).text
+
+
+async def test_add_list_complete_delete(agent: Agent) -> None:
+    assert await say(agent, "Remind me to pay the rent tomorrow at 5pm") == (
+        "Added “pay the rent”, due tomorrow 17:00."
+    )
+    assert "Added “call Mom”" in await say(agent, "add call Mom")
+    listed = await say(agent, "list my tasks")
+    assert "• pay the rent — due tomorrow 17:00" in listed and "• call Mom" in listed
+    assert await say(agent, "I paid the rent") == "Marked “pay the rent” as done."
+    assert "pay the rent" not in await say(agent, "list my tasks")
+    assert "✓ pay the rent" in await say(agent, "show done tasks")
+    assert await say(agent, "delete the call mom task") == "Deleted “call Mom”."
+    assert await say(agent, "list my tasks") == "You have no open tasks."
+
+
+async def test_due_filters(agent: Agent) -> None:
+    await say(agent, "remind me to water plants today")
+    await say(agent, "remind me to file taxes 2026-11-10")
+    await say(agent, "remind me to book flights next week")
+    assert "water plants" in await say(agent, "tasks due today")
+    overdue = await say(agent, "overdue tasks")
+    assert "file taxes" in overdue and "water plants" not in overdue
+    assert "book flights" not in await say(agent, "tasks due this week")
+
+
+async def test_ambiguous_target_is_asked_and_the_answer_applied(agent: Agent) -> None:
+    await say(agent, "add call mom about rent")
+    await say(agent, "add call dad about rent")
+    question = await agent.handle("mark call about rent as done", NOW)
+    assert question.asking and question.text.startswith("Which one do you mean: 1.")
+    assert agent.state.tasks and not any(t["done"] for t in agent.state.tasks.values())
+    done = await say(agent, "the second one")
+    assert done.startswith("Marked “call") and done.endswith("as done.")
+    assert sum(t["done"] for t in agent.state.tasks.values()) == 1
+
+
+async def test_a_new_request_instead_of_an_answer_is_handled_normally(agent: Agent) -> None:
+    await say(agent, "add call mom about rent")
+    await say(agent, "add call dad about rent")
+    assert (await agent.handle("mark call about rent as done", NOW)).asking
+    assert "Added “buy milk”" in await say(agent, "add buy milk")
+    assert agent.pending is None
+
+
+async def test_unknown_task_is_explained(agent: Agent) -> None:
+    await say(agent, "add buy milk")
+    assert "couldn't find a task" in await say(agent, "I finished the tax return")
+
+
+async def test_notes_add_search_list(agent: Agent) -> None:
+    assert await say(agent, "note that the wifi password is hunter2") == (
+        "Noted: “the wifi password is hunter2”"
+    )
+    await say(agent, "remember that the garage code is 4321")
+    answer = await say(agent, "what is the wifi password?")
+    assert answer.startswith("From your notes: “the wifi password is hunter2”")
+    listed = await say(agent, "show my notes")
+    assert listed.startswith("Your notes (2):") and "garage code" in listed
+
+
+async def test_simple_intents(agent: Agent) -> None:
+    assert "I can do" in await say(agent, "help")
+    assert await say(agent, "thanks!") == "You're welcome!"
+    assert "not set up" in await say(agent, "sync now")
+    assert "can't help with that" in await say(agent, "what's the weather in Paris")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "empty"), ("   ", "empty"), (42, "must be text"), ("x" * 2001, "limit is 2000")],
+)
+async def test_bad_requests_are_refused_clearly(agent: Agent, text: object, message: str) -> None:
+    with pytest.raises(AgentError, match=message):
+        await agent.handle(text, NOW)
+    assert await agent.state.history() == []
+
+
+async def test_turns_are_persisted_and_cached(agent: Agent, tmp_path: Path) -> None:
+    await say(agent, "add buy milk")
+    calls = agent.encoder.calls  # type: ignore[attr-defined]
+    reply = await agent.handle("  ADD   buy milk ", NOW)
+    assert reply.cached and agent.cache.stats()["hits"] == 1
+    # Only the new task title was embedded: the utterance came from the cache.
+    assert agent.encoder.calls == calls + 1  # type: ignore[attr-defined]
+
+    reopened = await open_state(str(tmp_path / "agent.db"), model="words/1")
+    history = await reopened.history()
+    assert [m["role"] for m in history] == ["user", "agent", "user", "agent"]
+    assert history[1]["intent"] == "task.add" and history[1]["confidence"] == 0.9
+    assert len(reopened.tasks) == 2 and len(reopened.vectors["tasks"]) == 2
