@@ -54,8 +54,9 @@ Rules for the phrases that could mean more than one thing (tests/test_dates.py p
   (2) or "a few" (3); "half an hour" and "an hour and a half" work too. "2 days from now" is
   "in 2 days".
 - Not understood, on purpose: month names without a day ("in december"), ordinal words
-  ("the first"), "last friday", ranges ("5-6pm": the first end is taken), recurrence
-  ("every monday" gives the next Monday).
+  ("the first"), past weekdays ("last friday" is no date, not next Friday), "5-6pm" (in
+  "5pm to 6pm" the first time is taken). Recurrence is not either: "every monday" gives
+  the next Monday.
 """
 
 from __future__ import annotations
@@ -375,7 +376,7 @@ def _clock(match: re.Match[str], now: dt.datetime) -> _Piece | None:
 _WEEKDAY = re.compile(
     rf"""(?<!\w)
     (?:(?P<on>on)\s+)?
-    (?:(?P<relation>this\s+coming|this|next|coming|upcoming)\s+)?
+    (?:(?P<relation>this\s+coming|this|next|coming|upcoming|last|past)\s+)?
     (?P<weekday>{_WEEKDAY_RE})(?!\w)
     (?:\s+(?:of\s+)?(?P<next_week>next\s+week)(?!\w))?""",
     _FLAGS,
@@ -385,6 +386,8 @@ _WEEKDAY = re.compile(
 def _weekday(match: re.Match[str], now: dt.datetime) -> _Piece | None:
     name = match.group("weekday").lower()
     relation = " ".join((match.group("relation") or "").lower().split())
+    if relation in ("last", "past"):
+        return None  # "last friday's meeting" names no due date
     if match.group("next_week"):
         relation = "next"
     if name in _WORDLIKE_WEEKDAYS and not (match.group("on") or relation):

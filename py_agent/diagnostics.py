@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 import py_agent
 
+from .agent import Agent
 from .encoder import Encoder, EncoderError
 from .platform import (
     PLATFORM_NAME,
@@ -26,6 +27,7 @@ from .platform import (
     TransportError,
     open_store,
 )
+from .skills import notes
 
 SELF_CHECK_DB = "py_agent_selfcheck"
 
@@ -101,6 +103,21 @@ async def embedding_latency(
             if keep:
                 times.append((time.perf_counter() - started) * 1000)
             i += 1
+    return times
+
+
+async def note_search_latency(agent: Agent, queries: Sequence[str], seconds: float) -> list[float]:
+    """Milliseconds per note search (cosine over every stored note, then ranking),
+    given the question's embedding: the search step of a note.search turn."""
+    embeddings = [await agent.encoder.embed(query) for query in queries]
+    times: list[float] = []
+    end = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < end:
+        started = time.perf_counter()
+        notes.search(agent.state, embeddings[i % len(embeddings)])
+        times.append((time.perf_counter() - started) * 1000)
+        i += 1
     return times
 
 

@@ -101,6 +101,10 @@ async def embedding_latency(texts_json: str, warmup_s: float, seconds: float) ->
     )
 
 
+async def note_search_latency(queries_json: str, seconds: float) -> str:
+    return _dumps(await diagnostics.note_search_latency(_running(), _texts(queries_json), seconds))
+
+
 async def environment() -> str:
     return _dumps(diagnostics.environment(_runtime))
 

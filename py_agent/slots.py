@@ -33,10 +33,9 @@ def task_slots(text: str, now: dt.datetime) -> TaskSlots:
     if due is None:
         title = text
     else:
-        before = _strip_repeatedly(text[: due.start], (_DANGLING,))
+        before = _strip_ends(_tidy(text[: due.start]), None, _DANGLING)
         title = f"{before} {text[due.end :]}"
-    title = _tidy(title)
-    title = _strip_repeatedly(title, (_TASK_LEADING, _TASK_TRAILING))
+    title = _strip_ends(_tidy(title), _TASK_LEADING, _TASK_TRAILING)
     return TaskSlots(_tidy(title), due)
 
 
@@ -45,11 +44,9 @@ def completion_target(text: str) -> str:
     "call mom", "delete the dentist task" → "dentist", "never mind the bike thing" →
     "bike thing", "I paid the rent" → "paid the rent" (the verb is kept: it is what matches
     a title like "pay rent"). "" when nothing is left."""
-    target = _strip_repeatedly(_tidy(text), (_DONE_LEADING, _DONE_TRAILING))
-    target = _strip_repeatedly(target, (_DETERMINER,))
-    target = _tidy(target)
-    stripped = _strip_repeatedly(target, (_TASK_NOUN,))
-    return _tidy(stripped) or target
+    target = _strip_ends(_tidy(text), _DONE_LEADING, _DONE_TRAILING)
+    target = _tidy(_strip_ends(target, _DETERMINER, None))
+    return _tidy(_strip_ends(target, None, _TASK_NOUN)) or target
 
 
 def _phrases(phrases: Iterable[str]) -> str:
@@ -118,7 +115,7 @@ _TASK_LEADING = re.compile(
     rf"(?:add|create|make|set\s+up|new|put|schedule)\s+(?:a\s+)?(?:new\s+)?{_TASK_WORD}"
     r"(?:\s+(?:to|for|called|named|titled|that\s+says|saying))?"
     rf"|(?:add|put)\s+(?:to|on|onto)\s+(?:my|the|our)\s+{_LIST}"
-    rf"|{_TASK_WORD}\s*:|note\s*:"
+    rf"|{_TASK_WORD}\s*(?::|$)|note\s*:"
     rf"|{_phrases((*_POLITE, *_ASKING))}"
     r")(?![\w'])[\s:,.!\-\u2013\u2014]*",
     re.IGNORECASE,
@@ -151,21 +148,29 @@ _TASK_NOUN = re.compile(rf"(?<=\w)\s+(?:{_TASK_WORD}|entry|one)s?[\s\W]*$", re.I
 # Punctuation a title does not start or end with (a closing ")" or "?" inside stays).
 _EDGE_PUNCTUATION = " \t\r\n.,;:!?-\u2013\u2014\"'\u201c\u201d\u2018\u2019"
 _SPACES = re.compile(r"\s+")
+# What "call Mom (tomorrow)" leaves once the date is cut out.
+_EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]")
+# Longer than any trailing phrase with the punctuation around it.
+_TAIL = 80
 
 
 def _tidy(text: str) -> str:
-    return _SPACES.sub(" ", text).strip(_EDGE_PUNCTUATION)
+    return _SPACES.sub(" ", _EMPTY_BRACKETS.sub(" ", text)).strip(_EDGE_PUNCTUATION)
 
 
-def _strip_repeatedly(text: str, patterns: Iterable[re.Pattern[str]]) -> str:
-    """Cut each pattern's match from ``text`` until none matches (each cut shortens it)."""
-    patterns = tuple(patterns)
-    changed = True
-    while changed and text:
-        changed = False
-        for pattern in patterns:
-            match = pattern.search(text)
-            if match is not None and match.end() > match.start():
-                text = (text[: match.start()] + text[match.end() :]).strip()
-                changed = True
-    return text
+def _strip_ends(
+    text: str, leading: re.Pattern[str] | None, trailing: re.Pattern[str] | None
+) -> str:
+    """Cut ``leading``'s matches from the start and ``trailing``'s from the end of ``text``
+    until neither matches. ``trailing`` is searched for in the last `_TAIL` characters only:
+    its phrases are short, and a search of the whole text per cut would be quadratic."""
+    while True:
+        before = text
+        while leading is not None and (match := leading.match(text)) and match.end():
+            text = text[match.end() :].strip()
+        while trailing is not None and (match := trailing.search(text, max(0, len(text) - _TAIL))):
+            if match.start() == len(text):
+                break
+            text = text[: match.start()].strip()
+        if text == before:
+            return text

@@ -8,6 +8,7 @@ version; ``open_state`` migrates older data forward, one version at a time.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -30,6 +31,16 @@ def embedding_key(collection: str, record_id: str) -> str:
     return f"{collection}:{record_id}"
 
 
+def encode_vector(vector: NDArray[np.float32] | list[float]) -> str:
+    """float32 bytes as base64: one string per record, which IndexedDB and SQLite both
+    store as is, and which loads without boxing each number through the FFI."""
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_vector(text: str) -> NDArray[np.float32]:
+    return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32)
+
+
 async def _v1_to_v2(store: Store) -> list[Write]:
     """Version 1 kept each note's embedding inside the note. Version 2 keeps
     embeddings in their own collection, tagged with the model that made them, so
@@ -40,7 +51,8 @@ async def _v1_to_v2(store: Store) -> list[Write]:
         if vector is not None:
             key = embedding_key("notes", note["id"])
             model = note.pop("embedding_model", "unknown")
-            writes.append(Put("embeddings", key, {"key": key, "vector": vector, "model": model}))
+            record = {"key": key, "vector": encode_vector(vector), "model": model}
+            writes.append(Put("embeddings", key, record))
         writes.append(Put("notes", note["id"], note))
     return writes
 
@@ -123,7 +135,7 @@ class State:
         for key_and_record in await self._embeddings():
             collection, record_id, record = key_and_record
             if collection in self.vectors and record.get("model") == self.model:
-                self.vectors[collection].add(record_id, np.asarray(record["vector"], np.float32))
+                self.vectors[collection].add(record_id, decode_vector(record["vector"]))
 
     async def _embeddings(self) -> list[tuple[str, str, JsonObject]]:
         found = []
@@ -143,7 +155,7 @@ class State:
         return Put(
             "embeddings",
             key,
-            {"key": key, "model": self.model, "vector": [float(x) for x in vector]},
+            {"key": key, "model": self.model, "vector": encode_vector(vector)},
         )
 
     async def save(

@@ -8,7 +8,14 @@ import pytest
 
 from py_agent.cache import TTLCache, normalise_utterance
 from py_agent.platform import Delete, Put, StoreError, open_store
-from py_agent.state import COLLECTIONS, SCHEMA_VERSION, VectorIndex, migrate, open_state
+from py_agent.state import (
+    COLLECTIONS,
+    SCHEMA_VERSION,
+    VectorIndex,
+    decode_vector,
+    migrate,
+    open_state,
+)
 
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
 
@@ -45,11 +52,9 @@ async def test_version_1_data_is_migrated_to_2(tmp_path: Path) -> None:
         "text": "gate code 4321",
         "created_at": "x",
     }
-    assert await store.get("embeddings", "notes:n1") == {
-        "key": "notes:n1",
-        "vector": [0.6, 0.8],
-        "model": "m1",
-    }
+    record = await store.get("embeddings", "notes:n1")
+    assert record is not None and record["model"] == "m1"
+    np.testing.assert_allclose(decode_vector(record["vector"]), [0.6, 0.8], rtol=1e-6)
     assert await migrate(store) == SCHEMA_VERSION  # a second open changes nothing
     await store.close()
 

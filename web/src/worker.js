@@ -178,6 +178,11 @@ const api = {
     );
   },
 
+  /** Milliseconds per note search over all stored notes (the search step alone). */
+  async noteSearchLatency(queries, seconds) {
+    return JSON.parse(await booted().note_search_latency(JSON.stringify(queries), seconds));
+  },
+
   async selfCheck() {
     return JSON.parse(await booted().self_check());
   },

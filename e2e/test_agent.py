@@ -1,0 +1,104 @@
+"""The agent in the page: a conversation typed into the chat, kept across a reload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import Page
+
+from .harness import ServerProcess, wait_for_boot
+
+CONVERSATION = [
+    ("remind me to call Mom tomorrow at 5pm", "Added “call Mom”, due tomorrow 17:00."),
+    ("add buy milk", "Added “buy milk”."),
+    ("what's on my list?", "• call Mom — due tomorrow 17:00\n• buy milk"),
+    ("I bought the milk", "Marked “buy milk” as done."),
+    ("note that the wifi password is hunter2", "Noted: “the wifi password is hunter2”"),
+    ("what's the wifi password?", "From your notes: “the wifi password is hunter2”"),
+]
+
+READ_STORE = """async (store) => {
+    const db = await new Promise((resolve, reject) => {
+        const request = indexedDB.open('py_agent');
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+    });
+    const records = await new Promise((resolve, reject) => {
+        const request = db.transaction(store).objectStore(store).getAll();
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+    });
+    db.close();
+    return records;
+}"""
+
+
+def send(page: Page, text: str, turn: int) -> str:
+    page.fill("#input", text)
+    page.press("#input", "Enter")
+    page.wait_for_function(f"document.body.dataset.turns === '{turn}'")
+    return page.inner_text("#messages li.agent:last-child")
+
+
+def test_conversation_survives_a_reload_and_lives_in_indexeddb(
+    page: Page, server: ServerProcess
+) -> None:
+    page.goto(server.url + "/")
+    assert wait_for_boot(page) == "ready"
+    for turn, (text, expected) in enumerate(CONVERSATION, start=1):
+        assert expected in send(page, text, turn), text
+    assert page.inner_text("#tasks").splitlines() == [
+        f"call Mom — {page.evaluate('window.pyAgent.snapshot()')['tasks'][0]['due_date']} 17:00",
+        "buy milk",
+    ]
+    assert page.inner_text("#notes") == "the wifi password is hunter2"
+
+    page.reload()
+    assert wait_for_boot(page) == "ready"
+    messages = page.eval_on_selector_all("#messages li", "items => items.map(i => i.className)")
+    assert messages == ["user", "agent"] * len(CONVERSATION)
+    assert "buy milk" in page.inner_text("#tasks")
+
+    tasks: list[dict[str, Any]] = page.evaluate(READ_STORE, "tasks")
+    assert sorted((t["title"], t["done"]) for t in tasks) == [
+        ("buy milk", True),
+        ("call Mom", False),
+    ]
+    stored = page.evaluate(READ_STORE, "messages")
+    assert len(stored) == 2 * len(CONVERSATION)
+    assert stored[-1]["intent"] == "note.search" and 0 < stored[-1]["confidence"] <= 1
+    assert len(page.evaluate(READ_STORE, "embeddings")) == 3  # two task titles, one note
+
+
+def test_keyboard_details_and_errors(page: Page, server: ServerProcess) -> None:
+    page.goto(server.url + "/")
+    assert wait_for_boot(page) == "ready"
+    send(page, "help", 1)
+    details = page.inner_text("#messages li.agent:last-child details summary")
+    assert details.startswith("help · ")
+    page.press("#input", "ArrowUp")
+    assert page.input_value("#input") == "help"
+
+    page.fill("#input", "   ")
+    page.press("#input", "Enter")
+    assert page.eval_on_selector_all("#messages li", "items => items.length") == 2
+
+    error = page.evaluate(
+        "() => window.pyAgent.ask('x'.repeat(2001), '2026-11-18T10:00:00+01:00')"
+        ".then(() => 'no error', (e) => e.message)"
+    )
+    assert "the limit is 2000" in error
+    error = page.evaluate(
+        "() => window.pyAgent.ask('hi', 'yesterday').then(() => 'no error', (e) => e.message)"
+    )
+    assert "now must be an ISO time" in error
+
+
+def test_usable_at_360_pixels(page: Page, server: ServerProcess) -> None:
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(server.url + "/")
+    assert wait_for_boot(page) == "ready"
+    send(page, "remind me to renew my passport by december 14", 1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    box = page.locator("#input").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
