@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page
+from playwright.sync_api import BrowserContext, Page, Playwright
 
-from .harness import ServerProcess, wait_for_boot
+from .harness import CHROMIUM, CHROMIUM_ARGS, ServerProcess, wait_for_boot
 
 CONVERSATION = [
     ("remind me to call Mom tomorrow at 5pm", "Added “call Mom”, due tomorrow 17:00."),
@@ -102,3 +103,31 @@ def test_usable_at_360_pixels(page: Page, server: ServerProcess) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     box = page.locator("#input").bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+
+
+def test_state_survives_a_browser_restart(
+    playwright: Playwright, server: ServerProcess, tmp_path: Path
+) -> None:
+    profile = tmp_path / "profile"
+
+    def launch() -> BrowserContext:
+        return playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
+
+    context = launch()
+    page = context.pages[0] if context.pages else context.new_page()
+    page.goto(server.url + "/")
+    assert wait_for_boot(page) == "ready"
+    assert "Added “renew the car insurance”" in send(
+        page, "remind me to renew the car insurance", 1
+    )
+    context.close()  # the whole browser exits
+
+    context = launch()
+    page = context.pages[0] if context.pages else context.new_page()
+    page.goto(server.url + "/")
+    assert wait_for_boot(page) == "ready"
+    assert "renew the car insurance" in page.inner_text("#tasks")
+    assert page.eval_on_selector_all("#messages li", "items => items.length") == 2
+    context.close()
