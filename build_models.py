@@ -51,6 +51,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+# build.py is stdlib only, so the web build never needs this module's dependencies.
+from build import display, replace_dir, sha256_file
+
 if TYPE_CHECKING:
     import onnxruntime
     from tokenizers import Tokenizer
@@ -221,18 +224,6 @@ class ModelConfig:
     force: bool = False
     intents: IntentConfig | None = None
     """None builds the encoder only."""
-
-
-def display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def sha256_file(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def installed_source() -> Source:
@@ -427,18 +418,6 @@ def model_manifest(
         "quality": quality.manifest(),
         "export": cfg.settings.manifest(),
     }
-
-
-def replace_dir(new: Path, target: Path) -> None:
-    # A directory cannot be os.replace()d over a non-empty one, so a stale one steps aside
-    # first; only a complete model directory is ever renamed to the target name.
-    if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-        target.rename(old / target.name)
-        new.rename(target)
-        shutil.rmtree(old)
-    else:
-        new.rename(target)
 
 
 def current_head(models: Path, encoder: str) -> str | None:
@@ -993,20 +972,6 @@ def embed_on_device(models: Path, encoder: str, texts: Sequence[str]) -> Floats:
 # --- quality maths ---------------------------------------------------------------------
 
 
-def mean_pool(hidden: Floats, mask: npt.NDArray[np.int64]) -> Floats:
-    """Mean of the token vectors the attention mask keeps: (batch, seq, dim) -> (batch, dim)."""
-    weights = mask[..., None].astype(np.float32)
-    total = (hidden * weights).sum(axis=1)
-    pooled: Floats = total / np.maximum(weights.sum(axis=1), 1e-9)
-    return pooled
-
-
-def l2_normalize(vectors: Floats) -> Floats:
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    normalized: Floats = vectors / np.maximum(norms, 1e-12)
-    return normalized
-
-
 def cosines(a: Floats, b: Floats) -> npt.NDArray[np.float64]:
     """Cosine similarity of each row of a with the same row of b."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
@@ -1020,7 +985,8 @@ def nearest_neighbours(vectors: Floats) -> npt.NDArray[np.intp]:
     """For each row, the index of the most cosine-similar other row."""
     if len(vectors) < 2:
         raise ValueError("nearest neighbours need at least 2 vectors")
-    unit = l2_normalize(vectors.astype(np.float64))
+    rows = vectors.astype(np.float64)
+    unit = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-300)
     similarity = unit @ unit.T
     np.fill_diagonal(similarity, -np.inf)
     nearest: npt.NDArray[np.intp] = similarity.argmax(axis=1)
@@ -1155,6 +1121,8 @@ def encode_ids(tokenizer: Tokenizer, sentence: str) -> npt.NDArray[np.int64]:
 
 def run_encoder(session: onnxruntime.InferenceSession, ids: npt.NDArray[np.int64]) -> Floats:
     """Sentence embeddings for a (batch, seq) id matrix padded with 0 ([PAD])."""
+    from py_agent.encoder import l2_normalize, mean_pool  # the device's own pooling
+
     mask = (ids != 0).astype(np.int64)
     feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
     (hidden,) = session.run([OUTPUT], feeds)

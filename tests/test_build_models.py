@@ -332,13 +332,6 @@ def test_cosines_of_known_pairs():
     np.testing.assert_allclose(bm.cosines(a, b), [0.0, 1.0, -1.0, 24 / 25], atol=1e-7)
 
 
-def test_mean_pool_ignores_masked_tokens_and_normalize_gives_unit_length():
-    hidden = np.array([[[1, 2], [3, 4], [100, 100]]], dtype=np.float32)
-    pooled = bm.mean_pool(hidden, np.array([[1, 1, 0]]))
-    np.testing.assert_allclose(pooled, [[2, 3]])
-    np.testing.assert_allclose(bm.l2_normalize(vectors([3, 4])), [[0.6, 0.8]])
-
-
 def test_nearest_neighbours_and_top1_agreement():
     # Two tight pairs: 0/10 degrees and 90/100 degrees.
     a = vectors(unit(0), unit(10), unit(90), unit(100))
