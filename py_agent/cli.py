@@ -24,11 +24,12 @@ def _serve(args: argparse.Namespace) -> int:
         settings = Settings(
             dist_dir=args.dist_dir, data_dir=args.data_dir, host=args.host, port=args.port
         )
+        app = create_app(settings)  # opens and migrates the sync database
     except SettingsError as exc:
         print(f"py-agent serve: error: {exc}", file=sys.stderr)
         return 2
     print(f"py_agent serving {settings.dist_dir} on http://{settings.host}:{settings.port}")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     return 0
 
 

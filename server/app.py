@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -13,10 +16,11 @@ from starlette.routing import Mount, Route
 
 import py_agent
 
-from . import api
+from . import api, sync_api
 from .headers import ISOLATION_HEADERS, IsolationHeadersMiddleware
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .static import StaticSite
+from .store import SQLiteSyncStore, StoreError
 
 log = logging.getLogger("py_agent.server")
 
@@ -28,11 +32,10 @@ async def healthz(request: Request) -> JSONResponse:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if request.url.path.startswith(api.API_PREFIX):
-        return JSONResponse(
-            {"error": exc.detail, "path": request.url.path},
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
+        body = {"error": exc.detail, "path": request.url.path}
+        if isinstance(exc, api.ApiError) and exc.field is not None:
+            body["field"] = exc.field
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
     return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
@@ -46,15 +49,38 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(
+    settings: Settings,
+    *,
+    clock: sync_api.Clock = time.monotonic,
+    wall_clock: sync_api.Clock = time.time,
+) -> Starlette:
+    """The app; ``clock`` (rate limits) and ``wall_clock`` (expiry) are for tests to fake.
+
+    The sync store is opened (and its schema migrated) here, so a bad database
+    stops the server at start-up; it is closed when the app shuts down.
+    """
+    try:
+        store = SQLiteSyncStore(settings.sync_db)
+    except StoreError as exc:
+        raise SettingsError(f"--data-dir {settings.data_dir}: {exc}") from exc
+    sync = sync_api.SyncService(settings, store, clock=clock, wall_clock=wall_clock)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await store.close()
+
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Mount(api.API_PREFIX, routes=api.routes),
+            Mount(api.API_PREFIX, routes=[*api.routes, *sync_api.routes]),
             Mount("/", app=StaticSite(directory=settings.dist_dir, html=True)),
         ],
         middleware=[Middleware(IsolationHeadersMiddleware)],
         exception_handlers={HTTPException: http_error, Exception: unexpected_error},
+        lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.sync = sync
     return app

@@ -126,3 +126,13 @@ def test_serve_command_reports_bad_settings(
 ) -> None:
     assert main(["serve", "--dist-dir", str(tmp_path / "none"), "--data-dir", str(tmp_path)]) == 2
     assert "py-agent serve: error:" in capsys.readouterr().err
+
+
+def test_serve_command_reports_an_unusable_database(
+    dist: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "sync.db").write_text("not a database")
+    assert main(["serve", "--dist-dir", str(dist), "--data-dir", str(data)]) == 2
+    assert "is not a usable sync database" in capsys.readouterr().err

@@ -1,0 +1,306 @@
+"""The merge: a multi-value register per field, the same on every device and the server.
+
+For each ``(collection, record_id, field)`` a ``Replica`` keeps every op it received.
+
+- An op is **dominated** when another op of the same field lists it in ``parents`` and
+  is later in ``(hlc, op_id)`` order. (A writer's clock has observed every op it saw, so
+  an honest child is always later than its parents; ignoring the other edges keeps a
+  buggy or hostile cycle from hiding every value.) Only direct parents are needed:
+  writers list all the heads they see, so every superseded op is some op's parent.
+- The **heads** are the ops that are not dominated -- never empty once the field has an
+  op, since the greatest op can't be dominated.
+- The **displayed value** is the head with the greatest ``(hlc, op_id)`` (latest wins;
+  the hlc ends with the device id, so this is ``(hlc, device_id)`` with op_id breaking
+  exact ties). For the ``TOMBSTONE`` field a head with value ``True`` wins over the
+  others: a concurrent delete is never silently undone by a concurrent edit of
+  ``_deleted``, and the losing head stays in a conflict so the user can restore.
+- Two or more heads with different values (compared as JSON: ``true`` is not ``1``)
+  make a **conflict**, listing every head so the user can pick one. Writing the field
+  with ``parents`` = all heads (``Replica.write`` does) supersedes them all and resolves it.
+
+The state is a function of the set of ops only: any order, any batching, any
+duplicates give equal ``state()``. An op id reused for a different op is refused.
+A record whose displayed ``_deleted`` is ``True`` is hidden by ``record``/``records``
+but its fields are kept (``state()`` shows them): writing ``_deleted = False`` restores it.
+
+Cost: applying an op is O(its parents + the field's heads); reads are O(what they return).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .hlc import HybridClock, Timestamp
+from .ops import MAX_PARENTS, TOMBSTONE, JsonValue, Op, OpError, new_op
+
+_FieldKey = tuple[str, str, str]
+
+
+def _order(op: Op) -> tuple[str, str]:
+    return (op.hlc, op.op_id)
+
+
+def _fresh(op: Op) -> JsonValue:
+    """The op's value, as a copy the caller may mutate without touching the op."""
+    if isinstance(op.value, (dict, list)):
+        return json.loads(op.value_json)
+    return op.value
+
+
+@dataclass(frozen=True)
+class Version:
+    """One head of a field: a value some device wrote and nobody has superseded."""
+
+    value: JsonValue
+    hlc: str
+    device_id: str
+    op_id: str
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "value": self.value,
+            "hlc": self.hlc,
+            "device_id": self.device_id,
+            "op_id": self.op_id,
+        }
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A field whose heads hold different values: the winner is displayed, all are kept."""
+
+    collection: str
+    record_id: str
+    field: str
+    versions: tuple[Version, ...]  # all heads: the displayed one first, then latest first
+
+    @property
+    def id(self) -> str:
+        """Stable for the same heads on every device: sha1 of the field and its head op ids."""
+        heads = sorted(version.op_id for version in self.versions)
+        text = json.dumps([self.collection, self.record_id, self.field, heads])
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "id": self.id,
+            "collection": self.collection,
+            "record_id": self.record_id,
+            "field": self.field,
+            "versions": [version.to_json() for version in self.versions],
+        }
+
+
+class _Field:
+    """The ops of one field, its heads, and who listed which op as a parent."""
+
+    __slots__ = ("conflict", "heads", "listed", "ops", "ordered")
+
+    def __init__(self) -> None:
+        self.ops: dict[str, Op] = {}
+        self.heads: set[str] = set()
+        # op id -> the greatest (hlc, op_id) of an op of this field listing it as a parent.
+        # Kept for op ids not received yet, so an op arriving after its child is dominated.
+        self.listed: dict[str, tuple[str, str]] = {}
+        self.ordered: tuple[Op, ...] = ()  # heads, displayed first (see summarise)
+        self.conflict = False
+
+    def add(self, op: Op) -> None:
+        order = _order(op)
+        self.ops[op.op_id] = op
+        lister = self.listed.get(op.op_id)
+        if lister is None or lister <= order:
+            self.heads.add(op.op_id)
+        for parent in op.parents:
+            previous = self.listed.get(parent)
+            if previous is None or previous < order:
+                self.listed[parent] = order
+            known = self.ops.get(parent)
+            if known is not None and _order(known) < order:
+                self.heads.discard(parent)
+
+    def summarise(self, name: str) -> None:
+        ordered = sorted((self.ops[op_id] for op_id in self.heads), key=_order, reverse=True)
+        if name == TOMBSTONE:
+            # Delete wins: the latest head that deletes goes first.
+            deleting = next((i for i, op in enumerate(ordered) if op.value is True), 0)
+            ordered.insert(0, ordered.pop(deleting))
+        self.ordered = tuple(ordered)
+        self.conflict = len({op.value_json for op in ordered}) > 1
+
+
+class Replica:
+    """Every op one participant (a device or the server) has received, merged.
+
+    Pure and synchronous: feed it ops with ``apply``, read the merged view back. It does
+    not persist anything; store the ops and ``apply`` them again on start.
+    """
+
+    def __init__(self) -> None:
+        self._ops: dict[str, Op] = {}
+        self._fields: dict[str, dict[str, dict[str, _Field]]] = {}
+        self._dirty: set[_FieldKey] = set()
+        self._conflicts: set[_FieldKey] = set()
+        self._sorted: list[Op] | None = None
+
+    def __len__(self) -> int:
+        return len(self._ops)
+
+    def __contains__(self, op_id: object) -> bool:
+        return op_id in self._ops
+
+    def apply(self, ops: Iterable[Op]) -> list[str]:
+        """Merge ``ops``; return the op ids that were new, in the order given.
+
+        Idempotent: ops already received are skipped. All or nothing: if any op reuses
+        a known op id for different content, ``OpError`` is raised and nothing is applied.
+        """
+        batch: dict[str, Op] = {}
+        for i, op in enumerate(ops):
+            if not isinstance(op, Op):
+                raise OpError(f"ops[{i}] must be an Op, got {type(op).__name__}")
+            known = self._ops.get(op.op_id) or batch.get(op.op_id)
+            if known is None:
+                batch[op.op_id] = op
+            elif known != op:
+                raise OpError(
+                    f"ops[{i}].op_id {op.op_id!r} was already used for a different op "
+                    f"({known.collection}/{known.record_id}.{known.field} at {known.hlc})"
+                )
+        for op in batch.values():
+            self._ops[op.op_id] = op
+            records = self._fields.setdefault(op.collection, {})
+            fields = records.setdefault(op.record_id, {})
+            state = fields.get(op.field)
+            if state is None:
+                state = fields[op.field] = _Field()
+            state.add(op)
+            self._dirty.add((op.collection, op.record_id, op.field))
+        if batch:
+            self._sorted = None
+        return list(batch)
+
+    def _field(self, collection: str, record_id: str, field: str) -> _Field | None:
+        self._refresh()
+        return self._fields.get(collection, {}).get(record_id, {}).get(field)
+
+    def _refresh(self) -> None:
+        for key in self._dirty:
+            collection, record_id, field = key
+            state = self._fields[collection][record_id][field]
+            state.summarise(field)
+            if state.conflict:
+                self._conflicts.add(key)
+            else:
+                self._conflicts.discard(key)
+        self._dirty.clear()
+
+    def heads(self, collection: str, record_id: str, field: str) -> tuple[str, ...]:
+        """The field's head op ids, displayed one first: what a local writer passes as
+        ``parents``. Empty for a field nobody wrote."""
+        state = self._field(collection, record_id, field)
+        return () if state is None else tuple(op.op_id for op in state.ordered)
+
+    def _displayed(self, fields: dict[str, _Field]) -> dict[str, JsonValue] | None:
+        tombstone = fields.get(TOMBSTONE)
+        if tombstone is not None and tombstone.ordered[0].value is True:
+            return None
+        return {
+            name: _fresh(fields[name].ordered[0]) for name in sorted(fields) if name != TOMBSTONE
+        }
+
+    def record(self, collection: str, record_id: str) -> dict[str, JsonValue] | None:
+        """Field -> displayed value (without ``_deleted``); None if unknown or deleted."""
+        self._refresh()
+        fields = self._fields.get(collection, {}).get(record_id)
+        return None if fields is None else self._displayed(fields)
+
+    def records(self, collection: str) -> dict[str, dict[str, JsonValue]]:
+        """Every record of ``collection`` that is not deleted, by record id."""
+        self._refresh()
+        result: dict[str, dict[str, JsonValue]] = {}
+        records = self._fields.get(collection, {})
+        for record_id in sorted(records):
+            shown = self._displayed(records[record_id])
+            if shown is not None:
+                result[record_id] = shown
+        return result
+
+    def conflicts(self) -> list[Conflict]:
+        """Every field in conflict (deleted records included), by collection, record, field."""
+        self._refresh()
+        result = []
+        for collection, record_id, field in sorted(self._conflicts):
+            state = self._fields[collection][record_id][field]
+            versions = tuple(
+                Version(_fresh(op), op.hlc, op.device_id, op.op_id) for op in state.ordered
+            )
+            result.append(Conflict(collection, record_id, field, versions))
+        return result
+
+    def state(self) -> dict[str, Any]:
+        """Everything, canonically: ``{"records": {collection: {record_id: {field: value}}},
+        "conflicts": [...]}``, deleted records included with their ``_deleted`` field.
+        Equal on every replica that received the same set of ops."""
+        self._refresh()
+        records = {
+            collection: {
+                record_id: {name: _fresh(fields[name].ordered[0]) for name in sorted(fields)}
+                for record_id, fields in sorted(self._fields[collection].items())
+            }
+            for collection in sorted(self._fields)
+        }
+        return {
+            "records": records,
+            "conflicts": [conflict.to_json() for conflict in self.conflicts()],
+        }
+
+    def ops(self) -> list[Op]:
+        """Every op received, sorted by (hlc, op_id)."""
+        if self._sorted is None:
+            self._sorted = sorted(self._ops.values(), key=_order)
+        return list(self._sorted)
+
+    def write(
+        self,
+        clock: HybridClock,
+        *,
+        collection: str,
+        record_id: str,
+        field: str,
+        value: JsonValue,
+    ) -> list[Op]:
+        """Set a field locally, superseding all its current heads (which resolves a
+        conflict), and return the new ops to sync -- one, unless the field has more than
+        ``MAX_PARENTS`` heads, when a chain of ops supersedes them 32 at a time.
+
+        The clock first observes the latest head, so the new op is later than its parents
+        even if this device received them without calling ``clock.observe``.
+        """
+        heads = list(self.heads(collection, record_id, field))
+        if heads:
+            latest = max(Timestamp.decode(self._ops[op_id].hlc) for op_id in heads)
+            if clock.last is None or latest > clock.last:
+                clock.observe(latest)
+        written: list[Op] = []
+        parents, rest = heads[:MAX_PARENTS], heads[MAX_PARENTS:]
+        while True:
+            op = new_op(
+                clock,
+                collection=collection,
+                record_id=record_id,
+                field=field,
+                value=value,
+                parents=parents,
+            )
+            written.append(op)
+            if not rest:
+                break
+            parents = [op.op_id, *rest[: MAX_PARENTS - 1]]
+            rest = rest[MAX_PARENTS - 1 :]
+        self.apply(written)
+        return written

@@ -1,0 +1,396 @@
+"""Where the sync server keeps spaces, devices, pairing codes and the op log.
+
+``SyncStore`` is what the routes use; ``SQLiteSyncStore`` implements it on one
+SQLite file. The protocol is async so that a PostgreSQL store (asyncpg, or a
+driver in a thread pool) can be dropped in without touching the routes.
+
+The op log is append-only. Each space numbers its ops 1, 2, 3, … (``seq``) in the
+order they were committed; a device's cursor is a ``seq``. Numbers are handed
+out inside the push's write transaction from ``spaces.last_seq``, so a reader
+can never see seq n+1 before seq n is visible, and a cursor never skips an op.
+(A PostgreSQL store must keep that property: take the space row ``FOR UPDATE``
+in the push, as here, rather than using a sequence, whose numbers commit out of
+order.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from py_agent.sync.ops import Op, canonical_json
+
+JsonObject = dict[str, Any]
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; nothing of a failed push was written."""
+
+
+class OpConflictError(StoreError):
+    """``ops[index]`` reuses an op_id this space already holds for a different op."""
+
+    def __init__(self, index: int, op_id: str) -> None:
+        super().__init__(f"op_id {op_id!r} is already stored for a different op")
+        self.index = index
+        self.op_id = op_id
+
+
+class CursorAheadError(StoreError):
+    """A cursor beyond the last op of the space: the server's history was reset."""
+
+    def __init__(self, cursor: int, head: int) -> None:
+        super().__init__(
+            f"cursor {cursor} is beyond this space's last op ({head}); "
+            "the server's data was reset: sync again with cursor null"
+        )
+
+
+@dataclass(frozen=True)
+class PairingCode:
+    space_id: str
+    expires_at: float
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    space_id: str
+    name: str
+
+
+class StoredOp(NamedTuple):
+    seq: int
+    op: JsonObject
+
+
+class Page(NamedTuple):
+    ops: list[StoredOp]
+    last_seq: int  # what the device has now read up to: its next cursor
+    has_more: bool
+
+
+class SyncStore(Protocol):
+    async def create_space(
+        self, space_id: str, code_hash: str, now: float, expires_at: float
+    ) -> None:
+        """A new space with its first pairing code."""
+
+    async def replace_pairing_code(
+        self, space_id: str, code_hash: str, now: float, expires_at: float
+    ) -> None:
+        """Revokes the space's current codes and stores a new one."""
+
+    async def pairing_code(self, code_hash: str) -> PairingCode | None: ...
+
+    async def add_device(
+        self, space_id: str, device_id: str, name: str, token_hash: str, now: float
+    ) -> None: ...
+
+    async def device_by_token_hash(self, token_hash: str) -> Device | None: ...
+
+    async def push(self, space_id: str, device_id: str, ops: Sequence[Op], now: float) -> list[str]:
+        """Stores the ops not yet stored, in one transaction, and returns every op_id
+        of the push (already stored ones too: a replay is acknowledged again).
+        Returns only once the transaction is durable. Raises ``OpConflictError``
+        (and writes nothing) when an op_id is taken by a different op."""
+
+    async def pull(self, space_id: str, device_id: str, after_seq: int, limit: int) -> Page:
+        """Up to ``limit`` ops after ``after_seq`` from devices other than
+        ``device_id``, oldest first. Raises ``CursorAheadError`` for a cursor
+        beyond the space's last op."""
+
+    async def all_ops(self, space_id: str, after_seq: int = 0) -> list[StoredOp]:
+        """Every op of the space after ``after_seq``, oldest first."""
+
+    async def close(self) -> None: ...
+
+
+# MIGRATIONS[n-1] takes the schema from version n-1 to n. The pending ones run in
+# one transaction with the update of schema_version, so a crash never leaves half
+# a migration. Add a tuple to migrate; never edit one that has shipped.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE spaces (
+            space_id   TEXT PRIMARY KEY,
+            created_at REAL NOT NULL,
+            last_seq   INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE pairing_codes (
+            code_hash  TEXT PRIMARY KEY,
+            space_id   TEXT NOT NULL REFERENCES spaces(space_id),
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            revoked_at REAL
+        )""",
+        "CREATE INDEX pairing_codes_by_space ON pairing_codes(space_id)",
+        """CREATE TABLE devices (
+            device_id  TEXT PRIMARY KEY,
+            space_id   TEXT NOT NULL REFERENCES spaces(space_id),
+            name       TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE ops (
+            space_id    TEXT NOT NULL REFERENCES spaces(space_id),
+            seq         INTEGER NOT NULL,
+            op_id       TEXT NOT NULL,
+            device_id   TEXT NOT NULL,
+            body        TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            PRIMARY KEY (space_id, seq),
+            UNIQUE (space_id, op_id)
+        ) WITHOUT ROWID""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SQLiteSyncStore:
+    """``SyncStore`` on one SQLite file in WAL mode.
+
+    Durability: ``synchronous=FULL``. With WAL, NORMAL fsyncs only at checkpoints,
+    so a push acknowledged just before a power cut or OS crash could be lost; FULL
+    fsyncs the WAL at every commit, and a push is one commit, so an ack is on disk.
+
+    Threading: every call runs on one dedicated thread that owns the only
+    connection, so the event loop never blocks on the disk and calls never
+    interleave. SQLite allows one writer at a time anyway; each call is short.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-store")
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._executor.submit(self._open).result()
+        except BaseException:
+            self._executor.shutdown(wait=True)
+            raise
+
+    # -- running on the store's thread ----------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _open(self) -> None:
+        try:
+            # isolation_level=None: no implicit transactions; each method says BEGIN.
+            db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=5000")
+            self._migrate(db)
+            self._db = db
+        except sqlite3.Error as exc:
+            db.close()
+            raise StoreError(f"{self.path} is not a usable sync database: {exc}") from exc
+        except StoreError:
+            db.close()
+            raise
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT version FROM schema_version").fetchone()
+            version = 0 if row is None else int(row[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this server's "
+                    f"{SCHEMA_VERSION}: upgrade py_agent"
+                )
+            for statements in MIGRATIONS[version:]:
+                for statement in statements:
+                    db.execute(statement)
+            db.execute("DELETE FROM schema_version")
+            db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:  # SQLite may have rolled back already (disk full, …)
+                db.execute("ROLLBACK")
+            raise
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError("the sync store is closed")
+        return self._db
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` in one write transaction: all of it is committed, or none."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(db)
+            db.execute("COMMIT")  # with synchronous=FULL, on disk once this returns
+        except BaseException:
+            if db.in_transaction:  # SQLite may have rolled back already (disk full, …)
+                db.execute("ROLLBACK")
+            raise
+        return result
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` on one consistent snapshot."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            return fn(db)
+        finally:
+            db.execute("COMMIT")
+
+    # -- SyncStore ----------------------------------------------------------------
+
+    async def create_space(
+        self, space_id: str, code_hash: str, now: float, expires_at: float
+    ) -> None:
+        def create(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO spaces (space_id, created_at) VALUES (?, ?)", (space_id, now))
+            db.execute(
+                "INSERT INTO pairing_codes (code_hash, space_id, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (code_hash, space_id, now, expires_at),
+            )
+
+        await self._run(self._write, create)
+
+    async def replace_pairing_code(
+        self, space_id: str, code_hash: str, now: float, expires_at: float
+    ) -> None:
+        def replace(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE pairing_codes SET revoked_at = ? WHERE space_id = ? AND revoked_at IS NULL",
+                (now, space_id),
+            )
+            db.execute(
+                "INSERT INTO pairing_codes (code_hash, space_id, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (code_hash, space_id, now, expires_at),
+            )
+
+        await self._run(self._write, replace)
+
+    async def pairing_code(self, code_hash: str) -> PairingCode | None:
+        def find() -> PairingCode | None:
+            row = self.db.execute(
+                "SELECT space_id, expires_at, revoked_at FROM pairing_codes WHERE code_hash = ?",
+                (code_hash,),
+            ).fetchone()
+            if row is None:
+                return None
+            return PairingCode(space_id=row[0], expires_at=row[1], revoked=row[2] is not None)
+
+        return await self._run(find)
+
+    async def add_device(
+        self, space_id: str, device_id: str, name: str, token_hash: str, now: float
+    ) -> None:
+        def add(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO devices (device_id, space_id, name, token_hash, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (device_id, space_id, name, token_hash, now),
+            )
+
+        await self._run(self._write, add)
+
+    async def device_by_token_hash(self, token_hash: str) -> Device | None:
+        def find() -> Device | None:
+            row = self.db.execute(
+                "SELECT device_id, space_id, name FROM devices WHERE token_hash = ?",
+                (token_hash,),
+            ).fetchone()
+            return None if row is None else Device(device_id=row[0], space_id=row[1], name=row[2])
+
+        return await self._run(find)
+
+    async def push(self, space_id: str, device_id: str, ops: Sequence[Op], now: float) -> list[str]:
+        texts = [canonical_json(op.to_json()) for op in ops]
+
+        def push(db: sqlite3.Connection) -> list[str]:
+            # The space row is written below, so BEGIN IMMEDIATE already holds the
+            # write lock: seq numbers are handed out in commit order.
+            (seq,) = db.execute(
+                "SELECT last_seq FROM spaces WHERE space_id = ?", (space_id,)
+            ).fetchone()
+            acked: list[str] = []
+            seen: dict[str, str] = {}  # op_id → canonical text, for this push
+            for index, (op, text) in enumerate(zip(ops, texts, strict=True)):
+                stored = seen.get(op.op_id)
+                if stored is None:
+                    row = db.execute(
+                        "SELECT body FROM ops WHERE space_id = ? AND op_id = ?",
+                        (space_id, op.op_id),
+                    ).fetchone()
+                    if row is None:
+                        seq += 1
+                        db.execute(
+                            "INSERT INTO ops (space_id, seq, op_id, device_id, body, received_at)"
+                            " VALUES (?, ?, ?, ?, ?, ?)",
+                            (space_id, seq, op.op_id, device_id, text, now),
+                        )
+                        stored = text
+                    else:
+                        stored = str(row[0])  # a replay: acknowledged again, stored once
+                    acked.append(op.op_id)
+                    seen[op.op_id] = stored
+                if stored != text:  # canonical texts: equal iff equal JSON
+                    raise OpConflictError(index, op.op_id)
+            db.execute("UPDATE spaces SET last_seq = ? WHERE space_id = ?", (seq, space_id))
+            return acked
+
+        return await self._run(self._write, push)
+
+    async def pull(self, space_id: str, device_id: str, after_seq: int, limit: int) -> Page:
+        def pull(db: sqlite3.Connection) -> Page:
+            (head,) = db.execute(
+                "SELECT last_seq FROM spaces WHERE space_id = ?", (space_id,)
+            ).fetchone()
+            if after_seq > head:
+                raise CursorAheadError(after_seq, head)
+            rows = db.execute(
+                "SELECT seq, body FROM ops WHERE space_id = ? AND seq > ? AND device_id != ? "
+                "ORDER BY seq LIMIT ?",
+                (space_id, after_seq, device_id, limit + 1),
+            ).fetchall()
+            ops = [StoredOp(seq, json.loads(body)) for seq, body in rows[:limit]]
+            if len(rows) > limit:
+                return Page(ops, ops[-1].seq, has_more=True)
+            # Nothing else from other devices up to the head: the device's own ops
+            # in between need not be scanned again.
+            return Page(ops, head, has_more=False)
+
+        return await self._run(self._read, pull)
+
+    async def all_ops(self, space_id: str, after_seq: int = 0) -> list[StoredOp]:
+        def scan() -> list[StoredOp]:
+            rows = self.db.execute(
+                "SELECT seq, body FROM ops WHERE space_id = ? AND seq > ? ORDER BY seq",
+                (space_id, after_seq),
+            ).fetchall()
+            return [StoredOp(seq, json.loads(body)) for seq, body in rows]
+
+        return await self._run(scan)
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await self._run(close)
+        self._executor.shutdown(wait=True)

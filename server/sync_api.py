@@ -1,0 +1,536 @@
+"""Sync routes: spaces, pairing, devices, and the push/pull exchange of ops.
+
+A *space* holds the data of one user; each of the user's devices is paired into
+it with a pairing code and then syncs with a bearer token:
+
+    POST /api/v1/spaces                          → 201 {space_id, pairing_code}
+    POST /api/v1/devices {pairing_code, name}    → 201 {device_id, space_id, token}
+    POST /api/v1/spaces/{id}/pairing-code        → 201 {space_id, pairing_code} (revokes the old)
+    POST /api/v1/sync {cursor, ops}              → {acked, ops, cursor, has_more}
+    GET  /api/v1/spaces/{id}/state               → {space_id, seq, records, conflicts}
+
+Secrets are stored only as sha256: a pairing code carries 80 random bits and a
+token 256, so a fast hash is enough (nothing to brute-force offline), and the
+failed-pairing limit per client IP stops guessing online.
+
+The merged state of a space is a ``Replica`` kept in memory and fed from the op
+log by sequence number (``SpaceReplicas``); after a restart it is rebuilt
+lazily, on the space's first state request, from the stored ops. The op log is
+the only durable truth, so there is no snapshot to keep consistent with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import re
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from py_agent.sync.hlc import DEFAULT_MAX_DRIFT_MS, Timestamp
+from py_agent.sync.merge import Replica
+from py_agent.sync.ops import Op, OpError
+
+from .api import ApiError
+from .settings import Settings
+from .store import CursorAheadError, Device, OpConflictError, SyncStore
+
+log = logging.getLogger("py_agent.server.sync")
+
+Clock = Callable[[], float]
+
+MAX_OPS_PER_PUSH = 1000
+# Crockford's base32: digits and capitals without I, L, O, U, so a code read
+# aloud or typed from a phone cannot be misread; 16 characters are 80 bits.
+PAIRING_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+PAIRING_GROUPS, PAIRING_GROUP_SIZE = 4, 4
+_PAIRING_TYPOS = str.maketrans({"O": "0", "I": "1", "L": "1", "-": None, " ": None})
+_CURSOR = re.compile(r"[0-9]{1,18}")
+_OP_FIELD = re.compile(r"\.[a-z_]+(?:\[[0-9]+\])?")
+DEVICE_NAME_MAX = 64
+BEARER_CHALLENGE = 'Bearer realm="py_agent"'
+
+
+# -- secrets ---------------------------------------------------------------------------
+
+
+def new_pairing_code() -> str:
+    chars = [secrets.choice(PAIRING_ALPHABET) for _ in range(PAIRING_GROUPS * PAIRING_GROUP_SIZE)]
+    groups = [
+        "".join(chars[i : i + PAIRING_GROUP_SIZE]) for i in range(0, len(chars), PAIRING_GROUP_SIZE)
+    ]
+    return "-".join(groups)
+
+
+def normalise_pairing_code(text: str) -> str | None:
+    """The code's 16 characters, forgiving case, spaces, dashes and O/I/L for 0/1."""
+    code = text.upper().translate(_PAIRING_TYPOS)
+    if len(code) != PAIRING_GROUPS * PAIRING_GROUP_SIZE or not set(code) <= set(PAIRING_ALPHABET):
+        return None
+    return code
+
+
+def sha256_hex(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_pairing_code_and_hash() -> tuple[str, str]:
+    code = new_pairing_code()
+    return code, sha256_hex(code.replace("-", ""))
+
+
+# -- limits ----------------------------------------------------------------------------
+
+
+class TokenBuckets:
+    """A token bucket per key: ``rate`` tokens a second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: int, clock: Clock) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, at)
+
+    def take(self, key: str) -> float:
+        """0 if the key may go ahead (a token is spent), else seconds until it may."""
+        now = self.clock()
+        tokens, at = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + max(0.0, now - at) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / self.rate
+
+
+class FailureWindow:
+    """Failures per key over the last ``window`` seconds; ``limit`` of them block the key."""
+
+    SWEEP_AT = 10_000  # keys held before the stale ones are dropped
+
+    def __init__(self, limit: int, window: float, clock: Clock) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(key, deque())
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, key: str) -> float:
+        """0 if the key may try again, else seconds until its oldest failure ages out."""
+        now = self.clock()
+        failures = self._recent(key, now)
+        if len(failures) < self.limit:
+            if not failures:
+                del self._failures[key]  # keeps the table to keys that failed lately
+            return 0.0
+        return failures[0] + self.window - now
+
+    def record(self, key: str) -> None:
+        now = self.clock()
+        self._recent(key, now).append(now)
+        if len(self._failures) > self.SWEEP_AT:
+            for stale in [k for k, f in self._failures.items() if f[-1] <= now - self.window]:
+                del self._failures[stale]
+
+
+def retry_after_header(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+# -- merged state ----------------------------------------------------------------------
+
+
+@dataclass
+class _SpaceReplica:
+    replica: Replica = field(default_factory=Replica)
+    applied_seq: int = 0  # the replica holds exactly the ops 1..applied_seq
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class SpaceReplicas:
+    """A merged ``Replica`` per space, caught up from the op log by sequence number.
+
+    Catching up reads the ops after ``applied_seq``, so a replica never misses or
+    doubles an op however pushes and loads interleave. A space not in memory (after
+    a restart, or evicted) is rebuilt from its whole log when its state is asked for.
+    """
+
+    def __init__(self, store: SyncStore, max_spaces: int = 256) -> None:
+        self.store = store
+        self.max_spaces = max_spaces
+        self._spaces: OrderedDict[str, _SpaceReplica] = OrderedDict()
+
+    async def caught_up(self, space_id: str) -> _SpaceReplica:
+        """The space's replica, loaded if needed; use it under its lock."""
+        entry = self._spaces.get(space_id)
+        if entry is None:
+            entry = self._spaces[space_id] = _SpaceReplica()
+        self._spaces.move_to_end(space_id)
+        self._evict()
+        await self._catch_up(space_id, entry)
+        return entry
+
+    async def after_push(self, space_id: str) -> None:
+        """Merges newly stored ops into the space's replica if it is in memory."""
+        entry = self._spaces.get(space_id)
+        if entry is not None:
+            await self._catch_up(space_id, entry)
+
+    async def _catch_up(self, space_id: str, entry: _SpaceReplica) -> None:
+        async with entry.lock:
+            stored = await self.store.all_ops(space_id, entry.applied_seq)
+            if not stored:
+                return
+            ops = [Op.from_json(s.op, where=f"stored op {s.seq}") for s in stored]
+            try:
+                await run_in_threadpool(entry.replica.apply, ops)
+            except BaseException:
+                # Half-applied: forget it, the next request rebuilds it from the log.
+                if self._spaces.get(space_id) is entry:
+                    del self._spaces[space_id]
+                raise
+            entry.applied_seq = stored[-1].seq
+
+    def _evict(self) -> None:
+        """Forgets the least recently used replicas beyond ``max_spaces`` (not the newest,
+        nor one in use); they are rebuilt from the log when asked for again."""
+        for space_id in list(self._spaces)[:-1]:
+            if len(self._spaces) <= self.max_spaces:
+                return
+            if not self._spaces[space_id].lock.locked():
+                del self._spaces[space_id]
+
+
+# -- the service the routes share --------------------------------------------------------
+
+
+@dataclass
+class SyncService:
+    settings: Settings
+    store: SyncStore
+    clock: Clock = time.monotonic  # rate limits
+    wall_clock: Clock = time.time  # expiry of pairing codes, stored timestamps
+    replicas: SpaceReplicas = field(init=False)
+    sync_limit: TokenBuckets = field(init=False)  # per device
+    pairing_failures: FailureWindow = field(init=False)  # per client address
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.replicas = SpaceReplicas(self.store)
+        self.sync_limit = TokenBuckets(s.sync_rate_per_s, s.sync_burst, self.clock)
+        self.pairing_failures = FailureWindow(s.pairing_failures_per_min, 60.0, self.clock)
+
+
+def service(request: Request) -> SyncService:
+    return cast(SyncService, request.app.state.sync)
+
+
+# -- request helpers ---------------------------------------------------------------------
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The body as JSON, refusing more than ``limit`` bytes as soon as it is known."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not (declared.isascii() and declared.isdigit()):
+            raise ApiError(400, f"Content-Length must be a number of bytes, got {declared!r}")
+        if int(declared) > limit:
+            raise ApiError(413, f"request body of {declared} bytes is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:  # a chunked body, or one longer than it declared
+                raise ApiError(413, f"request body is over the {limit}-byte limit")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ApiError(400, "the client went away before sending the whole body") from None
+    if size == 0:
+        raise ApiError(400, "request body is empty: expected a JSON object")
+    try:
+        return json.loads(b"".join(chunks), parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ApiError(400, "request body is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def expect_object(
+    value: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ApiError(422, f"request body must be a JSON object, got {_json_type(value)}")
+    for name in required:
+        if name not in value:
+            raise ApiError(422, f"{name!r} is required", field=name)
+    for name in value:
+        if name not in required and name not in optional:
+            expected = ", ".join(repr(n) for n in (*required, *optional))
+            raise ApiError(422, f"unexpected field {name!r} (expected {expected})", field=name)
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    return names.get(type(value), "an array" if isinstance(value, list) else "an object")
+
+
+async def authenticate(request: Request) -> Device:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise ApiError(
+            401,
+            "missing 'Authorization: Bearer <token>' header (pair the device with "
+            "POST /api/v1/devices to get a token)",
+            headers={"WWW-Authenticate": BEARER_CHALLENGE},
+        )
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(
+            401,
+            "the Authorization header must be 'Bearer <token>'",
+            headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_request"'},
+        )
+    device = await service(request).store.device_by_token_hash(sha256_hex(token))
+    if device is None:
+        raise ApiError(
+            401,
+            "unknown device token: pair this device again",
+            headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'},
+        )
+    return device
+
+
+async def device_of_space(request: Request) -> Device:
+    """The authenticated device, refused unless it belongs to the space in the path."""
+    device = await authenticate(request)
+    if device.space_id != request.path_params["space_id"]:
+        raise ApiError(403, "this device belongs to another space")
+    return device
+
+
+def parse_cursor(value: Any) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, str) or not _CURSOR.fullmatch(value):
+        raise ApiError(
+            422,
+            "'cursor' must be null (a device's first sync) or the cursor string "
+            "the previous /sync answered",
+            field="cursor",
+        )
+    return int(value)
+
+
+def parse_ops(value: Any, device: Device, now_s: float) -> list[Op]:
+    """The pushed ops, validated. ``now_s`` is the server's wall clock: an op stamped more
+    than a day ahead of it is refused, because every device observing it on pull would
+    refuse it too (its clock must not be dragged into the future) and sync would stall."""
+    if not isinstance(value, list):
+        raise ApiError(422, f"'ops' must be an array, got {_json_type(value)}", field="ops")
+    if len(value) > MAX_OPS_PER_PUSH:
+        raise ApiError(
+            422,
+            f"'ops' holds {len(value)} ops; push at most {MAX_OPS_PER_PUSH} per request",
+            field="ops",
+        )
+    ops: list[Op] = []
+    for index, item in enumerate(value):
+        where = f"ops[{index}]"
+        try:
+            op = Op.from_json(item, where=where)
+        except OpError as exc:
+            raise ApiError(422, str(exc), field=_op_error_field(exc, where)) from None
+        if op.device_id != device.device_id:
+            raise ApiError(
+                422,
+                f"{where}.device_id is {op.device_id!r} but the request is authenticated "
+                f"as device {device.device_id!r}: a device pushes only its own ops",
+                field=f"{where}.device_id",
+            )
+        ahead_ms = Timestamp.decode(op.hlc).wall_ms - now_s * 1000
+        if ahead_ms > DEFAULT_MAX_DRIFT_MS:
+            raise ApiError(
+                422,
+                f"{where}.hlc is {ahead_ms / 3_600_000:.0f} h ahead of the server's clock: "
+                "fix this device's clock, then sync again",
+                field=f"{where}.hlc",
+            )
+        ops.append(op)
+    return ops
+
+
+def _op_error_field(exc: OpError, where: str) -> str:
+    """The field an ``OpError`` message starts with: ``ops[3].hlc must be …``,
+    ``ops[3] is missing hlc``, ``ops[3].parents[1] must …``, ``ops[3] must be …``."""
+    message = str(exc).removeprefix(where)
+    named = _OP_FIELD.match(message)
+    if named:
+        return where + named.group(0)
+    missing = re.match(r" (?:is missing|has unknown fields) ([^,\s]+)", message)
+    return f"{where}.{missing.group(1)}" if missing else where
+
+
+# -- routes ------------------------------------------------------------------------------
+
+
+async def create_space(request: Request) -> JSONResponse:
+    svc = service(request)
+    space_id = secrets.token_hex(16)
+    code, code_hash = new_pairing_code_and_hash()
+    now = svc.wall_clock()
+    await svc.store.create_space(space_id, code_hash, now, now + svc.settings.pairing_code_ttl_s)
+    log.info("created space %s", space_id)
+    return JSONResponse({"space_id": space_id, "pairing_code": code}, status_code=201)
+
+
+async def new_pairing_code_route(request: Request) -> JSONResponse:
+    svc = service(request)
+    device = await device_of_space(request)
+    code, code_hash = new_pairing_code_and_hash()
+    now = svc.wall_clock()
+    await svc.store.replace_pairing_code(
+        device.space_id, code_hash, now, now + svc.settings.pairing_code_ttl_s
+    )
+    return JSONResponse({"space_id": device.space_id, "pairing_code": code}, status_code=201)
+
+
+async def add_device(request: Request) -> JSONResponse:
+    svc = service(request)
+    client = request.client.host if request.client else "unknown"
+    wait = svc.pairing_failures.retry_after(client)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "too many failed pairing attempts from this address; try again later",
+            headers=retry_after_header(wait),
+        )
+    try:
+        return await _pair(request, svc)
+    except ApiError as exc:
+        if exc.status_code in (400, 403, 413, 422):  # every failed attempt counts
+            svc.pairing_failures.record(client)
+        raise
+
+
+async def _pair(request: Request, svc: SyncService) -> JSONResponse:
+    body = expect_object(
+        await read_json(request, svc.settings.max_body_bytes), ("pairing_code", "name")
+    )
+    raw_code, name = body["pairing_code"], body["name"]
+    if not isinstance(raw_code, str):
+        raise ApiError(422, "'pairing_code' must be a string", field="pairing_code")
+    if (
+        not isinstance(name, str)
+        or not 1 <= len(name.strip()) <= DEVICE_NAME_MAX
+        or not name.isprintable()
+    ):
+        raise ApiError(
+            422,
+            f"'name' must be a string of 1 to {DEVICE_NAME_MAX} printable characters",
+            field="name",
+        )
+    code = normalise_pairing_code(raw_code)
+    if code is None:
+        raise ApiError(
+            403,
+            "that is not a pairing code: it has 16 letters and digits, like ABCD-EFGH-JKMN-PQRS",
+        )
+    pairing = await svc.store.pairing_code(sha256_hex(code))
+    now = svc.wall_clock()
+    if pairing is None:
+        raise ApiError(403, "pairing code not recognised: check it, or make a new one")
+    if pairing.revoked:
+        raise ApiError(403, "pairing code was replaced by a newer one: use the new code")
+    if pairing.expires_at <= now:
+        raise ApiError(
+            403, "pairing code has expired: make a new one on a device that is already paired"
+        )
+    device_id, token = secrets.token_hex(8), secrets.token_urlsafe(32)
+    await svc.store.add_device(pairing.space_id, device_id, name.strip(), sha256_hex(token), now)
+    log.info("paired device %s into space %s", device_id, pairing.space_id)
+    return JSONResponse(
+        {"device_id": device_id, "space_id": pairing.space_id, "token": token}, status_code=201
+    )
+
+
+async def sync(request: Request) -> JSONResponse:
+    svc = service(request)
+    device = await authenticate(request)
+    wait = svc.sync_limit.take(device.device_id)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "too many sync requests from this device; slow down",
+            headers=retry_after_header(wait),
+        )
+    body = expect_object(await read_json(request, svc.settings.max_body_bytes), ("cursor", "ops"))
+    after = parse_cursor(body["cursor"])
+    ops = parse_ops(body["ops"], device, svc.wall_clock())
+    # Pull before push: the page holds only other devices' ops, so the push cannot
+    # change it, and a cursor refused here leaves the push unstored.
+    try:
+        page = await svc.store.pull(
+            device.space_id, device.device_id, after, svc.settings.sync_page_size
+        )
+    except CursorAheadError as exc:
+        raise ApiError(422, str(exc), field="cursor") from None
+    acked: list[str] = []
+    if ops:
+        try:
+            acked = await svc.store.push(device.space_id, device.device_id, ops, svc.wall_clock())
+        except OpConflictError as exc:
+            raise ApiError(
+                422, f"ops[{exc.index}].op_id: {exc}", field=f"ops[{exc.index}].op_id"
+            ) from None
+        try:
+            await svc.replicas.after_push(device.space_id)
+        except Exception:  # the push is durable; the replica rebuilds on the next state read
+            log.exception("merging the push into space %s failed", device.space_id)
+    return JSONResponse(
+        {
+            "acked": acked,
+            "ops": [stored.op for stored in page.ops],
+            "cursor": str(page.last_seq),
+            "has_more": page.has_more,
+        }
+    )
+
+
+async def space_state(request: Request) -> JSONResponse:
+    svc = service(request)
+    device = await device_of_space(request)
+    entry = await svc.replicas.caught_up(device.space_id)
+    async with entry.lock:
+        state = entry.replica.state()  # {"records": …, "conflicts": […]}
+        return JSONResponse({"space_id": device.space_id, "seq": entry.applied_seq, **state})
+
+
+routes = [
+    Route("/spaces", create_space, methods=["POST"]),
+    Route("/spaces/{space_id}/pairing-code", new_pairing_code_route, methods=["POST"]),
+    Route("/spaces/{space_id}/state", space_state, methods=["GET"]),
+    Route("/devices", add_device, methods=["POST"]),
+    Route("/sync", sync, methods=["POST"]),
+]
