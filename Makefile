@@ -24,6 +24,7 @@ lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	@for f in web/src/*.js; do node --check "$$f" || exit 1; done
 
 chromium:
 	@scripts/ensure-chromium.sh

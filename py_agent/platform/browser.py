@@ -218,7 +218,7 @@ class FetchTransport:
             parsed: JsonValue = json.loads(text)
         except ValueError:
             parsed = text
-        return HttpResponse(int(response.status), parsed)
+        return HttpResponse(int(response.status), parsed, dict(response.headers.to_py()))
 
 
 def http_transport(base_url: str) -> FetchTransport:

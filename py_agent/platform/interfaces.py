@@ -8,7 +8,7 @@ imports only these names, so it runs unchanged in Pyodide and CPython.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from numpy.typing import NDArray
@@ -94,6 +94,8 @@ class IntegrityError(ResourceError):
 class HttpResponse:
     status: int
     body: JsonValue
+    # Lower-case names: HTTP header names are case-insensitive.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class TransportError(Exception):

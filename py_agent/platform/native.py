@@ -165,7 +165,8 @@ class HttpxTransport:
                 response = await client.request(method, url, json=body, headers=dict(headers or {}))
             except httpx.HTTPError as exc:
                 raise TransportError(f"{method} {url}: {exc!r}") from exc
-        return HttpResponse(response.status_code, _json_or_text(response.text))
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        return HttpResponse(response.status_code, _json_or_text(response.text), headers)
 
 
 def _json_or_text(text: str) -> JsonValue:

@@ -178,6 +178,11 @@ export const http = {
       init.headers['content-type'] = 'application/json';
     }
     const response = await fetch(url, init);
-    return { status: response.status, text: await response.text() };
+    // Headers iterate with lower-case names.
+    return {
+      status: response.status,
+      text: await response.text(),
+      headers: Object.fromEntries(response.headers),
+    };
   },
 };
