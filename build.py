@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from build_files import display, replace_dir, sha256_file
+
 ROOT = Path(__file__).resolve().parent
 
 # The official Pyodide 0.27.7 package wheels, byte for byte; the npm package ships only the
@@ -201,20 +203,8 @@ class Build:
         (self.staging / rel).parent.mkdir(parents=True, exist_ok=True)
 
 
-def display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def normalize_name(name: str) -> str:
@@ -651,18 +641,6 @@ def build(cfg: Config) -> dict[str, Any]:
         f"{total:,} bytes ({total / 2**20:.1f} MiB)"
     )
     return manifest
-
-
-def replace_dir(new: Path, target: Path) -> None:
-    # A directory cannot be os.replace()d over a non-empty one, so the old dist steps aside
-    # first; only a complete dist is ever renamed to the target name.
-    if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-        target.rename(old / target.name)
-        new.rename(target)
-        shutil.rmtree(old)
-    else:
-        new.rename(target)
 
 
 def check_dist(dist: Path) -> str:

@@ -51,8 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-# build.py is stdlib only, so the web build never needs this module's dependencies.
-from build import display, replace_dir, sha256_file
+from build_files import display, replace_dir, sha256_file
 
 if TYPE_CHECKING:
     import onnxruntime

@@ -7,38 +7,21 @@ a fake command runner, so they are fast and can count which commands a build run
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import shutil
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from support import ROOT, load_build_module, sha256
 
 import build_models as bm
 
-ROOT = Path(__file__).resolve().parents[1]
 NPM_LOCK = ROOT / "web" / "node_modules" / "pyodide" / "pyodide-lock.json"
 NUMPY_WHEEL = "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"
 
 
-def load_build_module():
-    # Loaded by path: "build" is also the name of a PyPI package that may be installed.
-    spec = importlib.util.spec_from_file_location("build_py", ROOT / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_py"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 bp = load_build_module()
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_wheel(path: Path) -> None:

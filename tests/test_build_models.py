@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import io
 import json
 import math
@@ -18,31 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import ROOT, load_build_module, sha256
 
 import build_models as bm
 import py_agent.intents as intents_module
 from py_agent.intents import INTENTS, IntentHead
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = bm.ExportSettings(17, bm.QUANTIZATION, "2.13.0+cpu", "1.30.0")
 HEAVY_MODULES = ("torch", "transformers", "sentence_transformers", "onnx", "onnxruntime")
 
 
-def load_build_module():
-    # Loaded by path: "build" is also the name of a PyPI package that may be installed.
-    spec = importlib.util.spec_from_file_location("build_py", ROOT / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_py"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 bp = load_build_module()
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def good_quality(n: int = 3) -> bm.Quality:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import FakeWall
 
 from py_agent.sync.hlc import (
     DEFAULT_MAX_DRIFT_MS,
@@ -15,16 +16,6 @@ from py_agent.sync.hlc import (
 )
 
 T0 = 1_700_000_000_000
-
-
-class FakeWall:
-    """A wall clock the test sets by hand."""
-
-    def __init__(self, ms: int = T0) -> None:
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
 
 
 device_ids = st.text(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from support import FakeWall
 
 from py_agent.sync import (
     TOMBSTONE,
@@ -24,14 +25,6 @@ from py_agent.sync import (
 from py_agent.sync.ops import MAX_PARENTS
 
 T0 = 1_700_000_000_000
-
-
-class FakeWall:
-    def __init__(self, ms: int = T0) -> None:
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
 
 
 def make_op(

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support import FakeClock
 
 from py_agent.platform.interfaces import HttpResponse, TransportError
 from py_agent.sync.client import SyncAccount, SyncClient, SyncLog
@@ -23,17 +24,6 @@ from server.app import create_app
 from server.settings import Settings
 
 T0 = 1_800_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class MemoryLog:

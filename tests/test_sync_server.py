@@ -14,6 +14,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
+from support import FakeClock
 
 from py_agent.sync.hlc import Timestamp
 from py_agent.sync.ops import Op
@@ -24,17 +25,6 @@ from server.store import SCHEMA_VERSION, SQLiteSyncStore
 from server.sync_api import SyncService
 
 T0 = 1_800_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -1,0 +1,39 @@
+"""File helpers shared by build.py and build_models.py (stdlib only).
+
+A module of its own because "build" is also the name of a PyPI package: importing
+these from build.py by name could pick up that package instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put the complete directory ``new`` in place of ``target``.
+
+    A directory cannot be os.replace()d over a non-empty one, so the old one steps
+    aside first; only a complete directory is ever renamed to the target name.
+    """
+    if target.exists():
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+        target.rename(old / target.name)
+        new.rename(target)
+        shutil.rmtree(old)
+    else:
+        new.rename(target)
