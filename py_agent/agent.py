@@ -9,6 +9,7 @@ returned only after it committed.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,9 +20,11 @@ from numpy.typing import NDArray
 from .cache import TTLCache, normalise_utterance
 from .encoder import Encoder, EncoderError
 from .intents import IntentHead, IntentPrediction
+from .platform import Delete, JsonObject, Put
 from .skills import conversation, notes, tasks
+from .skills.editing import EditError, apply_edit
 from .skills.outcome import Outcome
-from .state import State
+from .state import SYNCED, SetField, State, embedding_key
 
 MAX_TEXT_CHARS = 2000
 CACHE_SIZE = 512
@@ -59,13 +62,15 @@ class Agent:
         self.head = head
         self.cache: TTLCache[Understanding] = TTLCache(CACHE_SIZE, CACHE_TTL_S)
         self.pending: dict[str, object] | None = None
+        # Runs a sync and says how it went; None on a device that cannot sync.
+        self.sync: Callable[[], Awaitable[str]] | None = None
 
     async def prepare(self) -> None:
         """Embed records that have no vector from the current model (migrated data,
         or a new model), in one commit."""
         vectors = [
             (collection, str(record["id"]), await self.encoder.embed(str(record[key])))
-            for collection, key in (("tasks", "title"), ("notes", "text"))
+            for collection, key in SYNCED.items()
             for record in self.state.missing_vectors(collection)
         ]
         if vectors:
@@ -150,7 +155,7 @@ class Agent:
         if intent == "note.list":
             return notes.list_notes(self.state)
         if intent == "sync.now":
-            return conversation.sync_now()
+            return conversation.sync_now(None if self.sync is None else await self.sync())
         if intent == "help":
             return conversation.help_reply()
         if intent == "greeting":
@@ -162,6 +167,59 @@ class Agent:
             return await self.encoder.embed(text)
         except EncoderError:
             return np.zeros(self.encoder.dimension, dtype=np.float32)
+
+    # -- direct edits from the page ----------------------------------------------------
+
+    def _record(self, collection: object, record_id: object) -> JsonObject:
+        if not isinstance(collection, str) or collection not in SYNCED:
+            raise AgentError(f"collection must be one of {', '.join(SYNCED)}, got {collection!r}")
+        record = self.state.records[collection].get(str(record_id))
+        if record is None:
+            raise AgentError(
+                f"there is no {collection[:-1]} {record_id!r} (it may have been deleted "
+                "on another device)"
+            )
+        return record
+
+    async def _vectors_for(
+        self, collection: str, record_id: str, old: JsonObject, new: JsonObject
+    ) -> list[tuple[str, str, NDArray[np.float32]]]:
+        embedded = SYNCED[collection]
+        if new.get(embedded) == old.get(embedded):
+            return []
+        return [(collection, record_id, await self._embed(str(new[embedded])))]
+
+    async def edit(
+        self, collection: object, record_id: object, changes: object, now: datetime
+    ) -> JsonObject:
+        """Change fields of a task or note (title, done, due date; a note's text)."""
+        record = self._record(collection, record_id)
+        name, key = str(collection), str(record_id)
+        try:
+            updated = apply_edit(name, record, changes, now)
+        except EditError as exc:
+            raise AgentError(str(exc)) from None
+        vectors = await self._vectors_for(name, key, record, updated)
+        await self.state.save([Put(name, key, updated)], vectors)
+        return self.state.records[name][key]
+
+    async def remove(self, collection: object, record_id: object) -> None:
+        self._record(collection, record_id)
+        name, key = str(collection), str(record_id)
+        await self.state.save([Delete(name, key), Delete("embeddings", embedding_key(name, key))])
+
+    async def resolve(self, conflict_id: object, op_id: object) -> None:
+        """Settle a conflict by keeping the version written by op ``op_id``."""
+        conflict = self.state.conflict(str(conflict_id))
+        if conflict is None:
+            raise AgentError("that conflict is already settled (perhaps on another device)")
+        version = next((v for v in conflict.versions if v.op_id == op_id), None)
+        if version is None:
+            raise AgentError(f"the conflict has no version {op_id!r}")
+        name, key = conflict.collection, conflict.record_id
+        old = self.state.records[name].get(key, {})
+        vectors = await self._vectors_for(name, key, old, {**old, conflict.field: version.value})
+        await self.state.save([SetField(name, key, conflict.field, version.value)], vectors)
 
     def snapshot(self) -> dict[str, Any]:
         """Tasks and notes for the page's panes."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import diagnostics
 from .agent import Agent, AgentError
+from .device_sync import DeviceSync, conflicts_json
 from .encoder import Encoder, EncoderError, load_encoder
 from .intents import load_intent_head
 from .platform import http_transport, inference_runtime
@@ -24,6 +25,7 @@ STATE_DB = "py_agent"
 _runtime = inference_runtime()
 _encoder: Encoder | None = None
 _agent: Agent | None = None
+_sync: DeviceSync | None = None
 # Relative URLs: the worker's fetch resolves them against the origin it was served from.
 _transport = http_transport("")
 
@@ -47,12 +49,14 @@ def _loaded() -> Encoder:
 
 async def load_model() -> str:
     """Load the encoder and intent head, open the user's data, and start the agent."""
-    global _encoder, _agent
+    global _encoder, _agent, _sync
     _encoder = await load_encoder(MODELS_ROOT, _runtime)
     head = await load_intent_head(MODELS_ROOT)
     manifest = _encoder.manifest
     state = await open_state(STATE_DB, model=f"{manifest.name}/{manifest.version}")
     _agent = Agent(state, _encoder, head)
+    _sync = DeviceSync(state, _transport, after_pull=_agent.prepare)
+    _agent.sync = _sync.chat_reply
     await _agent.prepare()
     return _dumps(
         {"name": manifest.name, "version": manifest.version, "dimension": _encoder.dimension}
@@ -65,16 +69,69 @@ def _running() -> Agent:
     return _agent
 
 
-async def ask(text: str, now_iso: str) -> str:
-    """One chat turn. ``now_iso`` is the user's local time with its UTC offset."""
+def _syncing() -> DeviceSync:
+    if _sync is None:
+        raise AgentError("the agent is not started yet")
+    return _sync
+
+
+def _now(now_iso: str) -> datetime:
     try:
         now = datetime.fromisoformat(now_iso)
     except (TypeError, ValueError) as exc:
         raise AgentError(f"now must be an ISO time with offset, got {now_iso!r}") from exc
     if now.tzinfo is None:
         raise AgentError(f"now must carry its UTC offset, got {now_iso!r}")
-    reply = await _running().handle(text, now)
+    return now
+
+
+async def ask(text: str, now_iso: str) -> str:
+    """One chat turn. ``now_iso`` is the user's local time with its UTC offset."""
+    reply = await _running().handle(text, _now(now_iso))
     return _dumps(reply.to_json())
+
+
+async def edit_record(
+    collection: str, record_id: str, changes_json: str, now_iso: str | None = None
+) -> str:
+    """Change a task or note from the page; answers the updated record."""
+    changes = json.loads(changes_json)
+    now = datetime.now().astimezone() if now_iso is None else _now(now_iso)
+    return _dumps(await _running().edit(collection, record_id, changes, now))
+
+
+async def remove_record(collection: str, record_id: str) -> str:
+    await _running().remove(collection, record_id)
+    return _dumps({"removed": record_id})
+
+
+async def conflicts() -> str:
+    return _dumps(conflicts_json(_running().state))
+
+
+async def resolve_conflict(conflict_id: str, op_id: str) -> str:
+    await _running().resolve(conflict_id, op_id)
+    return _dumps(_syncing().status())
+
+
+async def sync_status() -> str:
+    return _dumps(_syncing().status())
+
+
+async def sync_run() -> str:
+    return _dumps(await _syncing().run())
+
+
+async def sync_create_space(device_name: str) -> str:
+    return _dumps(await _syncing().create_space(device_name))
+
+
+async def sync_join(pairing_code: str, device_name: str) -> str:
+    return _dumps(await _syncing().join(pairing_code, device_name))
+
+
+async def sync_leave() -> str:
+    return _dumps(await _syncing().leave())
 
 
 async def snapshot() -> str:

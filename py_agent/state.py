@@ -1,44 +1,90 @@
-"""The agent's data on the device: tasks, notes, conversation, embeddings, meta.
+"""The agent's data on the device: tasks, notes, conversation, embeddings, and sync.
 
-Records are plain JSON objects in the platform store (IndexedDB in the browser,
-SQLite natively). Every change is one ``commit``, so a change the UI
-acknowledges has been durably written. ``meta/schema`` holds the schema
-version; ``open_state`` migrates older data forward, one version at a time.
+Tasks and notes sync between a user's devices, so their truth is the set of sync
+ops (``py_agent.sync``): every change to one is ops appended to ``ops`` and to the
+``outbox`` in the same commit as the rest of the change, and the records the agent
+reads are the merge of those ops (``State.tasks``/``State.notes``). The conversation
+and the embeddings stay on the device.
+
+Every change is one ``commit``, so a change the UI acknowledges has been durably
+written. ``meta/schema`` holds the schema version; ``open_state`` migrates older
+data forward, one version at a time. Other meta records:
+
+- ``meta/device``: ``{"device_id", "clock"}`` -- the id this device stamps its ops
+  with, and its clock's last timestamp, saved with every op so the clock never
+  repeats a timestamp after a restart, whatever the wall clock did meanwhile;
+- ``meta/sync``: ``{"account", "cursor", "space_id", "pairing_code"}`` -- the pairing
+  (None for a local-only device), how far this device has pulled, and the last
+  space it was paired into.
 """
 
 from __future__ import annotations
 
-import base64
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .platform import Delete, JsonObject, Put, Store, StoreError, Write, open_store
+from .platform import Delete, JsonObject, JsonValue, Put, Store, StoreError, Write, open_store
+from .sync.client import SyncAccount
+from .sync.hlc import HybridClock, Timestamp, system_wall_ms
+from .sync.merge import Conflict, Replica
+from .sync.ops import MAX_PARENTS, TOMBSTONE, Op, OpError, canonical_json, new_op
+from .vectors import VectorIndex, decode_vector, encode_vector
 
-COLLECTIONS = ("tasks", "notes", "messages", "embeddings", "meta")
-SCHEMA_VERSION = 2
+COLLECTIONS = ("tasks", "notes", "messages", "embeddings", "meta", "ops", "outbox")
+# The collections that sync between devices, and the field of each that is embedded.
+SYNCED = {"tasks": "title", "notes": "text"}
+SCHEMA_VERSION = 3
+
+WallMs = Callable[[], int]
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def new_device_id() -> str:
+    """A device's id until it is paired (the server then assigns one)."""
+    return uuid.uuid4().hex[:16]
+
+
 def embedding_key(collection: str, record_id: str) -> str:
     return f"{collection}:{record_id}"
 
 
-def encode_vector(vector: NDArray[np.float32] | list[float]) -> str:
-    """float32 bytes as base64: one string per record, which IndexedDB and SQLite both
-    store as is, and which loads without boxing each number through the FFI."""
-    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+@dataclass(frozen=True)
+class SetField:
+    """Write one field of a synced record even when the value does not change: keeping
+    the displayed side of a conflict still needs an op that supersedes the other side."""
+
+    collection: str
+    record_id: str
+    field: str
+    value: JsonValue
 
 
-def decode_vector(text: str) -> NDArray[np.float32]:
-    return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32)
+Change = Write | SetField
+
+
+def _op_writes(op: Op, pending: bool = True) -> list[Write]:
+    writes: list[Write] = [Put("ops", op.op_id, op.to_json())]
+    if pending:
+        writes.append(Put("outbox", op.op_id, {"op_id": op.op_id, "hlc": op.hlc}))
+    return writes
+
+
+def _device_record(clock: HybridClock) -> Put:
+    last = clock.last
+    return Put(
+        "meta",
+        "device",
+        {"device_id": clock.device_id, "clock": None if last is None else last.encode()},
+    )
 
 
 async def _v1_to_v2(store: Store) -> list[Write]:
@@ -57,98 +103,106 @@ async def _v1_to_v2(store: Store) -> list[Write]:
     return writes
 
 
+async def _v2_to_v3(store: Store) -> list[Write]:
+    """Version 3 syncs: tasks and notes become ops, all waiting in the outbox, so the
+    device's existing data reaches its other devices once it is paired."""
+    clock = HybridClock(new_device_id(), system_wall_ms)
+    replica = Replica()
+    writes: list[Write] = []
+    for collection in SYNCED:
+        for record in await store.get_all(collection):
+            record_id = str(record["id"])
+            for name, value in record.items():
+                if name != "id":
+                    replica.write(
+                        clock, collection=collection, record_id=record_id, field=name, value=value
+                    )
+            writes.append(Delete(collection, record_id))
+    for op in replica.ops():
+        writes.extend(_op_writes(op))
+    writes.append(_device_record(clock))
+    return writes
+
+
 # MIGRATIONS[n] upgrades version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Store], Awaitable[list[Write]]]] = {1: _v1_to_v2}
-
-
-class VectorIndex:
-    """Unit vectors of one collection in one matrix, so a search is one matmul.
-
-    Rows grow by doubling and a removal moves the last row into the hole, so
-    loading or adding n vectors costs O(n) copies, not O(n^2).
-    """
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-        self._rows: dict[str, int] = {}
-        self._data = np.zeros((0, 0), dtype=np.float32)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def add(self, record_id: str, vector: NDArray[np.float32]) -> None:
-        row = np.asarray(vector, dtype=np.float32).ravel()
-        if record_id in self._rows:
-            self._data[self._rows[record_id]] = row
-            return
-        count = len(self.ids)
-        if count == self._data.shape[0]:
-            grown = np.zeros((max(16, 2 * count), row.size), dtype=np.float32)
-            if count:
-                grown[:count] = self._data[:count]
-            self._data = grown
-        self._data[count] = row
-        self._rows[record_id] = count
-        self.ids.append(record_id)
-
-    def remove(self, record_id: str) -> None:
-        index = self._rows.pop(record_id, None)
-        if index is None:
-            return
-        last = len(self.ids) - 1
-        if index != last:
-            moved = self.ids[last]
-            self._data[index] = self._data[last]
-            self.ids[index] = moved
-            self._rows[moved] = index
-        self.ids.pop()
-
-    def nearest(
-        self, query: NDArray[np.float32], k: int, among: set[str] | None = None
-    ) -> list[tuple[str, float]]:
-        """The k most similar ids with their cosine (vectors are normalised)."""
-        if not self.ids:
-            return []
-        scores = self._data[: len(self.ids)] @ np.asarray(query, dtype=np.float32)
-        if among is not None:
-            allowed = np.array([record_id in among for record_id in self.ids])
-            scores = np.where(allowed, scores, -np.inf)
-        k = min(k, len(self.ids))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top])]
-        return [(self.ids[int(i)], float(scores[i])) for i in top if np.isfinite(scores[i])]
+MIGRATIONS: dict[int, Callable[[Store], Awaitable[list[Write]]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 class State:
-    def __init__(self, store: Store, model: str) -> None:
+    """The device's data in memory, written through to the store.
+
+    It is also the device's ``SyncLog`` (``py_agent.sync.client``): its outbox,
+    cursor and the merge of pulled ops. A failed commit reloads memory from the
+    store, so memory never shows what the store does not hold.
+    """
+
+    def __init__(self, store: Store, model: str, wall_ms: WallMs = system_wall_ms) -> None:
         self.store = store
         self.model = model
+        self._wall_ms = wall_ms
+        self.replica = Replica()
+        self.clock = HybridClock(new_device_id(), wall_ms)
+        self.outbox: dict[str, str] = {}  # op id -> hlc
+        self.sync_meta: JsonObject = {}
         self.tasks: dict[str, JsonObject] = {}
         self.notes: dict[str, JsonObject] = {}
+        self.records = {"tasks": self.tasks, "notes": self.notes}
         self.vectors = {"tasks": VectorIndex(), "notes": VectorIndex()}
         self.message_count = 0
+        self.revision = 0  # counts changes that arrived from other devices
+
+    # -- loading -----------------------------------------------------------------------
 
     async def load(self) -> None:
-        self.tasks = {task["id"]: task for task in await self.store.get_all("tasks")}
-        self.notes = {note["id"]: note for note in await self.store.get_all("notes")}
+        device = await self.store.get("meta", "device")
+        if device is None:
+            clock = HybridClock(new_device_id(), self._wall_ms)
+            await self.store.commit([_device_record(clock)])
+        else:
+            last = device.get("clock")
+            clock = HybridClock(
+                str(device["device_id"]),
+                self._wall_ms,
+                None if last is None else Timestamp.decode(str(last)),
+            )
+        ops = []
+        for record in await self.store.get_all("ops"):
+            try:
+                ops.append(Op.from_json(record, where=f"stored op {record.get('op_id')!r}"))
+            except OpError as exc:
+                raise StoreError(f"this device's sync data is damaged: {exc}") from None
+        replica = Replica()
+        replica.apply(ops)
+        self.replica, self.clock = replica, clock
+        self.outbox = {str(r["op_id"]): str(r["hlc"]) for r in await self.store.get_all("outbox")}
+        self.sync_meta = await self.store.get("meta", "sync") or {
+            "account": None,
+            "cursor": None,
+            "space_id": None,
+            "pairing_code": None,
+        }
+        for collection, table in self.records.items():
+            table.clear()
+            for record_id, fields in replica.records(collection).items():
+                table[record_id] = {"id": record_id, **fields}
         self.message_count = len(await self.store.get_all("messages"))
-        for key_and_record in await self._embeddings():
-            collection, record_id, record = key_and_record
-            if collection in self.vectors and record.get("model") == self.model:
-                self.vectors[collection].add(record_id, decode_vector(record["vector"]))
-
-    async def _embeddings(self) -> list[tuple[str, str, JsonObject]]:
-        found = []
+        self.vectors = {"tasks": VectorIndex(), "notes": VectorIndex()}
         for record in await self.store.get_all("embeddings"):
             collection, _, record_id = str(record.get("key", "")).partition(":")
-            found.append((collection, record_id, record))
-        return found
+            if (
+                collection in self.vectors
+                and record.get("model") == self.model
+                and record_id in self.records[collection]
+            ):
+                self.vectors[collection].add(record_id, decode_vector(record["vector"]))
+
+    # -- embeddings --------------------------------------------------------------------
 
     def missing_vectors(self, collection: str) -> list[JsonObject]:
-        """Records with no embedding from the current model (new model, or migrated data)."""
-        records = self.tasks if collection == "tasks" else self.notes
+        """Records with no embedding from the current model (new model, migrated data,
+        or a record changed on another device)."""
         have = set(self.vectors[collection].ids)
-        return [record for record_id, record in records.items() if record_id not in have]
+        return [r for record_id, r in self.records[collection].items() if record_id not in have]
 
     def vector_write(self, collection: str, record_id: str, vector: NDArray[np.float32]) -> Put:
         key = embedding_key(collection, record_id)
@@ -158,25 +212,79 @@ class State:
             {"key": key, "model": self.model, "vector": encode_vector(vector)},
         )
 
+    # -- local changes -----------------------------------------------------------------
+
     async def save(
         self,
-        writes: Sequence[Write],
+        changes: Sequence[Change],
         vectors: Sequence[tuple[str, str, NDArray[np.float32]]] = (),
     ) -> None:
-        """Commit ``writes`` plus embeddings in one transaction, then update memory."""
-        all_writes = [*writes, *(self.vector_write(c, i, v) for c, i, v in vectors)]
-        await self.store.commit(all_writes)
-        for write in writes:
-            table = {"tasks": self.tasks, "notes": self.notes}.get(write.collection)
-            if table is None:
-                continue
-            if isinstance(write, Put):
-                table[write.key] = write.value
-            elif isinstance(write, Delete):
-                table.pop(write.key, None)
-                self.vectors[write.collection].remove(write.key)
+        """Commit ``changes`` plus embeddings in one transaction, then update memory.
+
+        A ``Put``/``Delete`` on a synced collection becomes ops for the fields that
+        changed (a delete sets the tombstone), stored and queued for sync in the
+        same transaction.
+        """
+        try:
+            ops: list[Op] = []
+            plain: list[Write] = []
+            for change in changes:
+                if isinstance(change, SetField):
+                    ops += self._write(
+                        change.collection, change.record_id, change.field, change.value
+                    )
+                elif change.collection in SYNCED:
+                    ops += self._ops_for(change)
+                else:
+                    plain.append(change)
+            op_writes = [write for op in ops for write in _op_writes(op)]
+            meta = [_device_record(self.clock)] if ops else []
+            vector_writes = [self.vector_write(c, i, v) for c, i, v in vectors]
+            await self.store.commit([*plain, *op_writes, *meta, *vector_writes])
+        except BaseException:
+            await self.load()  # the replica may hold ops the store does not
+            raise
+        self.outbox.update((op.op_id, op.hlc) for op in ops)
+        self._materialize({(op.collection, op.record_id) for op in ops})
         for collection, record_id, vector in vectors:
-            self.vectors[collection].add(record_id, vector)
+            if record_id in self.records[collection]:
+                self.vectors[collection].add(record_id, vector)
+
+    def _write(self, collection: str, record_id: str, field: str, value: JsonValue) -> list[Op]:
+        return self.replica.write(
+            self.clock, collection=collection, record_id=record_id, field=field, value=value
+        )
+
+    def _ops_for(self, write: Write) -> list[Op]:
+        collection, record_id = write.collection, write.key
+        current = self.replica.record(collection, record_id)
+        if isinstance(write, Delete):
+            return [] if current is None else self._write(collection, record_id, TOMBSTONE, True)
+        ops: list[Op] = []
+        if current is None:
+            current = {}
+            if self.replica.heads(collection, record_id, TOMBSTONE):  # deleted: restore it
+                ops += self._write(collection, record_id, TOMBSTONE, False)
+        for name, value in write.value.items():
+            if name == "id":
+                continue
+            if name in current and canonical_json(current[name]) == canonical_json(value):
+                continue
+            ops += self._write(collection, record_id, name, value)
+        return ops
+
+    def _materialize(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Bring ``records`` and the vector index up to the replica for ``keys``."""
+        for collection, record_id in keys:
+            table = self.records.get(collection)
+            if table is None:
+                continue  # a collection a newer app syncs: kept as ops, not shown
+            fields = self.replica.record(collection, record_id)
+            if fields is None:
+                table.pop(record_id, None)
+                self.vectors[collection].remove(record_id)
+            else:
+                table[record_id] = {"id": record_id, **fields}
 
     def message(self, role: str, text: str, at: datetime, **details: Any) -> Put:
         self.message_count += 1
@@ -192,6 +300,169 @@ class State:
     async def history(self, limit: int = 200) -> list[JsonObject]:
         messages = await self.store.get_all("messages")
         return sorted(messages, key=lambda m: str(m["id"]))[-limit:]
+
+    # -- conflicts ---------------------------------------------------------------------
+
+    def conflicts(self) -> list[Conflict]:
+        """Fields of tasks and notes edited differently on two devices."""
+        return [c for c in self.replica.conflicts() if c.collection in SYNCED]
+
+    def conflict(self, conflict_id: str) -> Conflict | None:
+        return next((c for c in self.conflicts() if c.id == conflict_id), None)
+
+    # -- the SyncLog -------------------------------------------------------------------
+
+    async def pending(self, limit: int) -> list[Op]:
+        oldest = sorted(self.outbox, key=self.outbox.__getitem__)[:limit]
+        return [op for op in map(self.replica.op, oldest) if op is not None]
+
+    async def pending_count(self) -> int:
+        return len(self.outbox)
+
+    async def acknowledge(self, op_ids: Sequence[str]) -> None:
+        known = [op_id for op_id in op_ids if op_id in self.outbox]
+        if known:
+            await self.store.commit([Delete("outbox", op_id) for op_id in known])
+            for op_id in known:
+                del self.outbox[op_id]
+
+    async def cursor(self) -> str | None:
+        cursor = self.sync_meta.get("cursor")
+        return None if cursor is None else str(cursor)
+
+    async def receive(self, ops: Sequence[Op], cursor: str) -> None:
+        """Merge pulled ops, storing them, the records' new state and ``cursor`` in one
+        commit. Raises ``HLCError`` (nothing applied) if an op's clock is too far ahead."""
+        for op in ops:
+            self.clock.observe(Timestamp.decode(op.hlc))
+        try:
+            fresh_ids = set(self.replica.apply(ops))
+            fresh = [op for op in ops if op.op_id in fresh_ids]
+            keys = {(op.collection, op.record_id) for op in fresh}
+            stale = self._stale_embeddings(keys)
+            meta = {**self.sync_meta, "cursor": cursor}
+            await self.store.commit(
+                [
+                    *(Put("ops", op.op_id, op.to_json()) for op in fresh),
+                    *(Delete("embeddings", embedding_key(c, i)) for c, i in stale),
+                    Put("meta", "sync", meta),
+                    _device_record(self.clock),
+                ]
+            )
+        except BaseException:
+            await self.load()
+            raise
+        self.sync_meta = meta
+        for collection, record_id in stale:
+            self.vectors[collection].remove(record_id)
+        self._materialize(keys)
+        if any(collection in SYNCED for collection, _ in keys):
+            self.revision += 1
+
+    def _stale_embeddings(self, keys: set[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Records among ``keys`` whose embedded text the merge changed or removed."""
+        stale = []
+        for collection, record_id in keys:
+            embedded = SYNCED.get(collection)
+            old = self.records.get(collection, {}).get(record_id)
+            if embedded is None or old is None:
+                continue
+            new = self.replica.record(collection, record_id)
+            if new is None or new.get(embedded) != old.get(embedded):
+                stale.append((collection, record_id))
+        return stale
+
+    # -- pairing -----------------------------------------------------------------------
+
+    @property
+    def account(self) -> SyncAccount | None:
+        data = self.sync_meta.get("account")
+        return None if data is None else SyncAccount.from_json(data)
+
+    async def pair(self, account: SyncAccount, pairing_code: str | None) -> None:
+        """Start syncing as ``account.device_id``, the id the server gave this device.
+
+        The server accepts only ops stamped with that id, so what waits in the outbox
+        is stamped again. Into the space it was last paired with, each pending change
+        is re-written with the same value, superseding only the pending op (a conflict
+        it is part of stays a conflict). Into a new space (a first pairing, or a move),
+        the device brings everything it shows: every field of every record, one op
+        each -- conflicts from the old space are settled to their displayed value.
+        """
+        previous = self.clock.last
+        clock = HybridClock(account.device_id, self._wall_ms)
+        if previous is not None:
+            clock.observe(previous)
+        try:
+            if account.space_id == self.sync_meta.get("space_id"):
+                ops = self._restamp_pending(clock)
+            else:
+                ops = self._carry_everything(clock)
+            meta = {
+                "account": account.to_json(),
+                "cursor": None,
+                "space_id": account.space_id,
+                "pairing_code": pairing_code,
+            }
+            self.clock = clock
+            await self.store.commit(
+                [
+                    *(Delete("outbox", op_id) for op_id in self.outbox),
+                    *(write for op in ops for write in _op_writes(op)),
+                    Put("meta", "sync", meta),
+                    _device_record(clock),
+                ]
+            )
+        except BaseException:
+            await self.load()
+            raise
+        self.sync_meta = meta
+        self.outbox = {op.op_id: op.hlc for op in ops}
+        self._materialize({(op.collection, op.record_id) for op in ops})
+
+    def _restamp_pending(self, clock: HybridClock) -> list[Op]:
+        fields = {
+            (op.collection, op.record_id, op.field)
+            for op in map(self.replica.op, self.outbox)
+            if op is not None
+        }
+        ops: list[Op] = []
+        for collection, record_id, field in sorted(fields):
+            mine = [h for h in self.replica.heads(collection, record_id, field) if h in self.outbox]
+            if not mine:
+                continue  # superseded already: nothing of it is shown
+            pending = [op for op in map(self.replica.op, mine) if op is not None]
+            latest = max(pending, key=lambda op: op.hlc)
+            # The pending ops never reach the server, so the new op also lists what
+            # they superseded: elsewhere it must supersede exactly that.
+            parents = dict.fromkeys([*mine, *(p for op in pending for p in op.parents)])
+            op = new_op(
+                clock,
+                collection=collection,
+                record_id=record_id,
+                field=field,
+                value=latest.value,
+                parents=list(parents)[:MAX_PARENTS],
+            )
+            self.replica.apply([op])
+            ops.append(op)
+        return ops
+
+    def _carry_everything(self, clock: HybridClock) -> list[Op]:
+        ops: list[Op] = []
+        for collection in SYNCED:
+            for record_id, fields in self.replica.records(collection).items():
+                for name, value in fields.items():
+                    ops += self.replica.write(
+                        clock, collection=collection, record_id=record_id, field=name, value=value
+                    )
+        return ops
+
+    async def leave(self) -> None:
+        """Stop syncing; the data stays, and this device keeps working on its own."""
+        meta = {**self.sync_meta, "account": None, "pairing_code": None}
+        await self.store.commit([Put("meta", "sync", meta)])
+        self.sync_meta = meta
 
 
 async def migrate(store: Store) -> int:
@@ -215,9 +486,9 @@ async def migrate(store: Store) -> int:
     return found
 
 
-async def open_state(location: str, model: str) -> State:
+async def open_state(location: str, model: str, wall_ms: WallMs = system_wall_ms) -> State:
     store = await open_store(location, COLLECTIONS)
     await migrate(store)
-    state = State(store, model)
+    state = State(store, model, wall_ms)
     await state.load()
     return state

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.util
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import httpx
+
+from py_agent.platform.interfaces import HttpResponse, TransportError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,3 +53,66 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def sync_app(
+    tmp_path: Path, name: str, clock: FakeClock, **settings: Any
+) -> tuple[httpx.AsyncClient, Any]:
+    """The server app in-process on ``tmp_path/name``, its clocks faked, and an httpx
+    client to it. Close both: ``await http.aclose(); await app.state.sync.store.close()``."""
+    from server.app import create_app
+    from server.settings import Settings
+
+    settings.setdefault("sync_burst", 10_000)  # the fake clock never refills the bucket
+    dist = tmp_path / "dist"
+    dist.mkdir(exist_ok=True)
+    (dist / "index.html").write_text("<!doctype html><title>py_agent</title>")
+    app = create_app(
+        Settings(dist_dir=dist, data_dir=tmp_path / name, **settings),
+        clock=clock,
+        wall_clock=clock,
+    )
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    return http, app
+
+
+class AppTransport:
+    """The Transport over the server app in-process, with switches for failures."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.offline = False
+        self.lose = 0  # the next n responses are lost after the server handled the request
+        self.faults: list[tuple[int, dict[str, str]]] = []  # answered instead of the server
+        self.gate: asyncio.Event | None = None
+        self.waiting = 0
+        self.arrived = asyncio.Event()  # set when a request waits at the gate
+        self.sent: list[Any] = []  # bodies the server received
+        self.timeouts: list[float] = []
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 10.0,
+    ) -> HttpResponse:
+        self.timeouts.append(timeout_s)
+        if self.gate is not None:
+            self.waiting += 1
+            self.arrived.set()
+            await self.gate.wait()
+        if self.offline:
+            raise TransportError(f"{method} {url}: connection refused")
+        if self.faults:
+            status, fault_headers = self.faults.pop(0)
+            return HttpResponse(status, {"error": "injected fault"}, fault_headers)
+        response = await self.http.request(method, url, json=body, headers=dict(headers or {}))
+        self.sent.append(body)
+        if self.lose:
+            self.lose -= 1
+            raise TransportError(f"{method} {url}: connection reset")
+        # httpx iterates header names in lower case, as the real transports report them.
+        return HttpResponse(response.status_code, response.json(), dict(response.headers))

@@ -16,6 +16,8 @@ import pytest
 from py_agent.agent import Agent, AgentError
 from py_agent.intents import INTENTS, IntentPrediction
 from py_agent.state import open_state
+from py_agent.sync.hlc import HybridClock, system_wall_ms
+from py_agent.sync.ops import new_op
 
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=timezone(timedelta(hours=1)))  # a Wednesday
 DIM = 256
@@ -148,7 +150,7 @@ async def test_notes_add_search_list(agent: Agent) -> None:
 async def test_simple_intents(agent: Agent) -> None:
     assert "I can do" in await say(agent, "help")
     assert await say(agent, "thanks!") == "You're welcome!"
-    assert "not set up" in await say(agent, "sync now")
+    assert "does not sync" in await say(agent, "sync now")
     assert "can't help with that" in await say(agent, "what's the weather in Paris")
 
 
@@ -175,3 +177,91 @@ async def test_turns_are_persisted_and_cached(agent: Agent, tmp_path: Path) -> N
     assert [m["role"] for m in history] == ["user", "agent", "user", "agent"]
     assert history[1]["intent"] == "task.add" and history[1]["confidence"] == 0.9
     assert len(reopened.tasks) == 2 and len(reopened.vectors["tasks"]) == 2
+
+
+async def test_sync_now_reports_what_the_sync_said(agent: Agent) -> None:
+    async def sync() -> str:
+        return "Synced: this device is up to date with your other devices."
+
+    agent.sync = sync
+    assert await say(agent, "sync now") == await sync()
+
+
+async def test_edits_from_the_page_change_fields_and_re_embed(agent: Agent) -> None:
+    await say(agent, "add buy milk")
+    (task_id,) = agent.state.tasks
+    calls = agent.encoder.calls  # type: ignore[attr-defined]
+    edited = await agent.edit("tasks", task_id, {"title": "  buy oat milk "}, NOW)
+    assert edited["title"] == "buy oat milk"
+    assert agent.encoder.calls == calls + 1  # type: ignore[attr-defined]
+    assert "buy oat milk" in await say(agent, "delete the oat milk task")
+
+    await say(agent, "add call mom")
+    (task_id,) = agent.state.tasks
+    calls = agent.encoder.calls  # type: ignore[attr-defined]
+    done = await agent.edit("tasks", task_id, {"done": True, "due_date": "2026-11-20"}, NOW)
+    assert (done["done"], done["done_at"]) == (True, NOW.isoformat())
+    assert done["due_date"] == "2026-11-20"
+    assert agent.encoder.calls == calls  # the title did not change: no new embedding
+    undone = await agent.edit("tasks", task_id, {"done": False}, NOW)
+    assert (undone["done"], undone["done_at"]) == (False, None)
+
+    await agent.remove("tasks", task_id)
+    assert agent.state.tasks == {} and len(agent.state.vectors["tasks"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("collection", "changes", "message"),
+    [
+        ("tasks", {"title": "  "}, "title must be non-empty text"),
+        ("tasks", {"title": "x" * 501}, "limit is 500"),
+        ("tasks", {"done": "yes"}, "done must be true or false"),
+        ("tasks", {"due_date": "tomorrow"}, "due_date must be a date"),
+        ("tasks", {"due_time": "25:00"}, "due_time must be a time"),
+        ("tasks", {"due_time": "09:00"}, "needs a due_date"),
+        ("tasks", {"owner": "me"}, "owner cannot be edited"),
+        ("tasks", {}, "non-empty object"),
+        ("tasks", ["title"], "non-empty object"),
+        ("notes", {"text": ""}, "text must be non-empty"),
+        ("messages", {"text": "x"}, "collection must be one of tasks, notes"),
+    ],
+)
+async def test_bad_edits_are_refused_and_change_nothing(
+    agent: Agent, collection: str, changes: object, message: str
+) -> None:
+    await say(agent, "add buy milk")
+    await say(agent, "note that the gate code is 4321")
+    before = (dict(agent.state.tasks), dict(agent.state.notes), len(agent.state.replica))
+    record_id = next(iter(agent.state.notes if collection == "notes" else agent.state.tasks))
+    with pytest.raises(AgentError, match=message):
+        await agent.edit(collection, record_id, changes, NOW)
+    assert (dict(agent.state.tasks), dict(agent.state.notes), len(agent.state.replica)) == before
+
+
+async def test_unknown_records_and_conflicts_are_explained(agent: Agent) -> None:
+    with pytest.raises(AgentError, match=r"no task 'nope'.*deleted on another device"):
+        await agent.edit("tasks", "nope", {"done": True}, NOW)
+    with pytest.raises(AgentError, match="no note"):
+        await agent.remove("notes", "nope")
+    with pytest.raises(AgentError, match="already settled"):
+        await agent.resolve("0" * 40, "op")
+
+
+async def test_resolving_a_conflict_keeps_the_chosen_version_and_re_embeds(agent: Agent) -> None:
+    await say(agent, "add buy milk")
+    (task_id,) = agent.state.tasks
+    other = HybridClock("other-device", lambda: system_wall_ms() + 1000)
+    theirs = new_op(
+        other, collection="tasks", record_id=task_id, field="title", value="buy eggs"
+    )  # written without having seen "buy milk": concurrent
+    await agent.state.receive([theirs], "1")
+    (conflict,) = agent.state.conflicts()
+    assert agent.state.tasks[task_id]["title"] == "buy eggs"  # the later one is displayed
+    mine = next(v for v in conflict.versions if v.value == "buy milk")
+    calls = agent.encoder.calls  # type: ignore[attr-defined]
+    await agent.resolve(conflict.id, mine.op_id)
+    assert agent.state.conflicts() == []
+    assert agent.state.tasks[task_id]["title"] == "buy milk"
+    assert agent.encoder.calls == calls + 1  # type: ignore[attr-defined]
+    with pytest.raises(AgentError, match="already settled"):
+        await agent.resolve(conflict.id, mine.op_id)

@@ -6,22 +6,19 @@ No sleeps: the client's clock and randomness, and the server's clocks, are fakes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support import FakeClock
+from support import AppTransport, FakeClock, sync_app
 
-from py_agent.platform.interfaces import HttpResponse, TransportError
 from py_agent.sync.client import SyncAccount, SyncClient, SyncLog
 from py_agent.sync.hlc import HybridClock
 from py_agent.sync.merge import Replica
 from py_agent.sync.ops import Op
-from server.app import create_app
-from server.settings import Settings
 
 T0 = 1_800_000_000.0
 
@@ -60,48 +57,6 @@ class MemoryLog:
         self.replica.apply(ops)
         self.received.extend(ops)
         self._cursor = cursor
-
-
-class AppTransport:
-    """The Transport over the server app in-process, with switches for failures."""
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self.http = http
-        self.offline = False
-        self.lose = 0  # the next n responses are lost after the server handled the request
-        self.faults: list[tuple[int, dict[str, str]]] = []  # answered instead of the server
-        self.gate: asyncio.Event | None = None
-        self.waiting = 0
-        self.arrived = asyncio.Event()  # set when a request waits at the gate
-        self.sent: list[Any] = []  # bodies the server received
-        self.timeouts: list[float] = []
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        body: Any = None,
-        *,
-        headers: Mapping[str, str] | None = None,
-        timeout_s: float = 10.0,
-    ) -> HttpResponse:
-        self.timeouts.append(timeout_s)
-        if self.gate is not None:
-            self.waiting += 1
-            self.arrived.set()
-            await self.gate.wait()
-        if self.offline:
-            raise TransportError(f"{method} {url}: connection refused")
-        if self.faults:
-            status, fault_headers = self.faults.pop(0)
-            return HttpResponse(status, {"error": "injected fault"}, fault_headers)
-        response = await self.http.request(method, url, json=body, headers=dict(headers or {}))
-        self.sent.append(body)
-        if self.lose:
-            self.lose -= 1
-            raise TransportError(f"{method} {url}: connection reset")
-        # httpx iterates header names in lower case, as the real transports report them.
-        return HttpResponse(response.status_code, response.json(), dict(response.headers))
 
 
 @dataclass
@@ -153,19 +108,11 @@ Start = Callable[..., Awaitable[Env]]
 
 @pytest.fixture
 async def start(tmp_path: Path) -> AsyncIterator[Start]:
-    dist = tmp_path / "dist"
-    dist.mkdir()
-    (dist / "index.html").write_text("<!doctype html><title>py_agent</title>")
     opened: list[tuple[httpx.AsyncClient, Any]] = []
 
     async def start(**settings: Any) -> Env:
-        settings.setdefault("sync_burst", 10_000)  # the fake clock never refills the bucket
         clock = FakeClock()
-        data = tmp_path / f"data{len(opened)}"
-        app = create_app(
-            Settings(dist_dir=dist, data_dir=data, **settings), clock=clock, wall_clock=clock
-        )
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+        http, app = sync_app(tmp_path, f"data{len(opened)}", clock, **settings)
         opened.append((http, app))
         return Env(http, clock)
 

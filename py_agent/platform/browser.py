@@ -78,8 +78,11 @@ class IndexedDBStore:
 
     async def get_all(self, collection: str) -> list[JsonObject]:
         check_collection(self.collections, collection)
-        values = await py_agent_js.idb.getAll(self._db, collection)
-        return [_record(value) for value in values]
+        records = json.loads(await py_agent_js.idb.getAllJson(self._db, collection))
+        for record in records:
+            if not isinstance(record, dict):
+                raise StoreError(f"a stored {collection} record is not an object: {record!r:.80}")
+        return records  # type: ignore[no-any-return]
 
     async def commit(self, writes: Sequence[Write]) -> None:
         batch = []

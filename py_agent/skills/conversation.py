@@ -1,4 +1,4 @@
-"""Replies that need no data: help, greetings, sync (until it exists), out of scope."""
+"""Replies that need no data: help, greetings, sync, out of scope."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ HELP = """Here is what I can do, on this device, even offline:
 • “I paid the rent” / “delete the dentist task” — complete or delete one
 • “note that the wifi password is hunter2” — save a note
 • “what's the wifi password?” — search your notes
-• “show my notes” — list notes"""
+• “show my notes” — list notes
+• “sync now” — sync with your other devices (pair them under Sync)"""
 
 THANKS = re.compile(r"\b(thanks|thank you|thx|cheers|ty)\b", re.IGNORECASE)
 BYE = re.compile(r"\b(bye|goodbye|see you|good night|later)\b", re.IGNORECASE)
@@ -30,8 +31,11 @@ def greeting(text: str) -> Outcome:
     return Outcome("Hi! What can I do for you? Type “help” for examples.")
 
 
-def sync_now() -> Outcome:
-    return Outcome("Sync is not set up on this device yet: everything stays here, on this device.")
+def sync_now(report: str | None) -> Outcome:
+    """``report`` says how the sync went; None where this agent has no sync at all."""
+    if report is None:
+        return Outcome("This agent does not sync: everything stays here, on this device.")
+    return Outcome(report)
 
 
 def out_of_scope() -> Outcome:

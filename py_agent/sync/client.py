@@ -74,10 +74,29 @@ class SyncLog(Protocol):
 
 @dataclass(frozen=True)
 class SyncAccount:
-    server_url: str  # "" = same origin
+    """A device's pairing: where it syncs, and as whom."""
+
+    server_url: str  # "" = the origin the app was served from
     space_id: str
     device_id: str
     token: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "server_url": self.server_url,
+            "space_id": self.space_id,
+            "device_id": self.device_id,
+            "token": self.token,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> SyncAccount:
+        return cls(
+            str(data["server_url"]),
+            str(data["space_id"]),
+            str(data["device_id"]),
+            str(data["token"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -214,7 +233,7 @@ class SyncClient:
                 await self._local(self._log.acknowledge(acked))
             try:
                 await self._log.receive(pulled, new_cursor)
-            except HLCError as exc:  # a pulled op's clock is far ahead of this device's
+            except (HLCError, OpError) as exc:  # a clock far ahead, or an op id reused
                 raise _Stop(
                     "error", f"can't merge the server's changes: {exc}", retry=True
                 ) from None
@@ -260,7 +279,7 @@ class SyncClient:
 
     def _refusal(self, response: HttpResponse) -> _Stop:
         status = response.status
-        detail, field = _error_detail(response.body)
+        detail, field = error_detail(response.body)
         if status in (401, 403):
             return _Stop(
                 "error", f"this device was unpaired: pair it again ({detail})", retry=False
@@ -303,7 +322,7 @@ class SyncClient:
         self._error = f"{stop.message}, retrying in {max(1, math.ceil(delay))} s"
 
 
-def _error_detail(body: object) -> tuple[str, str | None]:
+def error_detail(body: object) -> tuple[str, str | None]:
     """The server's ``{"error": …, "field": …}``, or the body as text."""
     if isinstance(body, dict):
         field = body.get("field")

@@ -153,6 +153,9 @@ class Replica:
     def __contains__(self, op_id: object) -> bool:
         return op_id in self._ops
 
+    def op(self, op_id: str) -> Op | None:
+        return self._ops.get(op_id)
+
     def apply(self, ops: Iterable[Op]) -> list[str]:
         """Merge ``ops``; return the op ids that were new, in the order given.
 

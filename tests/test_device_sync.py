@@ -1,0 +1,269 @@
+"""The device side of sync: State as the sync log over a real store, pairing, and
+DeviceSync's status, against the real server app in-process. Clocks are fakes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from support import AppTransport, FakeClock, sync_app
+
+from py_agent.device_sync import DeviceSync, PairingError, conflicts_json
+from py_agent.platform import Delete, Put, Store, StoreError, Write, open_store
+from py_agent.state import COLLECTIONS, SCHEMA_VERSION, SetField, State, migrate, open_state
+
+T0 = 1_800_000_000.0
+
+
+def task(record_id: str, title: str, done: bool = False) -> Put:
+    return Put("tasks", record_id, {"id": record_id, "title": title, "done": done})
+
+
+def titles(state: State) -> dict[str, str]:
+    return {key: str(record["title"]) for key, record in state.tasks.items()}
+
+
+class Device:
+    def __init__(self, state: State, sync: DeviceSync, transport: AppTransport) -> None:
+        self.state, self.sync, self.transport = state, sync, transport
+        self.pulled = 0
+
+    async def count_pull(self) -> None:
+        self.pulled += 1
+
+
+class World:
+    def __init__(self, tmp_path: Path, http: httpx.AsyncClient, clock: FakeClock) -> None:
+        self.tmp_path, self.http, self.clock = tmp_path, http, clock
+        self.states: list[State] = []
+
+    def wall_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def device(self, name: str) -> Device:
+        state = await open_state(str(self.tmp_path / f"{name}.db"), "m", self.wall_ms)
+        self.states.append(state)
+        transport = AppTransport(self.http)
+        sync = DeviceSync(state, transport, clock=self.clock, random=lambda: 0.5)
+        device = Device(state, sync, transport)
+        sync.after_pull = device.count_pull
+        return device
+
+    async def pair(self) -> tuple[Device, Device]:
+        a, b = await self.device("a"), await self.device("b")
+        code = (await a.sync.create_space("laptop"))["pairing_code"]
+        await b.sync.join(code, "phone")
+        return a, b
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    clock = FakeClock(T0)
+    http, app = sync_app(tmp_path, "server", clock)
+    world = World(tmp_path, http, clock)
+    yield world
+    for state in world.states:
+        await state.store.close()
+    await http.aclose()
+    await app.state.sync.store.close()
+
+
+async def test_a_local_device_works_alone_then_brings_its_data_when_paired(world: World) -> None:
+    a = await world.device("a")
+    await a.state.save([task("t1", "water the plants")])
+    status = a.sync.status()
+    assert (status["state"], status["paired"], status["next_in_s"]) == ("local", False, None)
+    assert status["pending"] == 2  # one op per field: title, done
+    assert await a.sync.run() == status  # nothing to do without a space
+
+    status = await a.sync.create_space("laptop")
+    assert (status["state"], status["paired"], status["pending"]) == ("synced", True, 0)
+    assert status["device_id"] != "" and status["next_in_s"] == 60.0
+    code = status["pairing_code"]
+    assert isinstance(code, str) and len(code) == 19
+
+    b = await world.device("b")
+    await b.state.save([task("t2", "call the bank")])
+    status = await b.sync.join(code, "phone")
+    assert status["state"] == "synced" and status["space_id"] == a.sync.status()["space_id"]
+    assert titles(b.state) == {"t1": "water the plants", "t2": "call the bank"}
+    assert b.pulled == 1  # new records arrived: the agent embeds them
+    await a.sync.run()
+    assert titles(a.state) == titles(b.state)
+    assert a.state.revision == 1 and b.state.revision == 1
+
+
+async def test_concurrent_edits_become_a_conflict_on_both_that_a_resolve_settles(
+    world: World,
+) -> None:
+    a, b = await world.pair()
+    await a.state.save([task("t1", "buy milk")])
+    await a.sync.run()
+    await b.sync.run()
+    await a.state.save([task("t1", "buy oat milk")])
+    await b.state.save([task("t1", "buy milk and eggs")])
+    world.clock.advance(1)
+    for device in (a, b, a):
+        await device.sync.run()
+
+    assert titles(a.state) == titles(b.state)
+    listed = [conflicts_json(device.state) for device in (a, b)]
+    assert [[c["id"] for c in found] for found in listed] == [[listed[0][0]["id"]]] * 2
+    versions = listed[0][0]["versions"]
+    assert {v["value"] for v in versions} == {"buy oat milk", "buy milk and eggs"}
+    assert [v["this_device"] for v in versions].count(True) == 1
+    assert listed[0][0]["label"] == titles(a.state)["t1"]
+    assert a.sync.status()["conflicts"] == 1
+
+    # Keep the version that is NOT displayed: the resolve is an op like any other.
+    kept = versions[1]
+    await b.state.save([SetField("tasks", "t1", "title", kept["value"])])
+    assert b.sync.status()["state"] == "pending"
+    await b.sync.run()
+    await a.sync.run()
+    for device in (a, b):
+        assert device.state.conflicts() == []
+        assert titles(device.state) == {"t1": kept["value"]}
+
+
+async def test_data_clock_outbox_and_pairing_survive_a_restart(world: World) -> None:
+    a, _ = await world.pair()
+    await a.state.save([task("t1", "one")])
+    before = await a.state.pending(10)
+    last = a.state.clock.last
+    await a.state.store.close()
+
+    world.clock.advance(-3600)  # the wall clock went back an hour while the app was closed
+    reopened = await world.device("a")
+    assert titles(reopened.state) == {"t1": "one"}
+    assert await reopened.state.pending(10) == before
+    assert reopened.state.clock.last == last
+    assert reopened.sync.status()["paired"] is True
+    await reopened.state.save([task("t1", "two")])
+    newest = max(op.hlc for op in await reopened.state.pending(10))
+    assert last is not None and newest > last.encode()
+    assert (await reopened.sync.run())["state"] == "synced"
+
+
+class FailingStore:
+    """A store whose commits fail while ``failing`` is set."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner, self.collections, self.failing = inner, inner.collections, False
+
+    async def get(self, collection: str, key: str) -> Any:
+        return await self.inner.get(collection, key)
+
+    async def get_all(self, collection: str) -> Any:
+        return await self.inner.get_all(collection)
+
+    async def commit(self, writes: Sequence[Write]) -> None:
+        if self.failing:
+            raise StoreError("disk full")
+        await self.inner.commit(writes)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_a_failed_commit_leaves_memory_as_the_store_is() -> None:
+    inner = await open_store(":memory:", COLLECTIONS)
+    await migrate(inner)
+    store = FailingStore(inner)
+    state = State(store, "m")
+    await state.load()
+    await state.save([task("t1", "kept")])
+    ops_before, outbox_before = len(state.replica), dict(state.outbox)
+
+    store.failing = True
+    with pytest.raises(StoreError, match="disk full"):
+        await state.save([task("t1", "lost"), Delete("tasks", "t1")])
+    assert titles(state) == {"t1": "kept"}
+    assert len(state.replica) == ops_before and state.outbox == outbox_before
+
+
+async def test_offline_backs_off_then_recovers(world: World) -> None:
+    a, _ = await world.pair()
+    a.transport.offline = True
+    await a.state.save([task("t1", "offline edit")])
+    status = await a.sync.run()
+    assert status["state"] == "offline" and status["pending"] == 2
+    assert status["next_in_s"] == status["retry_in_s"] == 0.5  # random 0.5 x 1 s
+    assert "retrying in 1 s" in status["error"]
+    a.transport.offline = False
+    world.clock.advance(1)
+    status = await a.sync.run()
+    assert (status["state"], status["pending"], status["error"]) == ("synced", 0, None)
+
+
+async def test_pairing_failures_are_explained_and_change_nothing(world: World) -> None:
+    a = await world.device("a")
+    await a.state.save([task("t1", "mine")])
+    with pytest.raises(PairingError, match="not recognised"):
+        await a.sync.join("ABCD-EFGH-JKMN-PQRS", "phone")
+    with pytest.raises(PairingError, match="type the pairing code"):
+        await a.sync.join("  ", "phone")
+    with pytest.raises(PairingError, match="device name"):
+        await a.sync.create_space("")
+    a.transport.offline = True
+    with pytest.raises(PairingError, match="can't reach the server"):
+        await a.sync.create_space("laptop")
+    status = a.sync.status()
+    assert (status["state"], status["pending"]) == ("local", 2)
+    assert titles(a.state) == {"t1": "mine"}
+
+
+async def test_rejoining_the_same_space_restamps_only_what_is_pending(world: World) -> None:
+    a, b = await world.pair()
+    code = a.sync.status()["pairing_code"]
+    await a.state.save([task("t1", "first"), task("t2", "untouched")])
+    await a.sync.run()
+    await b.sync.run()
+    status = await a.sync.leave()
+    assert (status["state"], status["paired"]) == ("local", False)
+    await a.state.save([task("t1", "edited while unpaired")])
+    old_device = a.state.clock.device_id
+
+    status = await a.sync.join(code, "laptop again")
+    assert status["state"] == "synced" and status["device_id"] != old_device
+    await b.sync.run()
+    assert titles(b.state) == {"t1": "edited while unpaired", "t2": "untouched"}
+    assert b.state.conflicts() == [] and a.state.conflicts() == []
+
+
+async def test_pulled_changes_drop_stale_embeddings(world: World) -> None:
+    a, b = await world.pair()
+    await a.state.save([task("t1", "water plants"), task("t2", "pay rent")])
+    await a.sync.run()
+    await b.sync.run()
+    vector = np.ones(4, dtype=np.float32) / 2
+    await b.state.save([], [("tasks", "t1", vector), ("tasks", "t2", vector)])
+    await a.state.save([task("t1", "water the garden"), Delete("tasks", "t2")])
+    await a.sync.run()
+    pulled = b.pulled
+    await b.sync.run()
+    assert b.pulled == pulled + 1
+    assert titles(b.state) == {"t1": "water the garden"}
+    assert len(b.state.vectors["tasks"]) == 0
+    assert [r["id"] for r in b.state.missing_vectors("tasks")] == ["t1"]
+    assert await b.state.store.get("embeddings", "tasks:t1") is None
+    assert await b.state.store.get("embeddings", "tasks:t2") is None
+
+
+async def test_version_2_records_become_ops_waiting_to_sync(tmp_path: Path) -> None:
+    location = str(tmp_path / "agent.db")
+    store = await open_store(location, COLLECTIONS)
+    record = {"id": "t1", "title": "from v2", "done": False, "due_date": None}
+    await store.commit([Put("meta", "schema", {"version": 2}), Put("tasks", "t1", record)])
+    assert await migrate(store) == 2
+    assert await store.get("meta", "schema") == {"version": SCHEMA_VERSION}
+    assert await store.get_all("tasks") == []  # the ops are the truth now
+    assert len(await store.get_all("outbox")) == 3
+    await store.close()
+    state = await open_state(location, "m")
+    assert state.tasks == {"t1": record}
+    assert await state.pending_count() == 3
