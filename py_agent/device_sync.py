@@ -161,14 +161,36 @@ class DeviceSync:
         self._client = self._client_for(account)
         return await self.run()
 
+    async def new_pairing_code(self) -> JsonObject:
+        """A fresh code for adding another device (codes expire; this revokes the old)."""
+        account = self.state.account
+        if account is None:
+            raise PairingError("this device is not in a space: create one or join one first")
+        created = await self._post(
+            f"/api/v1/spaces/{account.space_id}/pairing-code",
+            None,
+            "make a new pairing code",
+            token=account.token,
+        )
+        code = created.get("pairing_code")
+        if not isinstance(code, str):
+            raise PairingError("the server's answer has no pairing code; try again")
+        await self.state.set_pairing_code(code)
+        return self.status()
+
     async def leave(self) -> JsonObject:
         await self.state.leave()
         self._client = None
         return self.status()
 
-    async def _post(self, path: str, body: JsonObject | None, what: str) -> dict[str, Any]:
+    async def _post(
+        self, path: str, body: JsonObject | None, what: str, token: str | None = None
+    ) -> dict[str, Any]:
+        headers = None if token is None else {"Authorization": f"Bearer {token}"}
         try:
-            response = await self._transport.request("POST", self._server_url + path, body)
+            response = await self._transport.request(
+                "POST", self._server_url + path, body, headers=headers
+            )
         except TransportError:
             raise PairingError(
                 f"can't reach the server to {what}: check the connection and try again"

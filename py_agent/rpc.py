@@ -130,6 +130,10 @@ async def sync_join(pairing_code: str, device_name: str) -> str:
     return _dumps(await _syncing().join(pairing_code, device_name))
 
 
+async def sync_new_pairing_code() -> str:
+    return _dumps(await _syncing().new_pairing_code())
+
+
 async def sync_leave() -> str:
     return _dumps(await _syncing().leave())
 

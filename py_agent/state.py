@@ -458,6 +458,11 @@ class State:
                     )
         return ops
 
+    async def set_pairing_code(self, code: str) -> None:
+        meta = {**self.sync_meta, "pairing_code": code}
+        await self.store.commit([Put("meta", "sync", meta)])
+        self.sync_meta = meta
+
     async def leave(self) -> None:
         """Stop syncing; the data stays, and this device keeps working on its own."""
         meta = {**self.sync_meta, "account": None, "pairing_code": None}

@@ -223,8 +223,15 @@ async def test_rejoining_the_same_space_restamps_only_what_is_pending(world: Wor
     await a.state.save([task("t1", "first"), task("t2", "untouched")])
     await a.sync.run()
     await b.sync.run()
+    with pytest.raises(PairingError, match="not in a space"):
+        await (await world.device("c")).sync.new_pairing_code()
+    fresh = (await b.sync.new_pairing_code())["pairing_code"]
+    assert fresh != code and a.sync.status()["pairing_code"] == code
+    with pytest.raises(PairingError, match="replaced by a newer one"):
+        await (await world.device("d")).sync.join(code, "tablet")
+    code = fresh
     status = await a.sync.leave()
-    assert (status["state"], status["paired"]) == ("local", False)
+    assert (status["state"], status["paired"], status["pairing_code"]) == ("local", False, None)
     await a.state.save([task("t1", "edited while unpaired")])
     old_device = a.state.clock.device_id
 
