@@ -11,6 +11,9 @@ can never see seq n+1 before seq n is visible, and a cursor never skips an op.
 (A PostgreSQL store must keep that property: take the space row ``FOR UPDATE``
 in the push, as here, rather than using a sequence, whose numbers commit out of
 order.)
+
+Ops are stored as their canonical JSON text and handed back as that text, so a
+pull copies stored bytes into its answer instead of parsing and re-encoding them.
 """
 
 from __future__ import annotations
@@ -18,15 +21,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from py_agent.sync.ops import Op, canonical_json
+from py_agent.sync.ops import Op
 
-JsonObject = dict[str, Any]
 T = TypeVar("T")
 
 
@@ -69,7 +72,13 @@ class Device:
 
 class StoredOp(NamedTuple):
     seq: int
-    op: JsonObject
+    body: str  # the op's canonical JSON (``canonical_json(op.to_json())``)
+
+
+class Pushed(NamedTuple):
+    acked: list[str]  # every op_id of the push, once each, replays included
+    first_seq: int  # the seq of new[0]; the others follow it without gaps
+    new: list[Op]  # the ops this push stored, in seq order (not the replays)
 
 
 class Page(NamedTuple):
@@ -97,11 +106,12 @@ class SyncStore(Protocol):
 
     async def device_by_token_hash(self, token_hash: str) -> Device | None: ...
 
-    async def push(self, space_id: str, device_id: str, ops: Sequence[Op], now: float) -> list[str]:
-        """Stores the ops not yet stored, in one transaction, and returns every op_id
-        of the push (already stored ones too: a replay is acknowledged again).
-        Returns only once the transaction is durable. Raises ``OpConflictError``
-        (and writes nothing) when an op_id is taken by a different op."""
+    async def push(self, space_id: str, device_id: str, ops: Sequence[Op], now: float) -> Pushed:
+        """Stores the ops not yet stored, atomically, and returns every op_id of the
+        push (already stored ones too: a replay is acknowledged again) with the ops
+        it stored and their seqs. Returns only once they are durable. Raises
+        ``OpConflictError`` (and writes nothing) when an op_id is taken by a
+        different op."""
 
     async def pull(self, space_id: str, device_id: str, after_seq: int, limit: int) -> Page:
         """Up to ``limit`` ops after ``after_seq`` from devices other than
@@ -153,23 +163,45 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# The stored bodies of the op ids in a JSON array, for one space. CROSS JOIN keeps
+# json_each as the outer loop: without table statistics SQLite would rather scan
+# every op of the space than look each id up in the (space_id, op_id) index.
+STORED_BODIES_SQL = (
+    "SELECT ops.op_id, ops.body FROM json_each(?) AS pushed CROSS JOIN ops "
+    "ON ops.space_id = ? AND ops.op_id = pushed.value"
+)
+
 
 class SQLiteSyncStore:
     """``SyncStore`` on one SQLite file in WAL mode.
 
     Durability: ``synchronous=FULL``. With WAL, NORMAL fsyncs only at checkpoints,
     so a push acknowledged just before a power cut or OS crash could be lost; FULL
-    fsyncs the WAL at every commit, and a push is one commit, so an ack is on disk.
+    fsyncs the WAL at every commit, and a push is acknowledged only once the commit
+    that holds it has returned, so an ack is on disk.
 
     Threading: every call runs on one dedicated thread that owns the only
     connection, so the event loop never blocks on the disk and calls never
     interleave. SQLite allows one writer at a time anyway; each call is short.
+
+    Group commit: the fsync of a commit costs more than storing a push's ops, so
+    pushes that arrive while the thread is busy wait in a queue and are then
+    written together in one transaction, each in its own savepoint, and made
+    durable by one fsync. Each push is still all or nothing: one that fails (an
+    op_id conflict) is rolled back to its savepoint and fails alone; if the
+    transaction itself fails, every push in it fails and none is stored. No push
+    is answered before the commit that holds it has returned.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-store")
         self._db: sqlite3.Connection | None = None
+        # Pushes waiting for the next group commit. A flush is queued on the
+        # executor exactly when a push joins an empty queue, and takes the whole
+        # queue when it starts.
+        self._queue_lock = threading.Lock()
+        self._queue: list[_QueuedPush] = []
         try:
             self._executor.submit(self._open).result()
         except BaseException:
@@ -318,42 +350,74 @@ class SQLiteSyncStore:
 
         return await self._run(find)
 
-    async def push(self, space_id: str, device_id: str, ops: Sequence[Op], now: float) -> list[str]:
-        texts = [canonical_json(op.to_json()) for op in ops]
+    async def push(self, space_id: str, device_id: str, ops: Sequence[Op], now: float) -> Pushed:
+        texts = [_canonical(op) for op in ops]
+        future = asyncio.get_running_loop().create_future()
+        job = _QueuedPush(space_id, device_id, ops, texts, now, future)
+        with self._queue_lock:
+            if not self._queue:
+                # Before appending: after a shutdown this raises and leaves no job behind.
+                self._executor.submit(self._flush)
+            self._queue.append(job)
+        return await job.future
 
-        def push(db: sqlite3.Connection) -> list[str]:
-            # The space row is written below, so BEGIN IMMEDIATE already holds the
-            # write lock: seq numbers are handed out in commit order.
-            (seq,) = db.execute(
-                "SELECT last_seq FROM spaces WHERE space_id = ?", (space_id,)
-            ).fetchone()
-            acked: list[str] = []
-            seen: dict[str, str] = {}  # op_id → canonical text, for this push
-            for index, (op, text) in enumerate(zip(ops, texts, strict=True)):
-                stored = seen.get(op.op_id)
-                if stored is None:
-                    row = db.execute(
-                        "SELECT body FROM ops WHERE space_id = ? AND op_id = ?",
-                        (space_id, op.op_id),
-                    ).fetchone()
-                    if row is None:
-                        seq += 1
-                        db.execute(
-                            "INSERT INTO ops (space_id, seq, op_id, device_id, body, received_at)"
-                            " VALUES (?, ?, ?, ?, ?, ?)",
-                            (space_id, seq, op.op_id, device_id, text, now),
-                        )
-                        stored = text
-                    else:
-                        stored = str(row[0])  # a replay: acknowledged again, stored once
-                    acked.append(op.op_id)
-                    seen[op.op_id] = stored
-                if stored != text:  # canonical texts: equal iff equal JSON
-                    raise OpConflictError(index, op.op_id)
-            db.execute("UPDATE spaces SET last_seq = ? WHERE space_id = ?", (seq, space_id))
-            return acked
+    def _flush(self) -> None:
+        with self._queue_lock:
+            jobs, self._queue = self._queue, []
+        outcomes: list[Pushed | Exception]
+        try:
+            outcomes = self._write(lambda db: [self._push_in_savepoint(db, job) for job in jobs])
+        except BaseException as exc:  # anything: a push left unsettled would hang its request
+            outcomes = [_not_stored(exc) for _ in jobs]
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            job.future.get_loop().call_soon_threadsafe(_settle, job.future, outcome)
 
-        return await self._run(self._write, push)
+    def _push_in_savepoint(self, db: sqlite3.Connection, job: _QueuedPush) -> Pushed | Exception:
+        """One push of a group: its result, or why it failed (and then nothing of it
+        stays). Raises when the whole transaction is lost, failing the group."""
+        db.execute("SAVEPOINT push")
+        try:
+            result: Pushed | Exception = self._push(db, job)
+        except Exception as exc:
+            if not db.in_transaction:  # SQLite rolled back everything (disk full, I/O error)
+                raise
+            db.execute("ROLLBACK TO push")
+            result = exc
+        db.execute("RELEASE push")
+        return result
+
+    def _push(self, db: sqlite3.Connection, job: _QueuedPush) -> Pushed:
+        space_id = job.space_id
+        # The space row is written below, so BEGIN IMMEDIATE already holds the
+        # write lock: seq numbers are handed out in commit order.
+        (last_seq,) = db.execute(
+            "SELECT last_seq FROM spaces WHERE space_id = ?", (space_id,)
+        ).fetchone()
+        ids = [op.op_id for op in job.ops]
+        known: dict[str, str] = dict(
+            db.execute(STORED_BODIES_SQL, (json.dumps(ids), space_id)).fetchall()
+        )
+        rows: list[tuple[str, int, str, str, str, float]] = []
+        new: list[Op] = []
+        for index, (op, text) in enumerate(zip(job.ops, job.texts, strict=True)):
+            stored = known.get(op.op_id)
+            if stored is None:
+                known[op.op_id] = text
+                rows.append(
+                    (space_id, last_seq + len(rows) + 1, op.op_id, job.device_id, text, job.now)
+                )
+                new.append(op)
+            elif stored != text:  # canonical texts: equal iff equal JSON
+                raise OpConflictError(index, op.op_id)
+        db.executemany(
+            "INSERT INTO ops (space_id, seq, op_id, device_id, body, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        db.execute(
+            "UPDATE spaces SET last_seq = ? WHERE space_id = ?", (last_seq + len(rows), space_id)
+        )
+        return Pushed(list(dict.fromkeys(ids)), last_seq + 1, new)
 
     async def pull(self, space_id: str, device_id: str, after_seq: int, limit: int) -> Page:
         def pull(db: sqlite3.Connection) -> Page:
@@ -367,7 +431,7 @@ class SQLiteSyncStore:
                 "ORDER BY seq LIMIT ?",
                 (space_id, after_seq, device_id, limit + 1),
             ).fetchall()
-            ops = [StoredOp(seq, json.loads(body)) for seq, body in rows[:limit]]
+            ops = [StoredOp(seq, body) for seq, body in rows[:limit]]
             if len(rows) > limit:
                 return Page(ops, ops[-1].seq, has_more=True)
             # Nothing else from other devices up to the head: the device's own ops
@@ -382,7 +446,7 @@ class SQLiteSyncStore:
                 "SELECT seq, body FROM ops WHERE space_id = ? AND seq > ? ORDER BY seq",
                 (space_id, after_seq),
             ).fetchall()
-            return [StoredOp(seq, json.loads(body)) for seq, body in rows]
+            return [StoredOp(seq, body) for seq, body in rows]
 
         return await self._run(scan)
 
@@ -394,3 +458,55 @@ class SQLiteSyncStore:
 
         await self._run(close)
         self._executor.shutdown(wait=True)
+
+
+# -- group commit -------------------------------------------------------------------
+
+
+# The same encoder as ``canonical_json``, built once: json.dumps builds a new
+# encoder on every call with these arguments, which costs more than encoding an op.
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _canonical(op: Op) -> str:
+    """``canonical_json(op.to_json())`` without ``to_json``'s defensive copy of the value."""
+    return _CANONICAL.encode(
+        {
+            "op_id": op.op_id,
+            "device_id": op.device_id,
+            "collection": op.collection,
+            "record_id": op.record_id,
+            "field": op.field,
+            "value": op.value,
+            "hlc": op.hlc,
+            "parents": op.parents,
+        }
+    )
+
+
+@dataclass
+class _QueuedPush:
+    """A push waiting for its group commit."""
+
+    space_id: str
+    device_id: str
+    ops: Sequence[Op]
+    texts: list[str]  # the ops' canonical JSON, made on the event loop
+    now: float
+    future: asyncio.Future[Pushed]  # settled on its own event loop
+
+
+def _not_stored(cause: BaseException) -> StoreError:
+    # One exception per push: each is raised in its own request, with its own traceback.
+    error = StoreError(f"the push was not stored: {cause}")
+    error.__cause__ = cause
+    return error
+
+
+def _settle(future: asyncio.Future[Pushed], outcome: Pushed | Exception) -> None:
+    if future.done():  # the request was cancelled (its client went away) meanwhile
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
