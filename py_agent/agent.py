@@ -17,16 +17,31 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from . import second_opinion
 from .cache import TTLCache, normalise_utterance
 from .encoder import Encoder, EncoderError
 from .intents import IntentHead, IntentPrediction
-from .platform import Delete, JsonObject, Put
+from .platform import Delete, JsonObject, Put, Write
+from .router import (
+    DEFAULT_THRESHOLD,
+    CloudAnswer,
+    CloudUnavailable,
+    Route,
+    Router,
+    RouterSettings,
+)
 from .skills import conversation, notes, tasks
 from .skills.editing import EditError, apply_edit
 from .skills.outcome import Outcome
 from .state import SYNCED, SetField, State, embedding_key
 
 MAX_TEXT_CHARS = 2000
+STATS_LATENCIES = 200  # cloud latencies kept for the percentiles
+TENTATIVE_QUEUED = (
+    "\n(A guess: I'm not sure I understood, and couldn't reach the server to check. "
+    "I'll ask it again when it can be reached.)"
+)
+TENTATIVE = "\n(A guess: I'm not sure I understood, and the server couldn't help.)"
 CACHE_SIZE = 512
 CACHE_TTL_S = 3600.0
 
@@ -46,6 +61,10 @@ class Reply:
     cached: bool
     changed: list[str] = field(default_factory=list)
     asking: bool = False
+    source: str = "local"  # "local", "cloud" (the server's model read it) or "tentative"
+    queued: bool = False  # tentative, and queued to ask the server again
+    model: str | None = None
+    message_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +83,8 @@ class Agent:
         self.pending: dict[str, object] | None = None
         # Runs a sync and says how it went; None on a device that cannot sync.
         self.sync: Callable[[], Awaitable[str]] | None = None
+        # Asks the server's model when the device's is unsure; None: never asks.
+        self.router: Router | None = None
 
     async def prepare(self) -> None:
         """Embed records that have no vector from the current model (migrated data,
@@ -98,35 +119,212 @@ class Agent:
             )
 
         answered = self._answer_pending(text, now)
+        route: Route | None = None
         if answered is not None:
             outcome, intent, confidence, cached = answered, "answer", 1.0, False
         else:
             understanding, cached = await self.understand(text)
-            intent = understanding.prediction.intent
-            confidence = understanding.prediction.confidence
-            outcome = await self._act(intent, text, now, understanding.embedding)
+            route = await self._route(text, now, understanding.prediction)
+            intent, confidence = route.intent, route.confidence
+            outcome = await self._act(intent, text, now, understanding.embedding, route.cloud)
         self.pending = outcome.pending
 
         latency_ms = (time.perf_counter() - started) * 1000
-        details = {"intent": intent, "confidence": round(confidence, 4)}
-        await self.state.save(
-            [
-                *outcome.writes,
-                self.state.message("user", text, now),
-                self.state.message(
-                    "agent", outcome.reply, now, latency_ms=round(latency_ms, 2), **details
-                ),
-            ],
-            outcome.vectors,
+        source = "local" if route is None else route.source
+        reply_text = outcome.reply
+        if route is not None and route.source == "tentative":
+            reply_text += TENTATIVE_QUEUED if route.queued else TENTATIVE
+        details: dict[str, Any] = {
+            "intent": intent,
+            "confidence": round(confidence, 4),
+            "source": source,
+        }
+        if route is not None and route.cloud is not None:
+            details["model"] = route.cloud.model
+            details["cloud_ms"] = round(route.cloud.latency_ms, 1)
+            details["local_intent"] = route.local.intent
+        user = self.state.message("user", text, now)
+        agent = self.state.message(
+            "agent", reply_text, now, latency_ms=round(latency_ms, 2), **details
         )
+        extra = [] if route is None else [self._count(route)]
+        if route is not None and route.queued:
+            extra.append(second_opinion.queued(text, now, agent.key, route.local))
+        await self.state.save([*outcome.writes, user, agent, *extra], outcome.vectors)
         return Reply(
-            text=outcome.reply,
+            text=reply_text,
             intent=intent,
             confidence=confidence,
             latency_ms=(time.perf_counter() - started) * 1000,
             cached=cached,
             changed=outcome.changed,
             asking=outcome.pending is not None,
+            source=source,
+            queued=route is not None and route.queued,
+            model=None if route is None or route.cloud is None else route.cloud.model,
+            message_id=agent.key,
+        )
+
+    # -- the cascade -------------------------------------------------------------------
+
+    @property
+    def settings(self) -> RouterSettings:
+        stored = self.state.meta.get("settings", {})
+        return RouterSettings(
+            threshold=float(stored.get("threshold", DEFAULT_THRESHOLD)),
+            cloud_help=bool(stored.get("cloud_help", True)),
+        )
+
+    async def set_settings(self, changes: object) -> RouterSettings:
+        """Change the user's settings: ``threshold`` (0-1), ``cloud_help`` (bool)."""
+        if not isinstance(changes, dict) or not changes:
+            raise AgentError("settings must be a non-empty object")
+        current = asdict(self.settings)
+        for name, value in changes.items():
+            if name == "cloud_help" and isinstance(value, bool):
+                current[name] = value
+            elif (
+                name == "threshold"
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and 0.0 <= value <= 1.0
+            ):
+                current[name] = float(value)
+            else:
+                raise AgentError(
+                    f"{name!r}: settings are cloud_help (true/false) and threshold (0 to 1), "
+                    f"got {value!r}"
+                )
+        settings = RouterSettings(**current)
+        stored = {"threshold": settings.threshold, "cloud_help": settings.cloud_help}
+        await self.state.save([Put("meta", "settings", stored)])
+        return settings
+
+    async def _route(self, text: str, now: datetime, local: IntentPrediction) -> Route:
+        if self.router is None:
+            return Route(local.intent, local.confidence, "local", False, "no server", local)
+        return await self.router.route(text, now, local, self.settings)
+
+    def _count(self, route: Route) -> Put:
+        """The turn's contribution to the agent's counters (stored with the turn)."""
+        stats = dict(self.state.meta.get("stats", {}))
+        stats["turns"] = int(stats.get("turns", 0)) + 1
+        if route.reason != "confident" and route.reason != "cloud help is off":
+            stats["asked"] = int(stats.get("asked", 0)) + 1
+        if route.cloud is not None:
+            self._count_answer(stats, route.local.intent, route.cloud)
+        if route.source == "tentative":
+            stats["tentative"] = int(stats.get("tentative", 0)) + 1
+        return Put("meta", "stats", stats)
+
+    @staticmethod
+    def _count_answer(stats: JsonObject, local_intent: str, cloud: CloudAnswer) -> None:
+        stats["answered"] = int(stats.get("answered", 0)) + 1
+        stats["agreed"] = int(stats.get("agreed", 0)) + int(cloud.intent == local_intent)
+        latencies = [*stats.get("latencies_ms", []), round(cloud.latency_ms, 1)]
+        stats["latencies_ms"] = latencies[-STATS_LATENCIES:]
+
+    def stats(self) -> JsonObject:
+        """Fallback rate, cloud latency, local/cloud agreement and queue length."""
+        stats = self.state.meta.get("stats", {})
+        turns, asked, answered = (int(stats.get(k, 0)) for k in ("turns", "asked", "answered"))
+        latencies = sorted(float(v) for v in stats.get("latencies_ms", []))
+
+        def percentile(q: float) -> float | None:
+            return (
+                latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else None
+            )
+
+        return {
+            "turns": turns,
+            "fallback_rate": asked / turns if turns else None,
+            "cloud_answered": answered,
+            "tentative": int(stats.get("tentative", 0)),
+            "agreement": int(stats.get("agreed", 0)) / answered if answered else None,
+            "cloud_p50_ms": percentile(0.5),
+            "cloud_p95_ms": percentile(0.95),
+            "queue": len(self.state.queue),
+            "settings": asdict(self.settings),
+        }
+
+    async def drain(self, wall_s: float, random: Callable[[], float]) -> int:
+        """Ask the server again about the queued requests; answers how many new chat
+        messages that made. Stops at the first failure that may pass (offline)."""
+        if self.router is None:
+            return 0
+        added = 0
+        for item in second_opinion.due(self.state.queue, wall_s):
+            text, now = str(item["text"]), datetime.fromisoformat(str(item["now"]))
+            try:
+                cloud = await self.router.ask(text, now, self.settings.deadline_s)
+            except CloudUnavailable as exc:
+                if not exc.retry:
+                    await self.state.save([Delete("queue", str(item["id"]))])
+                    continue
+                await self.state.save([second_opinion.retry_later(item, wall_s, random)])
+                break
+            added += await self._second_opinion(item, text, now, cloud)
+        return added
+
+    async def _second_opinion(
+        self, item: JsonObject, text: str, now: datetime, cloud: CloudAnswer
+    ) -> int:
+        stats = dict(self.state.meta.get("stats", {}))
+        local_intent = str(item["local_intent"])
+        self._count_answer(stats, local_intent, cloud)
+        writes: list[Write] = [Delete("queue", str(item["id"])), Put("meta", "stats", stats)]
+        original_id = str(item["message_id"])
+        original = await self.state.store.get("messages", original_id)
+        if cloud.intent == local_intent:
+            if original is not None:
+                writes.append(
+                    Put("messages", original_id, {**original, "confirmed_by": cloud.model})
+                )
+            await self.state.save(writes)
+            return 0
+        meaning = second_opinion.DESCRIPTIONS.get(cloud.intent, cloud.intent)
+        details: dict[str, Any] = {
+            "intent": cloud.intent,
+            "confidence": round(cloud.confidence, 4),
+            "source": "cloud",
+            "model": cloud.model,
+            "refines": original_id,
+        }
+        if cloud.intent in second_opinion.ACTIONS:
+            reply = f"Second opinion on “{text}”: the server reads it as {meaning}. Apply that?"
+            details["proposal"] = {"intent": cloud.intent, "text": text, "now": now.isoformat()}
+        else:
+            embedding = await self._embed(text)
+            outcome = await self._act(cloud.intent, text, now, embedding, cloud)
+            reply = f"Second opinion on “{text}” ({meaning}): {outcome.reply}"
+        writes.append(self.state.message("agent", reply, now, **details))
+        await self.state.save(writes)
+        return 1
+
+    async def apply(self, message_id: object, now: datetime) -> Reply:
+        """Carry out the action a second opinion proposed (once)."""
+        started = time.perf_counter()
+        message = await self.state.store.get("messages", str(message_id))
+        proposal = None if message is None else message.get("proposal")
+        if message is None or not isinstance(proposal, dict):
+            raise AgentError(f"message {message_id!r} proposes nothing to apply")
+        if message.get("applied"):
+            raise AgentError("that proposal was already applied")
+        intent, text = str(proposal["intent"]), str(proposal["text"])
+        asked_at = datetime.fromisoformat(str(proposal["now"]))
+        outcome = await self._act(intent, text, asked_at, await self._embed(text), None)
+        reply = self.state.message("agent", outcome.reply, now, intent=intent, source="cloud")
+        applied = Put("messages", str(message_id), {**message, "applied": True})
+        await self.state.save([*outcome.writes, applied, reply], outcome.vectors)
+        return Reply(
+            text=outcome.reply,
+            intent=intent,
+            confidence=1.0,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            cached=False,
+            changed=outcome.changed,
+            source="cloud",
+            message_id=reply.key,
         )
 
     def _answer_pending(self, text: str, now: datetime) -> Outcome | None:
@@ -138,7 +336,12 @@ class Agent:
         return outcome
 
     async def _act(
-        self, intent: str, text: str, now: datetime, embedding: NDArray[np.float32]
+        self,
+        intent: str,
+        text: str,
+        now: datetime,
+        embedding: NDArray[np.float32],
+        cloud: CloudAnswer | None,
     ) -> Outcome:
         embed = self._embed
         if intent == "task.add":
@@ -160,7 +363,7 @@ class Agent:
             return conversation.help_reply()
         if intent == "greeting":
             return conversation.greeting(text)
-        return conversation.out_of_scope()
+        return conversation.out_of_scope(None if cloud is None else cloud.answer)
 
     async def _embed(self, text: str) -> NDArray[np.float32]:
         try:

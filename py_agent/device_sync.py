@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .platform import JsonObject, Transport, TransportError
+from .platform import Delete, JsonObject, Put, Transport, TransportError
+from .router import CloudUnavailable
 from .state import SYNCED, State
 from .sync.client import SyncAccount, SyncClient, error_detail
 from .sync.hlc import Timestamp
@@ -28,6 +29,10 @@ DEVICE_NAME_MAX = 64
 
 class PairingError(Exception):
     """Creating or joining a space failed; the message says why and what to do."""
+
+
+class ServerUnreachable(PairingError):
+    """No answer from the server: offline, or it is down."""
 
 
 class DeviceSync:
@@ -133,7 +138,7 @@ class DeviceSync:
         """Create a space and pair this device into it; the status carries the code
         to type on the user's other devices."""
         name = _device_name(device_name)
-        created = await self._post("/api/v1/spaces", None, "create a space")
+        created = await self.post("/api/v1/spaces", None, "create a space")
         code = created.get("pairing_code")
         if not isinstance(code, str):
             raise PairingError("the server's answer has no pairing code; try again")
@@ -145,7 +150,7 @@ class DeviceSync:
         return await self._pair(pairing_code.strip(), _device_name(device_name))
 
     async def _pair(self, code: str, name: str) -> JsonObject:
-        paired = await self._post(
+        paired = await self.post(
             "/api/v1/devices", {"pairing_code": code, "name": name}, "join the space"
         )
         try:
@@ -166,7 +171,7 @@ class DeviceSync:
         account = self.state.account
         if account is None:
             raise PairingError("this device is not in a space: create one or join one first")
-        created = await self._post(
+        created = await self.post(
             f"/api/v1/spaces/{account.space_id}/pairing-code",
             None,
             "make a new pairing code",
@@ -183,16 +188,17 @@ class DeviceSync:
         self._client = None
         return self.status()
 
-    async def _post(
+    async def post(
         self, path: str, body: JsonObject | None, what: str, token: str | None = None
     ) -> dict[str, Any]:
+        """POST to the server expecting 201; ``PairingError`` says what went wrong."""
         headers = None if token is None else {"Authorization": f"Bearer {token}"}
         try:
             response = await self._transport.request(
                 "POST", self._server_url + path, body, headers=headers
             )
         except TransportError:
-            raise PairingError(
+            raise ServerUnreachable(
                 f"can't reach the server to {what}: check the connection and try again"
             ) from None
         if response.status == 429:
@@ -203,6 +209,37 @@ class DeviceSync:
             detail, _ = error_detail(response.body)
             raise PairingError(f"couldn't {what}: {detail}")
         return response.body
+
+
+class ServerIdentity:
+    """Who this device is to the server's model (``router.Credentials``): its sync token
+    once paired, before that a per-install token it registers on first use."""
+
+    def __init__(self, state: State, sync: DeviceSync) -> None:
+        self.state = state
+        self.sync = sync
+
+    async def token(self) -> str:
+        account = self.state.account
+        if account is not None:
+            return account.token
+        install = self.state.meta.get("install")
+        if install is None:
+            try:
+                created = await self.sync.post("/api/v1/installs", None, "register this device")
+            except ServerUnreachable:
+                raise CloudUnavailable("offline", retry=True) from None
+            except PairingError as exc:
+                raise CloudUnavailable(str(exc), retry=True) from None
+            install = {"install_id": str(created.get("install_id")), "token": created.get("token")}
+            if not isinstance(install["token"], str):
+                raise CloudUnavailable("the server gave this device no token", retry=True)
+            await self.state.save([Put("meta", "install", install)])
+        return str(install["token"])
+
+    async def forget(self) -> None:
+        if self.state.account is None and "install" in self.state.meta:
+            await self.state.save([Delete("meta", "install")])
 
 
 def _device_name(name: object) -> str:

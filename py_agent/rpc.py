@@ -6,15 +6,19 @@ JSON text in and out, so no Python or JS proxy outlives a call.
 from __future__ import annotations
 
 import json
+import random
+import time
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from . import diagnostics
 from .agent import Agent, AgentError
-from .device_sync import DeviceSync, conflicts_json
+from .device_sync import DeviceSync, ServerIdentity, conflicts_json
 from .encoder import Encoder, EncoderError, load_encoder
 from .intents import load_intent_head
 from .platform import http_transport, inference_runtime
+from .router import Router
 from .state import open_state
 
 # Relative to the worker: web/dist/models/, laid out by build.py.
@@ -57,6 +61,7 @@ async def load_model() -> str:
     _agent = Agent(state, _encoder, head)
     _sync = DeviceSync(state, _transport, after_pull=_agent.prepare)
     _agent.sync = _sync.chat_reply
+    _agent.router = Router(_transport, ServerIdentity(state, _sync))
     await _agent.prepare()
     return _dumps(
         {"name": manifest.name, "version": manifest.version, "dimension": _encoder.dimension}
@@ -179,3 +184,40 @@ async def run_model(model: bytes | memoryview, feeds_json: str) -> str:
 
 async def self_check() -> str:
     return _dumps(await diagnostics.self_check(_runtime, _transport, diagnostics.SELF_CHECK_DB))
+
+
+async def set_client(tz: str, locale: str) -> str:
+    """The page's IANA time zone and locale, sent with requests the server is asked about."""
+    router = _running().router
+    if router is not None:
+        router.tz = tz if isinstance(tz, str) and 0 < len(tz) <= 64 else "UTC"
+        router.locale = locale if isinstance(locale, str) and 0 < len(locale) <= 35 else "en"
+    return _dumps({"tz": tz, "locale": locale})
+
+
+async def settings() -> str:
+    return _dumps(_running().stats()["settings"])
+
+
+async def set_settings(changes_json: str) -> str:
+    """``{"cloud_help": bool, "threshold": 0..1}``, either or both."""
+    return _dumps(asdict(await _running().set_settings(json.loads(changes_json))))
+
+
+async def stats() -> str:
+    """Fallback rate, cloud latency p50/p95, local/cloud agreement, queue length."""
+    return _dumps(_running().stats())
+
+
+async def drain_queue() -> str:
+    """Ask the server again about requests answered tentatively; answers how many new
+    chat messages that made and how many requests are still queued."""
+    agent = _running()
+    added = await agent.drain(time.time(), random.random)
+    return _dumps({"added": added, "queue": len(agent.state.queue)})
+
+
+async def apply_proposal(message_id: str, now_iso: str) -> str:
+    """Carry out the action a second opinion proposed."""
+    reply = await _running().apply(message_id, _now(now_iso))
+    return _dumps(reply.to_json())

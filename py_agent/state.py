@@ -15,7 +15,11 @@ data forward, one version at a time. Other meta records:
   repeats a timestamp after a restart, whatever the wall clock did meanwhile;
 - ``meta/sync``: ``{"account", "cursor", "space_id", "pairing_code"}`` -- the pairing
   (None for a local-only device), how far this device has pulled, and the last
-  space it was paired into.
+  space it was paired into;
+- ``meta/settings`` (the user's choices, e.g. cloud help), ``meta/stats`` (the agent's
+  counters), ``meta/install`` (the token an unpaired device asks the server with).
+
+``queue`` holds requests answered tentatively while the server could not be asked.
 """
 
 from __future__ import annotations
@@ -36,12 +40,14 @@ from .sync.merge import Conflict, Replica
 from .sync.ops import MAX_PARENTS, TOMBSTONE, Op, OpError, canonical_json, new_op
 from .vectors import VectorIndex, decode_vector, encode_vector
 
-COLLECTIONS = ("tasks", "notes", "messages", "embeddings", "meta", "ops", "outbox")
+COLLECTIONS = ("tasks", "notes", "messages", "embeddings", "meta", "ops", "outbox", "queue")
 # The collections that sync between devices, and the field of each that is embedded.
 SYNCED = {"tasks": "title", "notes": "text"}
 SCHEMA_VERSION = 3
 
 WallMs = Callable[[], int]
+# meta records State keeps in memory (``State.meta``) and updates on save.
+KEPT_META = ("settings", "stats", "install")
 
 
 def new_id() -> str:
@@ -150,6 +156,8 @@ class State:
         self.vectors = {"tasks": VectorIndex(), "notes": VectorIndex()}
         self.message_count = 0
         self.revision = 0  # counts changes that arrived from other devices
+        self.queue: dict[str, JsonObject] = {}
+        self.meta: dict[str, JsonObject] = {}  # settings, stats, install: small, read often
 
     # -- loading -----------------------------------------------------------------------
 
@@ -186,6 +194,12 @@ class State:
             for record_id, fields in replica.records(collection).items():
                 table[record_id] = {"id": record_id, **fields}
         self.message_count = len(await self.store.get_all("messages"))
+        self.queue = {str(item["id"]): item for item in await self.store.get_all("queue")}
+        self.meta = {}
+        for name in KEPT_META:
+            value = await self.store.get("meta", name)
+            if value is not None:
+                self.meta[name] = value
         self.vectors = {"tasks": VectorIndex(), "notes": VectorIndex()}
         for record in await self.store.get_all("embeddings"):
             collection, _, record_id = str(record.get("key", "")).partition(":")
@@ -246,6 +260,14 @@ class State:
             raise
         self.outbox.update((op.op_id, op.hlc) for op in ops)
         self._materialize({(op.collection, op.record_id) for op in ops})
+        for write in plain:
+            kept = {"queue": self.queue, "meta": self.meta}.get(write.collection)
+            if kept is None or (write.collection == "meta" and write.key not in KEPT_META):
+                continue
+            if isinstance(write, Put):
+                kept[write.key] = write.value
+            else:
+                kept.pop(write.key, None)
         for collection, record_id, vector in vectors:
             if record_id in self.records[collection]:
                 self.vectors[collection].add(record_id, vector)

@@ -215,7 +215,9 @@ class FetchTransport:
                 int(timeout_s * 1000),
             )
         except JsException as exc:
-            raise TransportError(f"{method} {url}: {exc}") from exc
+            # AbortSignal.timeout rejects with a DOMException named TimeoutError.
+            timed_out = "TimeoutError" in str(exc)
+            raise TransportError(f"{method} {url}: {exc}", timed_out=timed_out) from exc
         text = str(response.text)
         try:
             parsed: JsonValue = json.loads(text)

@@ -99,7 +99,12 @@ class HttpResponse:
 
 
 class TransportError(Exception):
-    """The request did not get an HTTP answer: offline, refused, or past its deadline."""
+    """The request did not get an HTTP answer: offline, refused, or past its deadline
+    (``timed_out``)."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class Transport(Protocol):

@@ -164,7 +164,8 @@ class HttpxTransport:
             try:
                 response = await client.request(method, url, json=body, headers=dict(headers or {}))
             except httpx.HTTPError as exc:
-                raise TransportError(f"{method} {url}: {exc!r}") from exc
+                timed_out = isinstance(exc, httpx.TimeoutException)
+                raise TransportError(f"{method} {url}: {exc!r}", timed_out=timed_out) from exc
         headers = {name.lower(): value for name, value in response.headers.items()}
         return HttpResponse(response.status_code, _json_or_text(response.text), headers)
 

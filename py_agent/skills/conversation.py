@@ -38,7 +38,10 @@ def sync_now(report: str | None) -> Outcome:
     return Outcome(report)
 
 
-def out_of_scope() -> Outcome:
+def out_of_scope(answer: str | None = None) -> Outcome:
+    """``answer`` is the server's generative answer, when it gave one."""
+    if answer:
+        return Outcome(answer)
     return Outcome(
         "I can't help with that on this device. I manage your tasks and notes — "
         "type “help” for examples."

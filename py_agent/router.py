@@ -1,0 +1,191 @@
+"""The cascade: act on the device's own understanding when it is confident, ask the
+server's larger model when it is not, and answer tentatively -- queuing the request
+to ask again -- when the server cannot be asked.
+
+Only the utterance, its time and the user's time zone and locale leave the device,
+never tasks or notes; whatever the server says, the intent is carried out on the
+device, on the device's data. With cloud help switched off nothing leaves at all.
+
+=====================================  ======  =========  ======  ===================
+situation                              acts    source     queued  reason
+=====================================  ======  =========  ======  ===================
+confidence >= threshold                local   local      no      confident
+cloud help off                         local   local      no      cloud help is off
+server answered                        server  cloud      no      asked the server
+no answer (offline, deadline passed)   local   tentative  yes     offline / timeout
+server error (5xx, 429)                local   tentative  yes     server error 503
+refused (401/4xx) or malformed answer  local   tentative  no      what was wrong
+=====================================  ======  =========  ======  ===================
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from .intents import INTENTS, IntentPrediction
+from .platform import HttpResponse, JsonObject, Transport, TransportError
+from .sync.client import error_detail
+
+INFER_PATH = "/api/v1/infer"
+# Chosen by `py-agent eval --mode cascade --sweep` on the validation split: the knee of
+# the fallback-rate / accuracy curve (see README, "Cloud fallback").
+DEFAULT_THRESHOLD = 0.6
+DEFAULT_DEADLINE_S = 2.0
+Source = Literal["local", "cloud", "tentative"]
+
+
+class Credentials(Protocol):
+    """The bearer token the server knows this device by."""
+
+    async def token(self) -> str:
+        """Raises ``CloudUnavailable`` when no token can be had (e.g. offline)."""
+        ...
+
+    async def forget(self) -> None:
+        """The server refused the token: get a new one next time."""
+        ...
+
+
+class CloudUnavailable(Exception):
+    """The server's model could not answer; ``retry`` says whether asking later may help."""
+
+    def __init__(self, reason: str, *, retry: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry = retry
+
+
+@dataclass(frozen=True)
+class CloudAnswer:
+    intent: str
+    confidence: float
+    slots: JsonObject
+    answer: str | None
+    model: str
+    latency_ms: float
+
+    def to_json(self) -> JsonObject:
+        return {
+            "intent": self.intent,
+            "confidence": self.confidence,
+            "slots": self.slots,
+            "answer": self.answer,
+            "model": self.model,
+            "latency_ms": self.latency_ms,
+        }
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    threshold: float = DEFAULT_THRESHOLD
+    cloud_help: bool = True
+    deadline_s: float = DEFAULT_DEADLINE_S
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if not 0.1 <= self.deadline_s <= 30.0:
+            raise ValueError(f"deadline_s must be between 0.1 and 30 s, got {self.deadline_s}")
+
+
+@dataclass(frozen=True)
+class Route:
+    intent: str
+    confidence: float
+    source: Source
+    queued: bool
+    reason: str
+    local: IntentPrediction
+    cloud: CloudAnswer | None = None
+
+
+class Router:
+    def __init__(
+        self,
+        transport: Transport,
+        credentials: Credentials,
+        *,
+        server_url: str = "",
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._transport = transport
+        self._credentials = credentials
+        self._url = server_url.rstrip("/") + INFER_PATH
+        self._clock = clock
+        self.tz = "UTC"  # the page's IANA time zone and locale, sent along with the text
+        self.locale = "en"
+
+    async def route(
+        self, text: str, now: datetime, local: IntentPrediction, settings: RouterSettings
+    ) -> Route:
+        def locally(source: Source, reason: str, queued: bool = False) -> Route:
+            return Route(local.intent, local.confidence, source, queued, reason, local)
+
+        if local.confidence >= settings.threshold:
+            return locally("local", "confident")
+        if not settings.cloud_help:
+            return locally("local", "cloud help is off")
+        try:
+            cloud = await self.ask(text, now, settings.deadline_s)
+        except CloudUnavailable as exc:
+            return locally("tentative", exc.reason, queued=exc.retry)
+        return Route(
+            cloud.intent, cloud.confidence, "cloud", False, "asked the server", local, cloud
+        )
+
+    async def ask(self, text: str, now: datetime, deadline_s: float) -> CloudAnswer:
+        """The server model's reading of ``text``, or ``CloudUnavailable``."""
+        token = await self._credentials.token()
+        body = {"text": text, "now": now.isoformat(), "tz": self.tz, "locale": self.locale}
+        started = self._clock()
+        try:
+            response = await self._transport.request(
+                "POST",
+                self._url,
+                body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout_s=deadline_s,
+            )
+        except TransportError as exc:
+            raise CloudUnavailable("timeout" if exc.timed_out else "offline", retry=True) from None
+        latency_ms = (self._clock() - started) * 1000
+        if response.status != 200:
+            raise await self._refusal(response)
+        return _parse(response.body, latency_ms)
+
+    async def _refusal(self, response: HttpResponse) -> CloudUnavailable:
+        status = response.status
+        detail, _ = error_detail(response.body)
+        if status == 401:
+            await self._credentials.forget()
+            return CloudUnavailable("the server did not know this device", retry=True)
+        if status == 429 or status >= 500:
+            return CloudUnavailable(f"server error {status}", retry=True)
+        return CloudUnavailable(f"the server refused the request ({status}: {detail})", retry=False)
+
+
+def _parse(body: Any, latency_ms: float) -> CloudAnswer:
+    def bad(what: str) -> CloudUnavailable:
+        return CloudUnavailable(f"the server's answer is malformed: {what}", retry=False)
+
+    if not isinstance(body, dict):
+        raise bad("not a JSON object")
+    intent, confidence = body.get("intent"), body.get("confidence")
+    slots, answer, model = body.get("slots") or {}, body.get("answer"), body.get("model")
+    if intent not in INTENTS:
+        raise bad(f"unknown intent {intent!r}")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
+        raise bad("'confidence' must be a number")
+    if not 0.0 <= confidence <= 1.0:
+        raise bad(f"'confidence' must be between 0 and 1, got {confidence}")
+    if not isinstance(slots, dict):
+        raise bad("'slots' must be an object")
+    if answer is not None and not isinstance(answer, str):
+        raise bad("'answer' must be text or null")
+    if not isinstance(model, str) or not model:
+        raise bad("'model' must name the model")
+    return CloudAnswer(str(intent), float(confidence), slots, answer, model, latency_ms)
