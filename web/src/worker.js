@@ -125,6 +125,7 @@ const api = {
 
     stage('ready', 'Ready');
     onStage({ stage: 'ready', label: 'Ready', fraction: 1, ms: Math.round(performance.now() - started) });
+    sync.now().catch(() => {}); // reported through watchSync
     return {
       timings,
       total_ms: Math.round(performance.now() - started),
@@ -149,7 +150,72 @@ const api = {
 
   /** One chat turn; resolves after the turn's writes are committed to IndexedDB. */
   async ask(text, nowIso) {
-    return JSON.parse(await booted().ask(text, nowIso));
+    const reply = JSON.parse(await booted().ask(text, nowIso));
+    if (reply.changed.length) sync.soon();
+    // Pending ops, or a sync the agent ran for "sync now".
+    sync.publish(await status());
+    return reply;
+  },
+
+  async syncStatus() {
+    return status();
+  },
+
+  /** Sync at once (after any sync already running); resolves to the Status it ended with. */
+  async syncNow() {
+    return sync.now();
+  },
+
+  /** The device went online: don't wait for the backoff timer. */
+  async online() {
+    if (sync.last?.paired) sync.now().catch(() => {});
+  },
+
+  /** Call `callback(status)` (a Comlink.proxy) now and with every later Status. */
+  async watchSync(callback) {
+    sync.watcher = callback;
+    sync.publish(await status());
+  },
+
+  async createSpace(deviceName) {
+    return sync.paired(await booted().sync_create_space(deviceName));
+  },
+
+  async joinSpace(pairingCode, deviceName) {
+    return sync.paired(await booted().sync_join(pairingCode, deviceName));
+  },
+
+  /** A fresh pairing code for the next device (codes expire; this revokes the old one). */
+  async newPairingCode() {
+    return sync.publish(JSON.parse(await booted().sync_new_pairing_code()));
+  },
+
+  async leaveSpace() {
+    sync.arm(null);
+    return sync.publish(JSON.parse(await booted().sync_leave()));
+  },
+
+  async conflicts() {
+    return JSON.parse(await booted().conflicts());
+  },
+
+  async resolveConflict(conflictId, opId) {
+    return sync.changed(JSON.parse(await booted().resolve_conflict(conflictId, opId)));
+  },
+
+  /** collection "tasks" or "notes"; changes e.g. {title: "…"} or {done: true}; → the record. */
+  async editRecord(collection, recordId, changes) {
+    const record = JSON.parse(
+      await booted().edit_record(collection, recordId, JSON.stringify(changes)),
+    );
+    sync.changed(await status());
+    return record;
+  },
+
+  async removeRecord(collection, recordId) {
+    const removed = JSON.parse(await booted().remove_record(collection, recordId));
+    sync.changed(await status());
+    return removed;
   },
 
   /** Tasks, notes and cache counters for the page's panes. */
@@ -188,9 +254,125 @@ const api = {
   },
 };
 
+/**
+ * A Python exception reaches JS as a PythonError whose message is the whole
+ * traceback; the page shows errors to the user, so it gets the exception's own
+ * message (the traceback stays in `stack`, for the console).
+ */
+function readable(error) {
+  if (error?.constructor?.name !== 'PythonError') return error;
+  const traceback = error.message.trimEnd();
+  // The last line that starts "TypeName: " or "package.module.TypeName: ".
+  const heading = new RegExp(`\\n(?:[\\w.]+\\.)?${error.type}: `, 'g');
+  const last = [...traceback.matchAll(heading)].at(-1);
+  const clean = new Error(last ? traceback.slice(last.index + last[0].length) : traceback);
+  clean.name = error.type;
+  clean.stack = traceback;
+  return clean;
+}
+
+function withReadableErrors(methods) {
+  return Object.fromEntries(
+    Object.entries(methods).map(([name, method]) => [
+      name,
+      async (...args) => {
+        try {
+          return await method(...args);
+        } catch (error) {
+          throw readable(error);
+        }
+      },
+    ]),
+  );
+}
+
 function booted() {
   if (!rpc) throw new Error('py_agent is not booted yet');
   return rpc;
 }
 
-Comlink.expose(api);
+async function status() {
+  return JSON.parse(await booted().sync_status());
+}
+
+// Local changes reach the server this long after the last one, so a burst of
+// edits goes out in one exchange.
+const DEBOUNCE_S = 1;
+
+/**
+ * The sync schedule: one timer, and never two sync_run calls at once. After each
+ * run the timer follows the Status's next_in_s (a retry or the periodic pull),
+ * unless local changes arrived meanwhile.
+ */
+const sync = {
+  timer: 0,
+  running: null, // the sync_run in progress
+  queued: null, // the run asked for while one was in progress
+  dirty: false, // local changes since the last run started
+  last: null, // the last Status published
+  watcher: null,
+
+  arm(seconds) {
+    clearTimeout(this.timer);
+    this.timer = seconds == null ? 0 : setTimeout(() => this.now().catch(() => {}), seconds * 1000);
+  },
+
+  now() {
+    if (this.running) {
+      this.queued ??= this.running.catch(() => {}).then(() => {
+        this.queued = null;
+        return this.now();
+      });
+      return this.queued;
+    }
+    this.arm(null);
+    this.dirty = false;
+    this.running = booted().sync_run().finally(() => {
+      this.running = null;
+    });
+    return this.running.then(
+      (text) => {
+        const result = JSON.parse(text);
+        this.arm(this.dirty ? DEBOUNCE_S : result.next_in_s);
+        return this.publish(result);
+      },
+      (error) => {
+        // sync_run reports network and server failures in its Status, so this is a bug:
+        // show it rather than retry in a loop.
+        const message = `sync failed: ${readable(error).message}`;
+        this.publish({ ...this.last, state: 'error', error: message, retry_in_s: null, next_in_s: null });
+        throw error;
+      },
+    );
+  },
+
+  /** A local change: sync it shortly. */
+  soon() {
+    if (!this.last?.paired) return;
+    this.dirty = true;
+    if (!this.running) this.arm(DEBOUNCE_S);
+  },
+
+  changed(status) {
+    this.publish(status);
+    this.soon();
+    return status;
+  },
+
+  /** Just paired (pairing ran the first exchange): follow the schedule it left. */
+  paired(text) {
+    const status = JSON.parse(text);
+    if (!this.running) this.arm(status.next_in_s);
+    return this.publish(status);
+  },
+
+  publish(status) {
+    this.last = status;
+    if (this.watcher) {
+      this.watcher(status).catch((error) => console.error('the sync watcher failed:', error));
+    }
+    return status;
+  },
+};
+
+Comlink.expose(withReadableErrors(api));
