@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,13 @@ def test_conversation_survives_a_reload_and_lives_in_indexeddb(
     assert messages == ["user", "agent"] * len(CONVERSATION)
     assert "buy milk" in page.inner_text("#tasks")
 
-    tasks: list[dict[str, Any]] = page.evaluate(READ_STORE, "tasks")
-    assert sorted((t["title"], t["done"]) for t in tasks) == [
-        ("buy milk", True),
-        ("call Mom", False),
-    ]
+    # Tasks live in IndexedDB as sync ops (one per field change), all still in the
+    # outbox of this never-paired device.
+    ops: list[dict[str, Any]] = page.evaluate(READ_STORE, "ops")
+    written = {(op["field"], json.dumps(op["value"])) for op in ops if op["collection"] == "tasks"}
+    assert {("title", '"buy milk"'), ("title", '"call Mom"'), ("done", "true")} <= written
+    assert ("due_time", "null") in written  # None is stored as null, not dropped
+    assert len(page.evaluate(READ_STORE, "outbox")) == len(ops)
     stored = page.evaluate(READ_STORE, "messages")
     assert len(stored) == 2 * len(CONVERSATION)
     assert stored[-1]["intent"] == "note.search" and 0 < stored[-1]["confidence"] <= 1

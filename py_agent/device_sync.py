@@ -21,7 +21,7 @@ from .sync.client import SyncAccount, SyncClient, error_detail
 from .sync.hlc import Timestamp
 
 # While the app is open it pulls the other devices' changes this often.
-PERIODIC_S = 60.0
+PERIODIC_S = 15.0
 # Changes made during an exchange go out this soon after it.
 SOON_S = 1.0
 DEVICE_NAME_MAX = 64

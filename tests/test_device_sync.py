@@ -82,7 +82,7 @@ async def test_a_local_device_works_alone_then_brings_its_data_when_paired(world
 
     status = await a.sync.create_space("laptop")
     assert (status["state"], status["paired"], status["pending"]) == ("synced", True, 0)
-    assert status["device_id"] != "" and status["next_in_s"] == 60.0
+    assert status["device_id"] != "" and status["next_in_s"] == 15.0
     code = status["pairing_code"]
     assert isinstance(code, str) and len(code) == 19
 

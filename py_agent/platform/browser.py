@@ -95,7 +95,7 @@ class IndexedDBStore:
             else:
                 batch.append({"op": "delete", "store": write.collection, "key": write.key})
         try:
-            await py_agent_js.idb.commit(self._db, _to_js_object(batch))
+            await py_agent_js.idb.commit(self._db, json.dumps(batch))
         except JsException as exc:
             raise StoreError(f"commit of {len(writes)} writes failed: {exc}") from exc
 

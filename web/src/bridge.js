@@ -33,11 +33,14 @@ export const idb = {
     return JSON.stringify(await db.getAll(store));
   },
   /**
-   * Apply all writes in one readwrite transaction. Resolves only after the
-   * transaction completed (durably committed), rejects if it aborted.
+   * Apply all writes (JSON text of [{op, store, key, value?}]) in one readwrite
+   * transaction. JSON rather than converted objects: Python's None must arrive as
+   * null (to_js makes it undefined, which the JSON read path would then drop).
+   * Resolves only after the transaction completed (durably committed), rejects if
+   * it aborted.
    */
-  async commit(db, writes) {
-    const list = Array.from(writes);
+  async commit(db, writesJson) {
+    const list = JSON.parse(writesJson);
     if (list.length === 0) return;
     const tx = db.transaction([...new Set(list.map((w) => w.store))], 'readwrite');
     const requests = list.map((w) =>
