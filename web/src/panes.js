@@ -1,0 +1,186 @@
+// The task and note panes and the conflicts list: rendered from the worker, edited in place.
+import { $ } from './dom.js';
+
+// Set while a task title is being edited: re-rendering would throw the edit away,
+// so the panes wait for it to end.
+let editingTitle = false;
+let deferredPanes = null;
+
+function deleteButton(label) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'delete';
+  button.title = 'Delete';
+  button.setAttribute('aria-label', `Delete “${label}”`);
+  return button;
+}
+
+function taskItem(task) {
+  const item = document.createElement('li');
+  item.dataset.id = task.id;
+  item.classList.toggle('done', task.done);
+  const done = document.createElement('input');
+  done.type = 'checkbox';
+  done.checked = task.done;
+  done.setAttribute('aria-label', `Done: ${task.title}`);
+  const title = document.createElement('span');
+  title.className = 'title';
+  title.contentEditable = 'plaintext-only';
+  title.spellcheck = false;
+  title.setAttribute('role', 'textbox');
+  title.setAttribute('aria-label', 'Task title (Enter saves, Escape cancels)');
+  title.textContent = task.title;
+  title.dataset.saved = task.title;
+  item.append(done, title);
+  if (task.due_date) {
+    const due = document.createElement('span');
+    due.className = 'due';
+    due.textContent = ` — ${task.due_date}${task.due_time ? ` ${task.due_time}` : ''}`;
+    item.append(due);
+  }
+  item.append(deleteButton(task.title));
+  return item;
+}
+
+function noteItem(note) {
+  const item = document.createElement('li');
+  item.dataset.id = note.id;
+  item.append(note.text, deleteButton(note.text));
+  return item;
+}
+
+function renderPanes(panes) {
+  if (editingTitle) {
+    deferredPanes = panes;
+    return;
+  }
+  deferredPanes = null;
+  $('tasks').replaceChildren(...panes.tasks.map(taskItem));
+  $('notes').replaceChildren(...panes.notes.map(noteItem));
+}
+
+/** "“buy milk”", "done", "deleted": a version of a field, as the user thinks of it. */
+function describeValue(field, value) {
+  if (field === '_deleted') return value ? 'deleted' : 'not deleted';
+  if (field === 'done') return value ? 'done' : 'not done';
+  return typeof value === 'string' ? `“${value}”` : JSON.stringify(value);
+}
+
+function renderConflicts(conflicts) {
+  $('conflicts-section').hidden = conflicts.length === 0;
+  $('conflicts').replaceChildren(
+    ...conflicts.map((conflict) => {
+      const item = document.createElement('li');
+      item.dataset.id = conflict.id;
+      const field = conflict.field === '_deleted' ? 'deleted' : conflict.field;
+      const what = ['title', 'text'].includes(field) ? '' : ` (${field})`;
+      const devices = conflict.versions.length === 2 ? 'two' : String(conflict.versions.length);
+      const text = document.createElement('p');
+      text.textContent = `“${conflict.label}”${what} was edited on ${devices} devices:`;
+      const choices = document.createElement('div');
+      choices.className = 'choices';
+      for (const version of conflict.versions) {
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.dataset.conflict = conflict.id;
+        button.dataset.op = version.op_id;
+        const where = document.createElement('small');
+        const at = new Date(version.at).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+        where.textContent = `${version.this_device ? 'this device' : 'other device'} · ${at}`;
+        button.append(`Keep ${describeValue(conflict.field, version.value)}`, where);
+        choices.append(button);
+      }
+      item.append(text, choices);
+      return item;
+    }),
+  );
+}
+
+function showEditError(error) {
+  $('edit-error').textContent = error ? `Sorry, that failed: ${error.message}` : '';
+  $('edit-error').hidden = !error;
+}
+
+/**
+ * The task and note panes and the conflicts list, from the worker. Refreshes run
+ * one after another, so an older answer never overwrites a newer one.
+ */
+export function panes(agent) {
+  let queue = Promise.resolve();
+  return () => {
+    queue = queue.then(async () => {
+      const [snapshot, conflicts] = await Promise.all([agent.snapshot(), agent.conflicts()]);
+      renderPanes(snapshot);
+      renderConflicts(conflicts);
+    }).catch(showEditError);
+    return queue;
+  };
+}
+
+/** Edit in place: check a task off, rename it, delete a task or a note, pick a conflict's version. */
+export function startPanes(agent, refresh) {
+  const act = async (change) => {
+    showEditError(null);
+    try {
+      await change();
+    } finally {
+      await refresh();
+    }
+  };
+  const tasks = $('tasks');
+  tasks.addEventListener('change', (event) => {
+    const id = event.target.closest('li').dataset.id;
+    act(() => agent.editRecord('tasks', id, { done: event.target.checked })).catch(showEditError);
+  });
+  tasks.addEventListener('keydown', (event) => {
+    if (!event.target.classList.contains('title')) return;
+    if (event.key === 'Enter') {
+      event.preventDefault();
+      event.target.blur();
+    } else if (event.key === 'Escape') {
+      event.target.textContent = event.target.dataset.saved;
+      event.target.blur();
+    }
+  });
+  tasks.addEventListener('focusin', (event) => {
+    if (event.target.classList.contains('title')) editingTitle = true;
+  });
+  tasks.addEventListener('focusout', async (event) => {
+    const title = event.target;
+    if (!title.classList.contains('title')) return;
+    // A pasted line break would end up in the title.
+    const text = title.textContent.replace(/\s+/g, ' ').trim();
+    const changed = text !== title.dataset.saved;
+    if (changed) {
+      try {
+        await agent.editRecord('tasks', title.closest('li').dataset.id, { title: text });
+        showEditError(null);
+      } catch (error) {
+        // Keep what was typed, and the caret in it, so nothing is lost (the panes
+        // were not re-rendered meanwhile: editingTitle is still set).
+        showEditError(error);
+        title.focus();
+        return;
+      }
+    }
+    const isTitle = (element) => element?.classList.contains('title');
+    // Moving on to another title: the panes wait for that edit too.
+    if (isTitle(event.relatedTarget) || isTitle(document.activeElement)) return;
+    editingTitle = false;
+    if (changed) await refresh();
+    else if (deferredPanes) renderPanes(deferredPanes);
+  });
+  const remove = (collection) => (event) => {
+    if (!event.target.classList.contains('delete')) return;
+    const id = event.target.closest('li').dataset.id;
+    act(() => agent.removeRecord(collection, id)).catch(showEditError);
+  };
+  tasks.addEventListener('click', remove('tasks'));
+  $('notes').addEventListener('click', remove('notes'));
+  $('conflicts').addEventListener('click', (event) => {
+    const button = event.target.closest('button');
+    if (!button) return;
+    act(() => agent.resolveConflict(button.dataset.conflict, button.dataset.op)).catch(showEditError);
+  });
+}
+
