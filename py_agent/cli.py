@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .router import DEFAULT_THRESHOLD
+
 
 def _serve(args: argparse.Namespace) -> int:
     # Imported here: the server's dependencies are an extra, and the browser
@@ -63,9 +65,10 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from . import cascade_eval
     from .encoder import load_encoder
     from .evaluation import evaluate, format_report, parse_eval_file
-    from .intents import INTENTS, load_intent_head
+    from .intents import INTENTS, IntentPrediction, load_intent_head
     from .platform import inference_runtime
 
     try:
@@ -74,15 +77,50 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"py-agent eval: error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
     data = parse_eval_file(lines, str(args.file), INTENTS)
+    texts = [text for text, _ in data.intents]
+    needs_cloud = args.mode != "local" or args.sweep
+
+    async def server_predictions() -> list[IntentPrediction]:
+        # The server's model in-process, exactly as /api/v1/infer runs it.
+        from server.inference import MAX_BATCH, load_server_model
+
+        model = await load_server_model(args.models_dir, args.threads)
+        predictions: list[IntentPrediction] = []
+        for start in range(0, len(texts), MAX_BATCH):
+            rows = await model.embed(texts[start : start + MAX_BATCH])
+            predictions += [model.head.predict(row) for row in rows]
+        return predictions
 
     async def run() -> dict[str, Any]:
         root = str(args.models_dir)
         encoder = await load_encoder(root, inference_runtime(args.threads))
         head = await load_intent_head(root)
-        return await evaluate(data, encoder, head, args.now)
+        report = await evaluate(data, encoder, head, args.now)
+        if not needs_cloud:
+            return report
+        local = [head.predict(await encoder.embed(text)) for text in texts]
+        cloud = await server_predictions()
+        gold = [intent for _, intent in data.intents]
+        report.update(
+            cascade_eval.report(args.mode, gold, local, cloud, INTENTS, args.threshold, args.sweep)
+        )
+        return report
 
     report = asyncio.run(run())
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if args.plot is not None:
+        if "sweep" not in report:
+            print("py-agent eval: error: --plot needs --sweep", file=sys.stderr)
+            return 2
+        cascade_eval.plot(report, args.plot, f"cascade on {args.file.name}")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"mode: {args.mode}" + (f" (τ = {args.threshold})" if args.mode == "cascade" else ""))
+    if needs_cloud:
+        print(f"fallback rate: {report['fallback_rate']:.1%}")
+    print(format_report(report))
+    if "sweep" in report:
+        print("\n" + cascade_eval.format_sweep(report))
     return 0
 
 
@@ -123,6 +161,16 @@ def _chat(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def _unit_interval(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {value}")
+    return number
 
 
 def _iso_time(value: str) -> datetime:
@@ -174,6 +222,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=datetime.now().astimezone(),
         help="the time relative dates are read against (ISO, default: now)",
     )
+    evaluate.add_argument(
+        "--mode",
+        choices=("local", "cloud", "cascade"),
+        default="local",
+        help="the device's model, the server's (in-process), or the device's "
+        "falling back to the server's below --threshold",
+    )
+    evaluate.add_argument(
+        "--threshold",
+        type=_unit_interval,
+        default=DEFAULT_THRESHOLD,
+        help=f"the cascade's confidence threshold τ (default {DEFAULT_THRESHOLD})",
+    )
+    evaluate.add_argument(
+        "--sweep",
+        action="store_true",
+        help="every τ from 0 to 1: fallback rate against accuracy, and the knee",
+    )
+    evaluate.add_argument("--plot", type=Path, metavar="PNG", help="draw the --sweep curve")
     evaluate.add_argument("--json", action="store_true", help="one JSON object")
     evaluate.add_argument("--threads", type=int, default=1)
     evaluate.set_defaults(run=_eval)

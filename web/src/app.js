@@ -2,6 +2,7 @@
 // blank screen — a failed or stalled boot shows the real error.
 import * as Comlink from './vendor/comlink.mjs';
 import { startChat } from './chat.js';
+import { startCloud } from './cloud_view.js';
 import { $ } from './dom.js';
 import { panes, startPanes } from './panes.js';
 import { startSync } from './sync_view.js';
@@ -102,7 +103,8 @@ async function boot() {
   });
   const refresh = panes(agent);
   startPanes(agent, refresh);
-  await startChat(agent, refresh);
+  const refreshStats = await startCloud(agent);
+  await startChat(agent, refresh, refreshStats);
   await startSync(agent, refresh);
   document.body.dataset.state = 'ready';
 }

@@ -1,4 +1,5 @@
 // The chat: history, sending a turn, and how each reply is shown.
+import * as Comlink from './vendor/comlink.mjs';
 import { $ } from './dom.js';
 
 /** The user's local time with its UTC offset, e.g. 2026-11-18T10:00:00+01:00. */
@@ -13,18 +14,56 @@ function localIso(date = new Date()) {
   );
 }
 
+const SOURCE_BADGES = {
+  cloud: ['server', 'The server\'s larger model read this request (only its text was sent)'],
+  tentative: ['guess', 'The device was unsure and could not ask the server: a best guess'],
+};
+
+function badge(text, title) {
+  const element = document.createElement('span');
+  element.className = 'badge';
+  element.textContent = text;
+  element.title = title;
+  return element;
+}
+
+/** One chat message; an agent's carries how it was understood and by which model. */
 function addMessage(role, text, details) {
   const item = document.createElement('li');
   item.className = role;
-  item.textContent = text;
+  const id = details?.id ?? details?.message_id;
+  if (id) item.id = `m-${id}`;
+  if (details?.refines) {
+    const link = document.createElement('a');
+    link.href = `#m-${details.refines}`;
+    link.className = 'refines';
+    link.textContent = '↳ about an earlier reply';
+    item.append(link, document.createElement('br'));
+  }
+  item.append(text);
   if (details) {
+    item.dataset.source = details.source ?? 'local';
+    const [label, title] = SOURCE_BADGES[details.source] ?? [];
+    if (label) item.append(' ', badge(label, details.model ? `${title} (${details.model})` : title));
+    if (details.confirmed_by) item.append(' ', badge('✓ server agrees', `Confirmed by ${details.confirmed_by}`));
+    if (details.proposal) {
+      const apply = document.createElement('button');
+      apply.type = 'button';
+      apply.className = 'apply';
+      apply.dataset.message = id;
+      apply.textContent = details.applied ? 'Applied' : 'Apply';
+      apply.disabled = Boolean(details.applied);
+      item.append(' ', apply);
+    }
     const more = document.createElement('details');
     const summary = document.createElement('summary');
     summary.textContent = `${details.intent} · ${Math.round(details.confidence * 100)}%`;
     const body = document.createElement('div');
     const latency = details.latency_ms === undefined ? '' : ` · ${details.latency_ms.toFixed(1)} ms`;
-    body.textContent = `intent ${details.intent}, confidence ${details.confidence.toFixed(3)}${latency}` +
-      (details.cached ? ' · cached' : '');
+    const cloud = details.cloud_ms === undefined ? '' : ` · server ${details.cloud_ms} ms`;
+    body.textContent = `intent ${details.intent}, confidence ${details.confidence.toFixed(3)}${latency}${cloud}` +
+      (details.cached ? ' · cached' : '') +
+      (details.local_intent && details.local_intent !== details.intent ? ` · the device read ${details.local_intent}` : '');
     more.append(summary, body);
     item.append(more);
   }
@@ -33,10 +72,25 @@ function addMessage(role, text, details) {
   return item;
 }
 
-export async function startChat(agent, refresh) {
-  for (const message of await agent.history()) {
+function showHistory(messages) {
+  $('messages').replaceChildren();
+  for (const message of messages) {
     addMessage(message.role, message.text, message.role === 'agent' ? message : null);
   }
+}
+
+function showChatError(error) {
+  $('chat-error').textContent = error ? `Sorry, that failed: ${error.message}` : '';
+  $('chat-error').hidden = !error;
+}
+
+/**
+ * The chat. `refresh` re-renders the panes after a change; `afterTurn` runs after
+ * every turn (the stats panel). Second opinions the worker gets from the server
+ * later arrive through watchChat and re-render the history.
+ */
+export async function startChat(agent, refresh, afterTurn) {
+  showHistory(await agent.history());
   await refresh();
   const input = $('input');
   const sent = [];
@@ -59,7 +113,7 @@ export async function startChat(agent, refresh) {
     sent.push(text);
     recall = sent.length;
     input.value = '';
-    $('chat-error').hidden = true;
+    showChatError(null);
     addMessage('user', text);
     try {
       // Resolves only after the turn was committed to IndexedDB.
@@ -67,10 +121,35 @@ export async function startChat(agent, refresh) {
       addMessage('agent', reply.text, reply);
       if (reply.changed.length) await refresh();
     } catch (error) {
-      $('chat-error').textContent = `Sorry, that failed: ${error.message}`;
-      $('chat-error').hidden = false;
+      showChatError(error);
     }
     document.body.dataset.turns = String(sent.length);
+    await afterTurn();
   });
+  $('messages').addEventListener('click', async (event) => {
+    const button = event.target.closest('button.apply');
+    if (!button) return;
+    button.disabled = true;
+    showChatError(null);
+    try {
+      const reply = await agent.applyProposal(button.dataset.message, localIso());
+      button.textContent = 'Applied';
+      addMessage('agent', reply.text, reply);
+      if (reply.changed.length) await refresh();
+    } catch (error) {
+      button.disabled = false;
+      showChatError(error);
+    }
+    await afterTurn();
+  });
+  let opinions = 0;
+  await agent.watchChat(
+    Comlink.proxy(async () => {
+      showHistory(await agent.history());
+      await refresh();
+      await afterTurn();
+      // Tests wait on this: the history now shows every second opinion so far.
+      document.body.dataset.secondOpinions = String(++opinions);
+    }),
+  );
 }
-

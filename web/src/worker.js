@@ -125,7 +125,9 @@ const api = {
 
     stage('ready', 'Ready');
     onStage({ stage: 'ready', label: 'Ready', fraction: 1, ms: Math.round(performance.now() - started) });
+    await rpc.set_client(Intl.DateTimeFormat().resolvedOptions().timeZone ?? 'UTC', navigator.language ?? 'en');
     sync.now().catch(() => {}); // reported through watchSync
+    secondOpinions.now().catch(() => {});
     return {
       timings,
       total_ms: Math.round(performance.now() - started),
@@ -152,6 +154,7 @@ const api = {
   async ask(text, nowIso) {
     const reply = JSON.parse(await booted().ask(text, nowIso));
     if (reply.changed.length) sync.soon();
+    if (reply.queued) secondOpinions.later();
     // Pending ops, or a sync the agent ran for "sync now".
     sync.publish(await status());
     return reply;
@@ -166,9 +169,36 @@ const api = {
     return sync.now();
   },
 
-  /** The device went online: don't wait for the backoff timer. */
+  /** The device went online: don't wait for the backoff timers. */
   async online() {
     if (sync.last?.paired) sync.now().catch(() => {});
+    secondOpinions.now().catch(() => {});
+  },
+
+  /** Call `callback()` (a Comlink.proxy) whenever second opinions added chat messages. */
+  async watchChat(callback) {
+    secondOpinions.watcher = callback;
+  },
+
+  /** {cloud_help, threshold}: whether and when the server's model is asked. */
+  async settings() {
+    return JSON.parse(await booted().settings());
+  },
+
+  async setSettings(changes) {
+    return JSON.parse(await booted().set_settings(JSON.stringify(changes)));
+  },
+
+  /** Fallback rate, server latency p50/p95, device/server agreement, queue length. */
+  async stats() {
+    return JSON.parse(await booted().stats());
+  },
+
+  /** Carry out the action a second opinion proposed; resolves to the reply. */
+  async applyProposal(messageId, nowIso) {
+    const reply = JSON.parse(await booted().apply_proposal(messageId, nowIso));
+    if (reply.changed.length) sync.soon();
+    return reply;
   },
 
   /** Call `callback(status)` (a Comlink.proxy) now and with every later Status. */
@@ -372,6 +402,43 @@ const sync = {
       this.watcher(status).catch((error) => console.error('the sync watcher failed:', error));
     }
     return status;
+  },
+};
+
+// While requests wait for a second opinion, the queue is looked at this often (each
+// request has its own backoff in Python; this only decides when to look).
+const DRAIN_S = 15;
+
+/** Asking the server again about tentative answers: one run at a time, one timer. */
+const secondOpinions = {
+  timer: 0,
+  running: null,
+  watcher: null,
+
+  later() {
+    if (!this.timer && !this.running) this.timer = setTimeout(() => this.now().catch(() => {}), DRAIN_S * 1000);
+  },
+
+  now() {
+    if (this.running) return this.running;
+    clearTimeout(this.timer);
+    this.timer = 0;
+    this.running = booted()
+      .drain_queue()
+      .then((text) => {
+        const result = JSON.parse(text);
+        if (result.added && this.watcher) {
+          this.watcher().catch((error) => console.error('the chat watcher failed:', error));
+        }
+        return result;
+      })
+      .finally(() => {
+        this.running = null;
+      });
+    return this.running.then((result) => {
+      if (result.queue) this.later();
+      return result;
+    });
   },
 };
 

@@ -1,0 +1,54 @@
+// Server help: the privacy switch, the confidence threshold, and the agent's stats.
+import { $ } from './dom.js';
+
+const percent = (value) => (value == null ? '—' : `${Math.round(value * 100)}%`);
+const millis = (value) => (value == null ? '—' : `${Math.round(value)} ms`);
+
+function showStats(stats) {
+  const rows = {
+    'turns': String(stats.turns),
+    'sent to the server': percent(stats.fallback_rate),
+    'server answers': String(stats.cloud_answered),
+    'server latency p50 / p95': `${millis(stats.cloud_p50_ms)} / ${millis(stats.cloud_p95_ms)}`,
+    'device and server agree': percent(stats.agreement),
+    'guesses (server unreachable)': String(stats.tentative),
+    'waiting to ask the server': String(stats.queue),
+  };
+  $('stats').replaceChildren(
+    ...Object.entries(rows).flatMap(([name, value]) => {
+      const term = document.createElement('dt');
+      term.textContent = name;
+      const detail = document.createElement('dd');
+      detail.textContent = value;
+      return [term, detail];
+    }),
+  );
+  document.body.dataset.queue = String(stats.queue);
+}
+
+/** Binds the settings; returns the function that refreshes the stats panel. */
+export async function startCloud(agent) {
+  const refreshStats = async () => showStats(await agent.stats());
+  const settings = await agent.settings();
+  const cloudHelp = $('cloud-help');
+  const threshold = $('threshold');
+  cloudHelp.checked = settings.cloud_help;
+  threshold.value = settings.threshold;
+  document.body.dataset.cloudHelp = String(settings.cloud_help);
+  const save = async (changes) => {
+    $('cloud-error').hidden = true;
+    try {
+      const saved = await agent.setSettings(changes);
+      cloudHelp.checked = saved.cloud_help;
+      threshold.value = saved.threshold;
+      document.body.dataset.cloudHelp = String(saved.cloud_help);
+    } catch (error) {
+      $('cloud-error').textContent = `Not saved: ${error.message}`;
+      $('cloud-error').hidden = false;
+    }
+  };
+  cloudHelp.addEventListener('change', () => save({ cloud_help: cloudHelp.checked }));
+  threshold.addEventListener('change', () => save({ threshold: Number(threshold.value) }));
+  await refreshStats();
+  return refreshStats;
+}
