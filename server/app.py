@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -16,8 +18,9 @@ from starlette.routing import Mount, Route
 
 import py_agent
 
-from . import api, sync_api
+from . import api, infer_api, metrics, sync_api
 from .headers import ISOLATION_HEADERS, IsolationHeadersMiddleware
+from .installs import InstallStore, InstallStoreError
 from .settings import Settings, SettingsError
 from .static import StaticSite
 from .store import SQLiteSyncStore, StoreError
@@ -65,16 +68,29 @@ def create_app(
     except StoreError as exc:
         raise SettingsError(f"--data-dir {settings.data_dir}: {exc}") from exc
     sync = sync_api.SyncService(settings, store, clock=clock, wall_clock=wall_clock)
+    try:
+        installs = InstallStore(settings.installs_db)
+    except InstallStoreError as exc:
+        raise SettingsError(f"--data-dir {settings.data_dir}: {exc}") from exc
+    registry = CollectorRegistry()
+    infer = infer_api.InferService(
+        settings, store, installs, registry, clock=clock, wall_clock=wall_clock
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        preload = asyncio.create_task(infer.preload())
         yield
+        await preload
+        infer.close()
+        await installs.close()
         await store.close()
 
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Mount(api.API_PREFIX, routes=[*api.routes, *sync_api.routes]),
+            Route("/metrics", metrics.metrics, methods=["GET"]),
+            Mount(api.API_PREFIX, routes=[*api.routes, *sync_api.routes, *infer_api.routes]),
             Mount("/", app=StaticSite(directory=settings.dist_dir, html=True)),
         ],
         middleware=[Middleware(IsolationHeadersMiddleware)],
@@ -83,4 +99,6 @@ def create_app(
     )
     app.state.settings = settings
     app.state.sync = sync
+    app.state.infer = infer
+    app.state.metrics_registry = registry
     return app

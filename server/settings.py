@@ -16,6 +16,14 @@ class Settings:
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = 8000
+    # The server model (server/inference.py, POST /api/v1/infer).
+    models_dir: Path = Path("models")  # built by `python build.py models`
+    infer_threads: int = 2  # onnxruntime threads of the one session
+    infer_max_batch: int = 32  # requests embedded together at most
+    infer_max_body_bytes: int = 64 * 1024
+    infer_rate_per_s: float = 5.0  # per token: token bucket refill …
+    infer_burst: int = 20  # … and size
+    installs_per_min: int = 10  # per client IP, then 429
     # Sync (server/sync_api.py).
     pairing_code_ttl_s: float = 24 * 3600.0
     sync_page_size: int = 500  # ops answered per /sync at most
@@ -27,6 +35,15 @@ class Settings:
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise SettingsError(f"--port must be between 1 and 65535, got {self.port}")
+        for name in ("infer_threads", "infer_max_batch", "infer_burst", "installs_per_min"):
+            if not getattr(self, name) >= 1:
+                raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.infer_rate_per_s > 0:
+            raise SettingsError(f"infer_rate_per_s must be positive, got {self.infer_rate_per_s}")
+        if not self.infer_max_body_bytes >= 8 * 1024:  # room for 2,000 characters, escaped
+            raise SettingsError(
+                f"infer_max_body_bytes must be at least 8192, got {self.infer_max_body_bytes}"
+            )
         if not self.pairing_code_ttl_s > 0:
             raise SettingsError(
                 f"pairing_code_ttl_s must be positive, got {self.pairing_code_ttl_s}"
@@ -58,3 +75,7 @@ class Settings:
     @property
     def sync_db(self) -> Path:
         return self.data_dir / "sync.db"
+
+    @property
+    def installs_db(self) -> Path:
+        return self.data_dir / "installs.db"

@@ -1,0 +1,336 @@
+"""The hybrid path's server side: a device unsure of an utterance asks the server's model.
+
+    POST /api/v1/installs                         → 201 {install_id, token}
+    POST /api/v1/infer {text, now, tz?, locale?}  → 200 {intent, confidence, slots, answer, model}
+
+Only the utterance travels (with the device's local time, for due dates); the device acts on
+the answer itself. ``Authorization: Bearer <token>`` takes a paired device's sync token or,
+for a device that never paired, an install token from POST /installs.
+
+``slots`` are what py_agent reads out of the utterance for the intent: ``{title, due_date,
+due_time}`` for task.add, ``{target}`` for task.complete and task.delete, ``{text}`` for
+note.add, ``{}`` otherwise. ``answer`` is the generative backend's reply to an out_of_scope
+utterance when the app has one (``app.state.answer``, an async ``text -> str | None``), else
+null.
+
+Errors: 400 for a body that is not JSON, 413 for a body over ``infer_max_body_bytes``, 422
+naming the field for anything else wrong in it (``text`` missing, not a string, blank or over
+2,000 characters; ``now`` not an ISO time with a UTC offset; ``tz`` or ``locale`` malformed),
+401 without a valid token, 429 with Retry-After past the per-token rate, 503 while the server
+model is not built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from prometheus_client import CollectorRegistry
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from py_agent.agent import MAX_TEXT_CHARS
+from py_agent.intents import IntentPrediction
+from py_agent.skills.notes import note_text
+from py_agent.slots import completion_target, task_slots
+
+from .api import ApiError
+from .inference import Batcher, InferenceThread, ModelUnavailable, ServerModel, load_server_model
+from .installs import InstallStore
+from .metrics import InferMetrics
+from .settings import Settings
+from .store import SyncStore
+from .sync_api import (
+    BEARER_CHALLENGE,
+    Clock,
+    TokenBuckets,
+    expect_object,
+    read_json,
+    retry_after_header,
+    sha256_hex,
+)
+
+log = logging.getLogger("py_agent.server.infer")
+
+Loader = Callable[[Path, int], Awaitable[ServerModel]]
+Answer = Callable[[str], Awaitable[str | None]]
+
+# An IANA zone name ("Europe/Paris", "America/Argentina/Buenos_Aires", "UTC", "Etc/GMT+5").
+_TZ = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,3}")
+# A BCP 47 language tag ("en", "en-GB", "zh-Hant-TW"); "_" too, as POSIX locales write it.
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+TZ_MAX, LOCALE_MAX = 64, 35
+# After a failed load, requests answer 503 from memory for this long before loading again,
+# so a broken model file is not re-read and re-hashed for every request.
+RETRY_LOAD_S = 10.0
+
+
+@dataclass
+class InferService:
+    settings: Settings
+    sync_store: SyncStore
+    installs: InstallStore
+    registry: CollectorRegistry
+    clock: Clock = time.monotonic
+    wall_clock: Clock = time.time
+    loader: Loader = load_server_model
+    """Replaceable before the first request (tests wrap the real model)."""
+    metrics: InferMetrics = field(init=False)
+    limit: TokenBuckets = field(init=False)  # per token
+    install_limit: TokenBuckets = field(init=False)  # per client address
+    _thread: InferenceThread | None = field(default=None, init=False)
+    _batcher: Batcher | None = field(default=None, init=False)
+    _load_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _failure: tuple[str, float] | None = field(default=None, init=False)  # message, until
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.metrics = InferMetrics(self.registry)
+        self.limit = TokenBuckets(s.infer_rate_per_s, s.infer_burst, self.clock)
+        self.install_limit = TokenBuckets(s.installs_per_min / 60.0, s.installs_per_min, self.clock)
+
+    @property
+    def model_name(self) -> str:
+        return "none" if self._batcher is None else self._batcher.model.name
+
+    async def batcher(self) -> Batcher:
+        """The batcher over the loaded model, loading it first if needed; raises
+        ModelUnavailable when it cannot be loaded."""
+        if self._batcher is not None:
+            return self._batcher
+        async with self._load_lock:
+            if self._batcher is not None:
+                return self._batcher
+            if self._failure is not None and self.clock() < self._failure[1]:
+                raise ModelUnavailable(self._failure[0])
+            if self._thread is None:
+                self._thread = InferenceThread()
+            # Loading reads, hashes and compiles ~90 MB: on the inference thread too.
+            try:
+                model = await self._thread.run(
+                    self.loader(self.settings.models_dir, self.settings.infer_threads)
+                )
+            except ModelUnavailable as exc:
+                self._failure = (str(exc), self.clock() + RETRY_LOAD_S)
+                raise
+            self._failure = None
+            name = model.name
+            self._batcher = Batcher(
+                model,
+                self._thread,
+                max_batch=self.settings.infer_max_batch,
+                on_batch=lambda size: self.metrics.batch_size.labels(name).observe(size),
+                on_queue=self.metrics.queue_depth.set,
+            )
+            log.info("server model %s loaded", name)
+            return self._batcher
+
+    async def preload(self) -> None:
+        """Loads the model ahead of the first request; a failure is only logged (requests
+        answer 503 with the reason until the model is built)."""
+        try:
+            await self.batcher()
+        except ModelUnavailable as exc:
+            log.warning("%s", exc)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.close()
+            self._thread = None
+
+
+def service(request: Request) -> InferService:
+    return cast(InferService, request.app.state.infer)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def create_install(request: Request) -> JSONResponse:
+    svc = service(request)
+    wait = svc.install_limit.take(client_address(request))
+    if wait > 0:
+        raise ApiError(
+            429,
+            "too many installs registered from this address; try again later",
+            headers=retry_after_header(wait),
+        )
+    install_id, token = secrets.token_hex(8), secrets.token_urlsafe(32)
+    await svc.installs.add(install_id, sha256_hex(token), svc.wall_clock())
+    svc.metrics.installs.inc()
+    return JSONResponse({"install_id": install_id, "token": token}, status_code=201)
+
+
+async def caller(request: Request, svc: InferService) -> str:
+    """``install:<id>`` or ``device:<id>`` for the request's bearer token, else a 401."""
+    header = request.headers.get("authorization")
+    if header is None:
+        raise ApiError(
+            401,
+            "missing 'Authorization: Bearer <token>' header (a paired device's token, or an "
+            "install token from POST /api/v1/installs)",
+            headers={"WWW-Authenticate": BEARER_CHALLENGE},
+        )
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(
+            401,
+            "the Authorization header must be 'Bearer <token>'",
+            headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_request"'},
+        )
+    token_hash = sha256_hex(token)
+    install_id = await svc.installs.install_by_token_hash(token_hash)
+    if install_id is not None:
+        return f"install:{install_id}"
+    device = await svc.sync_store.device_by_token_hash(token_hash)
+    if device is not None:
+        return f"device:{device.device_id}"
+    raise ApiError(
+        401,
+        "unknown token: register with POST /api/v1/installs or pair the device again",
+        headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'},
+    )
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    text: str
+    now: datetime
+
+
+def parse_request(body: Any) -> InferRequest:
+    body = expect_object(body, ("text", "now"), ("tz", "locale"))
+    text = body["text"]
+    if not isinstance(text, str):
+        raise ApiError(422, "'text' must be a string", field="text")
+    if not text.strip():
+        raise ApiError(422, "'text' is empty: send the utterance to understand", field="text")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ApiError(
+            422,
+            f"'text' is {len(text)} characters; the limit is {MAX_TEXT_CHARS}",
+            field="text",
+        )
+    raw_now = body["now"]
+    now = None
+    if isinstance(raw_now, str) and len(raw_now) <= 64:
+        try:
+            now = datetime.fromisoformat(raw_now)
+        except ValueError:
+            now = None
+    if now is None or now.tzinfo is None:
+        raise ApiError(
+            422,
+            "'now' must be the device's local time in ISO 8601 with its UTC offset, "
+            "like 2026-11-18T10:00:00+01:00",
+            field="now",
+        )
+    for name, pattern, limit, example in (
+        ("tz", _TZ, TZ_MAX, "Europe/Paris"),
+        ("locale", _LOCALE, LOCALE_MAX, "en-GB"),
+    ):
+        value = body.get(name)
+        if value is not None and not (
+            isinstance(value, str) and len(value) <= limit and pattern.fullmatch(value)
+        ):
+            raise ApiError(422, f"{name!r} must be null or a string like {example!r}", field=name)
+    return InferRequest(text, now)
+
+
+def slots_for(intent: str, text: str, now: datetime) -> dict[str, Any]:
+    if intent == "task.add":
+        slots = task_slots(text, now)
+        due = slots.due
+        return {
+            "title": slots.title,
+            "due_date": due.date.isoformat() if due else None,
+            "due_time": due.time.strftime("%H:%M") if due and due.time else None,
+        }
+    if intent in ("task.complete", "task.delete"):
+        return {"target": completion_target(text)}
+    if intent == "note.add":
+        return {"text": note_text(text)}
+    return {}
+
+
+async def generative_answer(
+    request: Request, prediction: IntentPrediction, text: str
+) -> str | None:
+    answer: Answer | None = getattr(request.app.state, "answer", None)
+    if answer is None or prediction.intent != "out_of_scope":
+        return None
+    try:
+        return await answer(text)
+    except Exception:  # the intent is still worth answering without the backend's words
+        log.exception("the generative backend failed")
+        return None
+
+
+OUTCOMES = {
+    400: "invalid",
+    413: "invalid",
+    422: "invalid",
+    401: "unauthorized",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+async def infer(request: Request) -> JSONResponse:
+    svc = service(request)
+    started = time.perf_counter()
+    try:
+        response = await _infer(request, svc)
+    except ApiError as exc:
+        outcome = OUTCOMES.get(exc.status_code, "error")
+        svc.metrics.requests.labels(svc.model_name, outcome).inc()
+        raise
+    except Exception:
+        svc.metrics.requests.labels(svc.model_name, "error").inc()
+        raise
+    svc.metrics.requests.labels(svc.model_name, "ok").inc()
+    svc.metrics.latency.labels(svc.model_name).observe(time.perf_counter() - started)
+    return response
+
+
+async def _infer(request: Request, svc: InferService) -> JSONResponse:
+    who = await caller(request, svc)
+    wait = svc.limit.take(who)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "too many inference requests with this token; slow down",
+            headers=retry_after_header(wait),
+        )
+    parsed = parse_request(await read_json(request, svc.settings.infer_max_body_bytes))
+    try:
+        batcher = await svc.batcher()
+    except ModelUnavailable as exc:
+        raise ApiError(503, str(exc), headers=retry_after_header(RETRY_LOAD_S)) from None
+    prediction = await batcher.predict(parsed.text)
+    return JSONResponse(
+        {
+            "intent": prediction.intent,
+            "confidence": round(prediction.confidence, 6),
+            "slots": slots_for(prediction.intent, parsed.text, parsed.now),
+            "answer": await generative_answer(request, prediction, parsed.text),
+            "model": batcher.model.name,
+        }
+    )
+
+
+routes = [
+    Route("/installs", create_install, methods=["POST"]),
+    Route("/infer", infer, methods=["POST"]),
+]

@@ -1,0 +1,56 @@
+"""Prometheus metrics of the server, exposed at GET /metrics (text exposition format).
+
+Each app has its own registry rather than prometheus_client's global one: tests build many
+apps in one process, and a metric registered twice in one registry is an error.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+# Seconds: from a cached single request (~5 ms) to a long queue under load.
+LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32)
+
+
+class InferMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "py_agent_infer_requests",
+            "POST /api/v1/infer requests by model and outcome (ok, invalid, unauthorized, "
+            "rate_limited, unavailable, error)",
+            ["model", "outcome"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "py_agent_infer_latency_seconds",
+            "Time to answer a successful POST /api/v1/infer, by model",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "py_agent_infer_batch_size",
+            "Requests embedded together in one run of the server model",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "py_agent_infer_queue_depth",
+            "Requests waiting for the next batch when the latest one joined",
+            registry=registry,
+        )
+        self.installs = Counter(
+            "py_agent_installs_created", "Install tokens handed out", registry=registry
+        )
+
+
+async def metrics(request: Request) -> Response:
+    registry = cast(CollectorRegistry, request.app.state.metrics_registry)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
