@@ -96,3 +96,12 @@ def wait_for_boot(page: Page) -> str:
         "['ready', 'error'].includes(document.body.dataset.state)", timeout=BOOT_TIMEOUT_MS
     )
     return str(page.evaluate("document.body.dataset.state"))
+
+
+def say(page: Page, text: str) -> str:
+    """Send one chat message and return the agent's reply, once the page shows it."""
+    turn = int(page.evaluate("document.body.dataset.turns ?? '0'")) + 1
+    page.fill("#input", text)
+    page.press("#input", "Enter")
+    page.wait_for_function(f"document.body.dataset.turns === '{turn}'")
+    return page.inner_text("#messages li.agent:last-child")

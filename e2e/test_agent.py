@@ -8,7 +8,7 @@ from typing import Any
 
 from playwright.sync_api import BrowserContext, Page, Playwright
 
-from .harness import CHROMIUM, CHROMIUM_ARGS, ServerProcess, wait_for_boot
+from .harness import CHROMIUM, CHROMIUM_ARGS, ServerProcess, say, wait_for_boot
 
 CONVERSATION = [
     ("remind me to call Mom tomorrow at 5pm", "Added “call Mom”, due tomorrow 17:00."),
@@ -35,20 +35,13 @@ READ_STORE = """async (store) => {
 }"""
 
 
-def send(page: Page, text: str, turn: int) -> str:
-    page.fill("#input", text)
-    page.press("#input", "Enter")
-    page.wait_for_function(f"document.body.dataset.turns === '{turn}'")
-    return page.inner_text("#messages li.agent:last-child")
-
-
 def test_conversation_survives_a_reload_and_lives_in_indexeddb(
     page: Page, server: ServerProcess
 ) -> None:
     page.goto(server.url + "/")
     assert wait_for_boot(page) == "ready"
-    for turn, (text, expected) in enumerate(CONVERSATION, start=1):
-        assert expected in send(page, text, turn), text
+    for text, expected in CONVERSATION:
+        assert expected in say(page, text), text
     assert page.inner_text("#tasks").splitlines() == [
         f"call Mom — {page.evaluate('window.pyAgent.snapshot()')['tasks'][0]['due_date']} 17:00",
         "buy milk",
@@ -77,7 +70,7 @@ def test_conversation_survives_a_reload_and_lives_in_indexeddb(
 def test_keyboard_details_and_errors(page: Page, server: ServerProcess) -> None:
     page.goto(server.url + "/")
     assert wait_for_boot(page) == "ready"
-    send(page, "help", 1)
+    say(page, "help")
     details = page.inner_text("#messages li.agent:last-child details summary")
     assert details.startswith("help · ")
     page.press("#input", "ArrowUp")
@@ -102,7 +95,7 @@ def test_usable_at_360_pixels(page: Page, server: ServerProcess) -> None:
     page.set_viewport_size({"width": 360, "height": 740})
     page.goto(server.url + "/")
     assert wait_for_boot(page) == "ready"
-    send(page, "remind me to renew my passport by december 14", 1)
+    say(page, "remind me to renew my passport by december 14")
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     box = page.locator("#input").bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
@@ -122,9 +115,7 @@ def test_state_survives_a_browser_restart(
     page = context.pages[0] if context.pages else context.new_page()
     page.goto(server.url + "/")
     assert wait_for_boot(page) == "ready"
-    assert "Added “renew the car insurance”" in send(
-        page, "remind me to renew the car insurance", 1
-    )
+    assert "Added “renew the car insurance”" in say(page, "remind me to renew the car insurance")
     context.close()  # the whole browser exits
 
     context = launch()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from .harness import BOOT_TIMEOUT_MS, ServerProcess, wait_for_boot
+from .harness import BOOT_TIMEOUT_MS, ServerProcess, say, wait_for_boot
 
 SYNCED = "document.body.dataset.sync === 'synced' && document.body.dataset.syncPending === '0'"
 EMPTY_CODE = "Type the pairing code shown on your other device."
@@ -34,15 +34,6 @@ def open_device(browser: Browser, server: ServerProcess) -> Iterator[Callable[[]
     yield open_
     for context in contexts:
         context.close()
-
-
-def say(page: Page, text: str) -> str:
-    """Send one chat message and return the agent's reply."""
-    turn = int(page.evaluate("document.body.dataset.turns ?? '0'")) + 1
-    page.fill("#input", text)
-    page.press("#input", "Enter")
-    page.wait_for_function(f"document.body.dataset.turns === '{turn}'")
-    return page.inner_text("#messages li.agent:last-child")
 
 
 def titles(page: Page) -> list[str]:

@@ -33,7 +33,7 @@ from .sync.client import error_detail
 INFER_PATH = "/api/v1/infer"
 # Chosen by `py-agent eval --mode cascade --sweep` on the validation split: the knee of
 # the fallback-rate / accuracy curve (see README, "Cloud fallback").
-DEFAULT_THRESHOLD = 0.6
+DEFAULT_THRESHOLD = 0.85
 DEFAULT_DEADLINE_S = 2.0
 Source = Literal["local", "cloud", "tentative"]
 

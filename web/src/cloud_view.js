@@ -34,14 +34,19 @@ export async function startCloud(agent) {
   const threshold = $('threshold');
   cloudHelp.checked = settings.cloud_help;
   threshold.value = settings.threshold;
-  document.body.dataset.cloudHelp = String(settings.cloud_help);
+  const mark = (saved) => {
+    // Tests wait on these: the settings the agent now uses.
+    document.body.dataset.cloudHelp = String(saved.cloud_help);
+    document.body.dataset.threshold = String(saved.threshold);
+  };
+  mark(settings);
   const save = async (changes) => {
     $('cloud-error').hidden = true;
     try {
       const saved = await agent.setSettings(changes);
       cloudHelp.checked = saved.cloud_help;
       threshold.value = saved.threshold;
-      document.body.dataset.cloudHelp = String(saved.cloud_help);
+      mark(saved);
     } catch (error) {
       $('cloud-error').textContent = `Not saved: ${error.message}`;
       $('cloud-error').hidden = false;
