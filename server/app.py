@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 import py_agent
 
 from . import api, infer_api, metrics, sync_api
+from .generative import GenerativeClient
 from .headers import ISOLATION_HEADERS, IsolationHeadersMiddleware
 from .installs import InstallStore, InstallStoreError
 from .settings import Settings, SettingsError
@@ -76,6 +77,7 @@ def create_app(
     infer = infer_api.InferService(
         settings, store, installs, registry, clock=clock, wall_clock=wall_clock
     )
+    generative = None if settings.generative is None else GenerativeClient(settings.generative)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -85,6 +87,8 @@ def create_app(
         infer.close()
         await installs.close()
         await store.close()
+        if generative is not None:
+            await generative.aclose()
 
     app = Starlette(
         routes=[
@@ -101,4 +105,6 @@ def create_app(
     app.state.sync = sync
     app.state.infer = infer
     app.state.metrics_registry = registry
+    # The seam with /api/v1/infer: None means no backend, so out_of_scope gets the fallback.
+    app.state.answer = None if generative is None else generative.answer
     return app

@@ -2,12 +2,97 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
 
 
 class SettingsError(ValueError):
     pass
+
+
+GENERATIVE_ENV = "PY_AGENT_GENERATIVE_"
+
+
+@dataclass(frozen=True)
+class GenerativeSettings:
+    """An OpenAI-compatible chat-completions backend for out_of_scope requests
+    (server/generative.py). ``base_url`` is the API root, e.g. ``http://127.0.0.1:8001/v1``:
+    requests go to ``{base_url}/chat/completions``, as with OpenAI's own clients."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    timeout_s: float = 10.0
+    max_tokens: int = 160
+
+    def __post_init__(self) -> None:
+        url = urlsplit(self.base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise SettingsError(
+                f"{GENERATIVE_ENV}URL must be an http(s) URL such as http://127.0.0.1:8001/v1, "
+                f"got {self.base_url!r}"
+            )
+        if url.query or url.fragment:
+            raise SettingsError(
+                f"{GENERATIVE_ENV}URL must not have a query or fragment, got {self.base_url!r}"
+            )
+        if not self.model.strip():
+            raise SettingsError(f"{GENERATIVE_ENV}MODEL must name the backend's model")
+        # A key with whitespace or control characters cannot go in an Authorization header;
+        # refusing it here beats failing every request later.
+        if self.api_key is not None and (
+            not self.api_key or not self.api_key.isprintable() or " " in self.api_key
+        ):
+            raise SettingsError(
+                f"{GENERATIVE_ENV}API_KEY must be non-empty printable text without spaces"
+            )
+        if not 0 < self.timeout_s <= 300:
+            raise SettingsError(
+                f"{GENERATIVE_ENV}TIMEOUT_S must be between 0 and 300 seconds, got {self.timeout_s}"
+            )
+        if not 1 <= self.max_tokens <= 4096:
+            raise SettingsError(
+                f"{GENERATIVE_ENV}MAX_TOKENS must be between 1 and 4096, got {self.max_tokens}"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> GenerativeSettings | None:
+        """The backend the ``PY_AGENT_GENERATIVE_*`` variables describe; None when
+        ``PY_AGENT_GENERATIVE_URL`` is unset or empty (no backend)."""
+        base_url = env.get(GENERATIVE_ENV + "URL", "").strip()
+        if not base_url:
+            return None
+        model = env.get(GENERATIVE_ENV + "MODEL", "")
+        if not model.strip():
+            raise SettingsError(
+                f"{GENERATIVE_ENV}MODEL is required when {GENERATIVE_ENV}URL is set "
+                "(the model name the backend expects)"
+            )
+        return cls(
+            base_url=base_url.rstrip("/"),
+            model=model.strip(),
+            api_key=env.get(GENERATIVE_ENV + "API_KEY") or None,
+            timeout_s=_number(env, "TIMEOUT_S", float, cls.timeout_s),
+            max_tokens=_number(env, "MAX_TOKENS", int, cls.max_tokens),
+        )
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _number(env: Mapping[str, str], name: str, kind: type[_N], default: _N) -> _N:
+    raw = env.get(GENERATIVE_ENV + name, "").strip()
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{GENERATIVE_ENV}{name} must be {what}, got {raw!r}") from None
 
 
 @dataclass(frozen=True)
@@ -31,6 +116,10 @@ class Settings:
     sync_rate_per_s: float = 10.0  # per device: token bucket refill …
     sync_burst: int = 20  # … and size
     pairing_failures_per_min: int = 10  # per client IP, then 429
+    # Out-of-scope answers (server/generative.py); None = no backend, a fixed fallback.
+    generative: GenerativeSettings | None = field(
+        default_factory=lambda: GenerativeSettings.from_env(os.environ)
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
