@@ -228,7 +228,8 @@ async def test_an_answer_from_the_server_is_marked_and_out_of_scope_gets_its_tex
     assert (reply.source, reply.model, reply.text) == (
         "cloud",
         "server-fp32",
-        "Paris is the capital of France.",
+        "Paris is the capital of France.\n(Answered by the server's language model: "
+        "it can be wrong.)",
     )
     stored = (await agent.state.history())[-1]
     assert (stored["source"], stored["local_intent"]) == ("cloud", "out_of_scope")

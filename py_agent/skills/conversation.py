@@ -39,9 +39,10 @@ def sync_now(report: str | None) -> Outcome:
 
 
 def out_of_scope(answer: str | None = None) -> Outcome:
-    """``answer`` is the server's generative answer, when it gave one."""
+    """``answer`` is the server's generative answer, when it gave one: shown as such,
+    because a small language model states wrong things as confidently as right ones."""
     if answer:
-        return Outcome(answer)
+        return Outcome(f"{answer}\n(Answered by the server's language model: it can be wrong.)")
     return Outcome(
         "I can't help with that on this device. I manage your tasks and notes — "
         "type “help” for examples."
