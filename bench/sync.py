@@ -1,18 +1,23 @@
 """Sync through the real server on 127.0.0.1.
 
-    python -m bench.sync [--ops 10000] [--devices 50] [--per-device 100]
+    python -m bench.sync [--ops 10000] [--devices 50] [--per-device 100] [--runs 5]
 
 (1) One device pushes N ops (batches of 1,000, the most a push takes) and a second
 device pulls them all (pages of 500): ops per second end to end for each. (2) D devices
 each push 100 ops in one request, all at once: latency p50/p99 per request. The rate
 limit (10 syncs/s per device) is per device, so neither part is throttled by it.
-Writes bench/results/sync.json and prints a table.
+Each run starts a server on a fresh data dir and waits until it has finished starting up
+(it loads its intent model then, which would otherwise compete with the first pushes);
+the machine is noisy, so the table gives the median of each number over the runs.
+Writes bench/results/sync.json (every run's numbers too) and prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -112,22 +117,76 @@ async def concurrent(url: str, devices: int, per_device: int) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(pid: int, timeout_s: float = 60.0) -> None:
+    """Returns once the process used no CPU for a quarter of a second."""
+    deadline = time.monotonic() + timeout_s
+    used = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)  # sampling the CPU counter over a window, not waiting for an event
+        now = cpu_seconds(pid)
+        if now - used < 0.01:  # no clock tick at all
+            return
+        used = now
+    raise RuntimeError(f"the server was still busy {timeout_s:.0f} s after it started")
+
+
+def one_run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as data:
+        server = ServerProcess(Path(data))
+        server.start()
+        try:
+            # The harness keeps the child private; the bench only reads its CPU counter.
+            assert server._process is not None
+            wait_until_idle(server._process.pid)
+            bulk = asyncio.run(throughput(server.url, args.ops))
+            many = asyncio.run(concurrent(server.url, args.devices, args.per_device))
+        finally:
+            server.stop()
+    return bulk, many
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The runs' dicts (all of one shape) as one, each number the median over the runs."""
+    first = runs[0]
+    merged: dict[str, Any] = {}
+    for key, value in first.items():
+        if isinstance(value, dict):
+            merged[key] = medians([run[key] for run in runs])
+        else:
+            middle = statistics.median(run[key] for run in runs)
+            merged[key] = round(middle) if isinstance(value, int) else round(middle, 3)
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ops", type=int, default=10_000)
     parser.add_argument("--devices", type=int, default=50)
     parser.add_argument("--per-device", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as data:
-        server = ServerProcess(Path(data))
-        server.start()
-        try:
-            bulk = asyncio.run(throughput(server.url, args.ops))
-            many = asyncio.run(concurrent(server.url, args.devices, args.per_device))
-        finally:
-            server.stop()
-    path = report.write("sync", {"throughput": bulk, "concurrent": many})
-    print("| measure | result |\n|---|---:|")
+    runs = [one_run(args) for _ in range(args.runs)]
+    bulk = medians([b for b, _ in runs])
+    many = medians([m for _, m in runs])
+    per_run = [
+        {
+            "end_to_end_ops_per_s": b["end_to_end_ops_per_s"],
+            "p50_ms": m["latency_ms"]["p50"],
+            "p99_ms": m["p99_ms"],
+        }
+        for b, m in runs
+    ]
+    path = report.write(
+        "sync",
+        {"runs": args.runs, "throughput": bulk, "concurrent": many, "per_run": per_run},
+    )
+    print(f"medians of {args.runs} runs\n\n| measure | result |\n|---|---:|")
     print(f"| push {bulk['ops']:,} ops (batches of {BATCH}) | {bulk['push_ops_per_s']:,} ops/s |")
     print(f"| pull {bulk['ops']:,} ops (pages of 500) | {bulk['pull_ops_per_s']:,} ops/s |")
     print(f"| push + pull end to end | {bulk['end_to_end_ops_per_s']:,} ops/s |")

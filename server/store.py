@@ -77,7 +77,7 @@ class StoredOp(NamedTuple):
 
 class Pushed(NamedTuple):
     acked: list[str]  # every op_id of the push, once each, replays included
-    first_seq: int  # the seq of new[0]; the others follow it without gaps
+    first_seq: int  # the seq of new[0] (if any); the others follow it without gaps
     new: list[Op]  # the ops this push stored, in seq order (not the replays)
 
 
@@ -188,9 +188,10 @@ class SQLiteSyncStore:
     pushes that arrive while the thread is busy wait in a queue and are then
     written together in one transaction, each in its own savepoint, and made
     durable by one fsync. Each push is still all or nothing: one that fails (an
-    op_id conflict) is rolled back to its savepoint and fails alone; if the
-    transaction itself fails, every push in it fails and none is stored. No push
-    is answered before the commit that holds it has returned.
+    op_id conflict, or any error that leaves the transaction open) is rolled back
+    to its savepoint and fails alone; if the transaction itself fails, every push
+    in it fails and none is stored. No push is answered before the commit that
+    holds it has returned.
     """
 
     def __init__(self, path: Path) -> None:
@@ -460,7 +461,7 @@ class SQLiteSyncStore:
         self._executor.shutdown(wait=True)
 
 
-# -- group commit -------------------------------------------------------------------
+# -- pushes -------------------------------------------------------------------------
 
 
 # The same encoder as ``canonical_json``, built once: json.dumps builds a new
