@@ -25,8 +25,10 @@ changed runs no pip or npm command.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -35,10 +37,14 @@ import sys
 import tempfile
 import tomllib
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from build_files import display, replace_dir, sha256_file
 
@@ -65,13 +71,35 @@ ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-th
 VENDOR_JS = {
     "vendor/comlink.mjs": "comlink/dist/esm/comlink.min.mjs",
     "vendor/idb.js": "idb/build/index.js",
+    "vendor/workbox-window.mjs": "workbox-window/build/workbox-window.prod.mjs",
 }
+# web/src/sw.js is not copied as is: the service-worker step writes dist/sw.js with the
+# precache manifest injected (web/build_sw.mjs runs workbox-build's injectManifest).
+SW_SCRIPT = "sw.js"
+SW_BUILDER = "build_sw.mjs"
+# Workbox's prebuilt runtime, which sw.js loads with importScripts. The browser stores a
+# service worker's imported scripts with its registration (and checks them for updates),
+# so these are the only files of the dist left out of the precache, with sw.js itself.
+WORKBOX_RUNTIME = {
+    f"workbox/{name}.prod.js": f"{name}/build/{name}.prod.js"
+    for name in ("workbox-core", "workbox-routing", "workbox-strategies", "workbox-precaching")
+}
+NOT_PRECACHED = (SW_SCRIPT, *WORKBOX_RUNTIME)
+# Far above the largest file (the 23 MB model); Workbox's default of 2 MB would silently
+# leave out the runtimes, the stdlib, numpy and the model. A file over it fails the build.
+PRECACHE_MAX_FILE_BYTES = 128 * 2**20
+WEB_MANIFEST = "manifest.webmanifest"
+ICON_SVG = "icon.svg"
 REQUIRED_FILES = (
     *(f"pyodide/{name}" for name in PYODIDE_CORE),
     *(f"ort/{name}" for name in ORT_FILES),
     *VENDOR_JS,
+    *WORKBOX_RUNTIME,
     "wheels/index.json",
     "models/manifest.json",
+    SW_SCRIPT,
+    WEB_MANIFEST,
+    ICON_SVG,
 )
 MANIFEST = "build.json"
 # models/manifest.json names each model the app uses ({"encoder": "<name>/<version>",
@@ -114,6 +142,7 @@ class Config:
     pyodide_packages: Path | None = None
     run: Runner = run_command
     log: Log = print
+    precache_max_file_bytes: int = PRECACHE_MAX_FILE_BYTES
 
     @property
     def web(self) -> Path:
@@ -182,6 +211,13 @@ class Build:
     deps: BrowserDeps
     project: Project
     origins: dict[str, str] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+
+    def sha256(self, rel: str) -> str:
+        """sha256 of a file already added (each hashed once: the dist is ~60 MB)."""
+        if rel not in self.digests:
+            self.digests[rel] = sha256_file(self.staging / rel)
+        return self.digests[rel]
 
     def add_file(self, src: Path, rel: str) -> None:
         if not src.is_file():
@@ -485,9 +521,13 @@ def verified_package(package: LockPackage, source: Path, lock: PyodideLock, orig
 def copy_web_src(b: Build) -> str:
     src = b.cfg.web / "src"
     files = sorted(path for path in src.rglob("*") if path.is_file()) if src.is_dir() else []
-    for path in files:
+    for name in (SW_SCRIPT, WEB_MANIFEST):
+        if src / name not in files:
+            raise BuildError(f"{display(src / name)} not found (every build has it)")
+    copied = [path for path in files if path != src / SW_SCRIPT]
+    for path in copied:
         b.add_file(path, path.relative_to(src).as_posix())
-    return f"web: {len(files)} files from web/src"
+    return f"web: {len(copied)} files from web/src (and {SW_SCRIPT}, for the service worker step)"
 
 
 def copy_vendor_js(b: Build) -> str:
@@ -587,13 +627,302 @@ def browser_files(files: dict[str, dict[str, Any]]) -> list[str]:
     return [name for name, entry in files.items() if entry.get("browser") is True]
 
 
+# --- icons -----------------------------------------------------------------------------
+# The app's icon, drawn from this one description into icon.svg (the favicon) and into
+# every PNG that manifest.webmanifest lists, at its size: anti-aliased from exact distances
+# (numpy), so each size is drawn sharp rather than scaled from another.
+
+Point = tuple[float, float]
+Pixels = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Arc:
+    """Part of a circle from angle `start` to `end` (degrees, 0 = +x, clockwise on screen
+    since y points down; end > start)."""
+
+    center: Point
+    radius: float
+    start: float
+    end: float
+
+    def at(self, degrees: float) -> Point:
+        angle = math.radians(degrees)
+        return (
+            self.center[0] + self.radius * math.cos(angle),
+            self.center[1] + self.radius * math.sin(angle),
+        )
+
+
+@dataclass(frozen=True)
+class IconDesign:
+    view: float
+    """The side of the square the coordinates are in."""
+    background: str
+    corner: float
+    """Corner radius of the background square ("any" icons; maskable ones fill the square)."""
+    stroke: str
+    stroke_width: float
+    outline: tuple[Point | Arc, ...]
+    """A closed path stroked with round joins: points joined by lines, and arcs."""
+
+
+ICON = IconDesign(
+    view=64,
+    background="#2f6fde",
+    corner=14,
+    stroke="#ffffff",
+    stroke_width=6,
+    # A "P": up the stem, along the top, round the bowl, back to the stem, down its foot. It
+    # stays inside the maskable safe zone (the centre circle of 80% diameter).
+    outline=((18, 44), (18, 20), Arc((32, 29), 9, -90, 90), (24, 38), (24, 44)),
+)
+MASKABLE_SAFE_RADIUS = 0.4
+
+
+def _number(value: float) -> str:
+    return f"{round(value, 3):g}"
+
+
+def icon_svg(design: IconDesign) -> str:
+    path: list[str] = []
+    for item in design.outline:
+        if isinstance(item, Arc):
+            start, end = item.at(item.start), item.at(item.end)
+            large = int(item.end - item.start > 180)
+            path.append(f"L{_number(start[0])} {_number(start[1])}")
+            path.append(
+                f"A{_number(item.radius)} {_number(item.radius)} 0 {large} 1 "
+                f"{_number(end[0])} {_number(end[1])}"
+            )
+        else:
+            path.append(f"{'L' if path else 'M'}{_number(item[0])} {_number(item[1])}")
+    view = _number(design.view)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {view} {view}">'
+        f'<rect width="{view}" height="{view}" rx="{_number(design.corner)}" '
+        f'fill="{design.background}"/><path d="{"".join(path)}Z" fill="none" '
+        f'stroke="{design.stroke}" stroke-width="{_number(design.stroke_width)}" '
+        'stroke-linejoin="round"/></svg>\n'
+    )
+
+
+def _pieces(outline: tuple[Point | Arc, ...]) -> list[tuple[Point, Point] | Arc]:
+    """The outline as segments and arcs, closed back to its first point."""
+    pieces: list[tuple[Point, Point] | Arc] = []
+    first = outline[0]
+    if isinstance(first, Arc):
+        raise BuildError("an icon outline must start at a point")
+    here = first
+    for item in (*outline[1:], first):
+        if isinstance(item, Arc):
+            pieces.append((here, item.at(item.start)))
+            pieces.append(item)
+            here = item.at(item.end)
+        else:
+            pieces.append((here, item))
+            here = item
+    return pieces
+
+
+def _distance(x: Pixels, y: Pixels, piece: tuple[Point, Point] | Arc) -> Pixels:
+    if isinstance(piece, Arc):
+        cx, cy = piece.center
+        angle = np.degrees(np.arctan2(y - cy, x - cx))
+        within = (angle - piece.start) % 360 <= piece.end - piece.start
+        (sx, sy), (ex, ey) = piece.at(piece.start), piece.at(piece.end)
+        ends = np.minimum(np.hypot(x - sx, y - sy), np.hypot(x - ex, y - ey))
+        return np.where(within, np.abs(np.hypot(x - cx, y - cy) - piece.radius), ends)
+    (ax, ay), (bx, by) = piece
+    dx, dy = bx - ax, by - ay
+    t = np.clip(((x - ax) * dx + (y - ay) * dy) / (dx * dx + dy * dy), 0, 1)
+    return np.asarray(np.hypot(x - (ax + t * dx), y - (ay + t * dy)))
+
+
+def _rgb(colour: str) -> Pixels:
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", colour):
+        raise BuildError(f"icon colour {colour!r}: expected #rrggbb")
+    return np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.float64)
+
+
+def render_icon(design: IconDesign, size: int, maskable: bool) -> bytes:
+    """The icon as an RGBA PNG of size x size pixels."""
+    scale = size / design.view  # pixels per design unit
+    centres = (np.arange(size) + 0.5) / scale
+    x, y = np.meshgrid(centres, centres)
+    if maskable:
+        background = np.ones_like(x)
+    else:
+        # Signed distance to the rounded square, in design units.
+        half, radius = design.view / 2, design.corner
+        qx = np.abs(x - half) - (half - radius)
+        qy = np.abs(y - half) - (half - radius)
+        outside = np.hypot(np.maximum(qx, 0), np.maximum(qy, 0))
+        signed = outside + np.minimum(np.maximum(qx, qy), 0) - radius
+        background = np.clip(0.5 - signed * scale, 0, 1)
+    distance = np.min([_distance(x, y, piece) for piece in _pieces(design.outline)], axis=0)
+    stroke = np.clip((design.stroke_width / 2 - distance) * scale + 0.5, 0, 1) * background
+    alpha = stroke + background * (1 - stroke)
+    under = background * (1 - stroke)
+    premultiplied = stroke[..., None] * _rgb(design.stroke) + under[..., None] * _rgb(
+        design.background
+    )
+    rgb = premultiplied / np.where(alpha > 0, alpha, 1)[..., None]
+    rgba = np.dstack([rgb, alpha * 255]).round().astype(np.uint8)
+    return png(rgba)
+
+
+def png(rgba: npt.NDArray[np.uint8]) -> bytes:
+    height, width, _ = rgba.shape
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    # Each row starts with its filter type, 0 (none).
+    rows = np.hstack([np.zeros((height, 1), np.uint8), rgba.reshape(height, width * 4)])
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 6, 0, 0, 0])
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+@dataclass(frozen=True)
+class ManifestIcon:
+    src: str
+    size: int
+    maskable: bool
+
+
+def manifest_icons(manifest: Any, path: Path) -> list[ManifestIcon]:
+    """The PNG icons a web app manifest lists, refused with the reason if malformed."""
+    where = display(path)
+    if not isinstance(manifest, dict):
+        raise BuildError(f"{where}: expected a JSON object")
+    missing = [
+        key
+        for key in ("name", "short_name", "start_url", "scope", "display", "icons")
+        if key not in manifest
+    ]
+    if missing:
+        raise BuildError(f"{where}: missing {', '.join(missing)}")
+    icons: list[ManifestIcon] = []
+    for i, entry in enumerate(manifest["icons"] if isinstance(manifest["icons"], list) else [0]):
+        entry = entry if isinstance(entry, dict) else {}
+        src, sizes = entry.get("src"), entry.get("sizes")
+        purpose = entry.get("purpose", "any")
+        size = re.fullmatch(r"(\d+)x\1", sizes) if isinstance(sizes, str) else None
+        if not (
+            isinstance(src, str)
+            and re.fullmatch(r"[\w-]+(/[\w-]+)*\.png", src)
+            and size
+            and entry.get("type") == "image/png"
+            and purpose in ("any", "maskable")
+        ):
+            raise BuildError(
+                f"{where}: icons[{i}] must be "
+                '{"src": "<path>.png", "sizes": "<n>x<n>", "type": "image/png", '
+                f'"purpose": "any" or "maskable"}}, got {entry or manifest["icons"]!r}'
+            )
+        icons.append(ManifestIcon(src, int(size.group(1)), purpose == "maskable"))
+    return icons
+
+
+def draw_icons(b: Build) -> str:
+    path = b.cfg.web / "src" / WEB_MANIFEST
+    icons = manifest_icons(read_json(path), path)
+    b.add_bytes(icon_svg(ICON).encode(), ICON_SVG, "build.py (ICON)")
+    for icon in icons:
+        b.add_bytes(render_icon(ICON, icon.size, icon.maskable), icon.src, "build.py (ICON)")
+    drawn = ", ".join(f"{icon.src} ({'maskable' if icon.maskable else 'any'})" for icon in icons)
+    return f"icons: {ICON_SVG}, {drawn}"
+
+
+# --- service worker --------------------------------------------------------------------
+
+
+def build_service_worker(b: Build) -> str:
+    """dist/sw.js: web/src/sw.js with the precache manifest of every file the app loads.
+
+    The manifest comes from workbox-build (web/build_sw.mjs); the build fails if it leaves
+    out any file of the dist but NOT_PRECACHED. Its output is cached by the sha256 of its
+    inputs, so a rebuild with nothing changed runs no node.
+    """
+    for rel, module in WORKBOX_RUNTIME.items():
+        b.add_file(b.cfg.node_modules / module, rel)
+    wanted = sorted(set(b.origins) - set(NOT_PRECACHED))
+    source = b.cfg.web / "src" / SW_SCRIPT
+    builder = b.cfg.web / SW_BUILDER
+    if not builder.is_file():
+        raise BuildError(f"{display(builder)} not found (it writes the service worker)")
+    files = {rel: b.sha256(rel) for rel in wanted}
+    workbox_build = npm_version(b.cfg, "workbox-build")
+    inputs = [
+        sha256_file(source),
+        sha256_file(builder),
+        workbox_build,
+        b.cfg.precache_max_file_bytes,
+        files,
+    ]
+    root = b.cfg.cache / "sw"
+    slot = root / sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
+    cached = (slot / "report.json").is_file()
+    if not cached:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".building-"))
+        try:
+            job = {
+                "swSrc": str(source),
+                "swDest": str(tmp / SW_SCRIPT),
+                "globDirectory": str(b.staging),
+                "globIgnores": list(NOT_PRECACHED),
+                "maximumFileSizeToCacheInBytes": b.cfg.precache_max_file_bytes,
+                "integrity": {rel: subresource_integrity(digest) for rel, digest in files.items()},
+                "report": str(tmp / "report.json"),
+            }
+            (tmp / "job.json").write_text(json.dumps(job), encoding="utf-8")
+            b.cfg.run(["node", str(builder), str(tmp / "job.json")], b.cfg.web)
+            for stale in root.iterdir():
+                if stale != tmp:
+                    shutil.rmtree(stale)
+            tmp.rename(slot)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    report = read_json(slot / "report.json")
+    listed = {entry["url"] for entry in report["entries"]}
+    if left_out := [rel for rel in wanted if rel not in listed]:
+        said = "".join(f"\n  workbox-build: {warning}" for warning in report["warnings"])
+        raise BuildError(
+            f"the service worker would not precache {len(left_out)} files the app loads, so it "
+            f"could not start offline: {', '.join(left_out)}{said}"
+        )
+    if unknown := sorted(listed - set(wanted)):
+        raise BuildError(f"the precache lists files the build did not make: {', '.join(unknown)}")
+    b.add_file(slot / SW_SCRIPT, SW_SCRIPT)
+    return (
+        f"service worker: {SW_SCRIPT} precaches {report['count']} files, "
+        f"{report['size']:,} bytes (workbox-build {workbox_build} injectManifest"
+        f"{', cached' if cached else ''}); not precached: {', '.join(NOT_PRECACHED)}"
+    )
+
+
+def subresource_integrity(sha256_hex: str) -> str:
+    return "sha256-" + base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+
+
 STEPS: tuple[Callable[[Build], str], ...] = (
     copy_web_src,
+    draw_icons,
     copy_models,
     copy_vendor_js,
     copy_pyodide,
     copy_ort,
     copy_python_wheels,
+    # Last: it precaches everything the steps above put in the dist.
+    build_service_worker,
 )
 
 
@@ -603,8 +932,7 @@ STEPS: tuple[Callable[[Build], str], ...] = (
 def write_manifest(b: Build) -> dict[str, Any]:
     files: dict[str, dict[str, Any]] = {}
     for rel in sorted(b.origins):
-        data = (b.staging / rel).read_bytes()
-        files[rel] = {"sha256": sha256_bytes(data), "bytes": len(data)}
+        files[rel] = {"sha256": b.sha256(rel), "bytes": (b.staging / rel).stat().st_size}
     manifest = {
         "version": b.project.version,
         "pyodide": b.lock.version,

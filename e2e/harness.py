@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -46,9 +48,10 @@ def launch_chromium(playwright: Playwright) -> Browser:
 class ServerProcess:
     """`py-agent serve` in a child process, so tests can stop and restart it."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, dist: Path = DIST) -> None:
         self.port = _free_port()
         self.data_dir = data_dir
+        self.dist = dist
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -64,7 +67,7 @@ class ServerProcess:
                 "--port",
                 str(self.port),
                 "--dist-dir",
-                str(DIST),
+                str(self.dist),
                 "--data-dir",
                 str(self.data_dir),
             ],
@@ -105,3 +108,59 @@ def say(page: Page, text: str) -> str:
     page.press("#input", "Enter")
     page.wait_for_function(f"document.body.dataset.turns === '{turn}'")
     return page.inner_text("#messages li.agent:last-child")
+
+
+class ByteCounter:
+    """A TCP proxy in front of a server, counting the bytes the server sends through it:
+    what a visit downloads (headers and bodies) whoever asked for it, the page, its workers
+    or the service worker, and whatever the browser's caches did."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._received = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def received(self) -> int:
+        with self._lock:
+            return self._received
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        with client:
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:  # the server is down: the browser sees the connection close
+                return
+            with upstream:
+                requests = threading.Thread(target=self._pump, args=(client, upstream, False))
+                requests.start()
+                self._pump(upstream, client, True)
+                requests.join()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, count: bool) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                sink.sendall(data)
+                if count:
+                    with self._lock:
+                        self._received += len(data)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:  # the other side went away: the relay is over
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)

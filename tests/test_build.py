@@ -7,12 +7,16 @@ a fake command runner, so they are fast and can count which commands a build run
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from support import ROOT, load_build_module, sha256
 
 import build_models as bm
@@ -41,6 +45,8 @@ class FakeRunner:
         self.calls.append(cmd)
         if cmd[0] == "npm":
             (cwd / "node_modules").mkdir(exist_ok=True)
+        elif cmd[0] == "node":  # workbox-build, for real: it only reads the dist
+            bp.run_command(cmd, cwd)
         elif cmd[1:4] == ["-m", "pip", "wheel"]:
             write_wheel(Path(cmd[cmd.index("-w") + 1]) / "py_agent-0.1.0-py3-none-any.whl")
         elif cmd[1:4] == ["-m", "pip", "download"]:
@@ -98,7 +104,8 @@ def project(real_dist, tmp_path) -> Path:
         shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("*.pyc"))
     (root / "web" / "src").mkdir(parents=True)
     (root / "web" / "src" / "index.html").write_text("<!doctype html>\n")
-    shutil.copyfile(ROOT / "web" / "package-lock.json", root / "web" / "package-lock.json")
+    for rel in ("src/sw.js", "src/manifest.webmanifest", "build_sw.mjs", "package-lock.json"):
+        shutil.copyfile(ROOT / "web" / rel, root / "web" / rel)
     (root / "web" / "node_modules").symlink_to(ROOT / "web" / "node_modules")
     write_fake_model(root, tmp_path)
     return root
@@ -406,3 +413,110 @@ def test_check_names_a_missing_model_file(real_dist, tmp_path):
     with pytest.raises(bp.BuildError) as failed:
         bp.check_dist(dist)
     assert f"models/{ref}/vocab.txt: model file missing" in str(failed.value)
+
+
+def precache_entries(dist: Path) -> list[dict[str, str]]:
+    """The manifest build.py injected into dist/sw.js."""
+    match = re.search(r"precacheAndRoute\((\[.*?\]), \{", (dist / "sw.js").read_text())
+    assert match is not None
+    entries: list[dict[str, str]] = json.loads(match.group(1))
+    return entries
+
+
+def test_real_build_precaches_every_file_but_the_service_workers_own(real_dist):
+    files = json.loads((real_dist / "build.json").read_text())["files"]
+    entries = precache_entries(real_dist)
+    assert {entry["url"] for entry in entries} == set(files) - set(bp.NOT_PRECACHED)
+    assert len(entries) == len(files) - len(bp.NOT_PRECACHED)
+    for entry in entries:
+        digest = bytes.fromhex(files[entry["url"]]["sha256"])
+        assert entry["integrity"] == "sha256-" + base64.b64encode(digest).decode()
+        assert re.fullmatch(r"[0-9a-f]{32}", entry["revision"])
+    # The files over Workbox's default 2 MB limit are in.
+    big = {rel for rel, entry in files.items() if entry["bytes"] > 2 * 2**20}
+    assert {"pyodide/pyodide.asm.wasm", f"pyodide/{NUMPY_WHEEL}"} <= big
+    assert any(rel.endswith("model.int8.onnx") for rel in big)
+    sw = (real_dist / "sw.js").read_text()
+    assert "__WB_MANIFEST" not in sw
+    assert all(f"'{rel}'" in sw for rel in bp.WORKBOX_RUNTIME)
+
+
+def test_a_file_over_the_precache_limit_fails_the_build_naming_it(project, official_packages):
+    cfg = dataclasses.replace(
+        config(project, FakeRunner(), official_packages), precache_max_file_bytes=2**20
+    )
+    with pytest.raises(bp.BuildError) as failed:
+        bp.build(cfg)
+    message = str(failed.value)
+    assert message.startswith("the service worker would not precache ")
+    for rel in ("pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", f"pyodide/{NUMPY_WHEEL}"):
+        assert rel in message
+    assert "vendor/idb.js" not in message
+    assert "workbox-build: pyodide/pyodide.asm.wasm is " in message  # its own reason
+    assert not cfg.dist.exists()
+
+
+def test_service_worker_is_rebuilt_only_when_its_inputs_change(project, official_packages):
+    def nodes() -> int:
+        runner = FakeRunner()
+        bp.build(config(project, runner, official_packages))
+        return sum(1 for cmd in runner.calls if cmd[0] == "node")
+
+    assert nodes() == 1
+    assert nodes() == 0
+    (project / "web" / "src" / "index.html").write_text("<!doctype html><title>2</title>\n")
+    assert nodes() == 1  # a file's revision changed
+    sw = project / "web" / "src" / "sw.js"
+    sw.write_text(sw.read_text() + "// changed\n")
+    assert nodes() == 1
+
+
+def test_icons_are_drawn_at_each_size_the_manifest_lists(real_dist):
+    manifest = json.loads((real_dist / "manifest.webmanifest").read_text())
+    assert {(icon["sizes"], icon["purpose"]) for icon in manifest["icons"]} == {
+        ("192x192", "any"),
+        ("512x512", "any"),
+        ("512x512", "maskable"),
+    }
+    blue, white = (0x2F, 0x6F, 0xDE, 255), (255, 255, 255, 255)
+    for icon in manifest["icons"]:
+        with Image.open(real_dist / icon["src"]) as image:
+            size = int(icon["sizes"].split("x")[0])
+            assert (image.format, image.mode, image.size) == ("PNG", "RGBA", (size, size))
+            # Pixels at points of the 64-unit design.
+            stem, hole, corner = (
+                image.getpixel((round(x / 64 * size), round(y / 64 * size)))
+                for x, y in ((18, 32), (32, 29), (0, 0))
+            )
+            assert (stem, hole) == (white, blue)
+            # Maskable icons fill the square (the platform crops them); others round it off.
+            assert corner[3] == (255 if icon["purpose"] == "maskable" else 0)
+    assert (real_dist / "icon.svg").read_text() == bp.icon_svg(bp.ICON)
+    assert 'd="M18 44L18 20L32 20A9 9 0 0 1 32 38L24 38L24 44Z"' in bp.icon_svg(bp.ICON)
+
+
+@pytest.mark.parametrize(
+    ("icons", "expected"),
+    [
+        ([{"src": "i.png", "sizes": "192x180", "type": "image/png"}], r"icons\[0\] must be"),
+        ([{"src": "../i.png", "sizes": "192x192", "type": "image/png"}], r"icons\[0\] must be"),
+        ("i.png", r"icons\[0\] must be"),
+    ],
+)
+def test_a_malformed_manifest_icon_is_a_clear_error(project, official_packages, icons, expected):
+    path = project / "web" / "src" / "manifest.webmanifest"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "icons": icons}))
+    cfg = config(project, FakeRunner(), official_packages)
+    with pytest.raises(bp.BuildError, match=expected):
+        bp.build(cfg)
+    assert not cfg.dist.exists()
+
+
+def test_a_manifest_without_start_url_is_a_clear_error(project, official_packages):
+    path = project / "web" / "src" / "manifest.webmanifest"
+    manifest = json.loads(path.read_text())
+    del manifest["start_url"]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(bp.BuildError, match=r"manifest\.webmanifest: missing start_url"):
+        bp.build(config(project, FakeRunner(), official_packages))

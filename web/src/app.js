@@ -5,6 +5,7 @@ import { startChat } from './chat.js';
 import { startCloud } from './cloud_view.js';
 import { $ } from './dom.js';
 import { panes, startPanes } from './panes.js';
+import { startNetworkIndicator, startServiceWorker } from './pwa.js';
 import { startSync } from './sync_view.js';
 
 // Chosen by bench/ort_threads.py (see README "Benchmarks").
@@ -109,4 +110,5 @@ async function boot() {
   document.body.dataset.state = 'ready';
 }
 
-boot().catch(showError);
+startNetworkIndicator();
+boot().catch(showError).finally(startServiceWorker);
