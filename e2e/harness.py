@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
-from playwright.sync_api import Browser, Page, Playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 DIST = Path(os.environ.get("PY_AGENT_DIST", ROOT / "web" / "dist"))
@@ -29,6 +33,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 BOOT_TIMEOUT_MS = 120_000
+# The server's test-only fault switch (server/faults.py); ServerProcess sets it only when asked.
+TEST_FAULTS_ENV = "PY_AGENT_TEST_FAULTS"
+FAULTS_PATH = "/api/v1/_test/faults"
+
+SYNCED = "document.body.dataset.sync === 'synced' && document.body.dataset.syncPending === '0'"
+TITLES = "[...document.querySelectorAll('#tasks .title')].map((title) => title.dataset.saved)"
+PAIRING_CODE = re.compile(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}")
+
+Device = tuple[BrowserContext, Page]
 
 
 def _free_port() -> int:
@@ -46,18 +59,24 @@ def launch_chromium(playwright: Playwright) -> Browser:
 
 
 class ServerProcess:
-    """`py-agent serve` in a child process, so tests can stop and restart it."""
+    """`py-agent serve` in a child process, so tests can stop and restart it (on the same
+    port and data). ``test_faults`` turns on the server's fault switch (``faults()``);
+    without it the child never inherits the switch from the shell."""
 
-    def __init__(self, data_dir: Path, *, dist: Path = DIST) -> None:
+    def __init__(self, data_dir: Path, *, test_faults: bool = False, dist: Path = DIST) -> None:
         self.port = _free_port()
         self.data_dir = data_dir
         self.dist = dist
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "server.log"
+        self.test_faults = test_faults
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = self.log_path.open("ab")
+        env = {name: value for name, value in os.environ.items() if name != TEST_FAULTS_ENV}
+        if self.test_faults:
+            env[TEST_FAULTS_ENV] = "1"
         self._process = subprocess.Popen(
             [
                 sys.executable,
@@ -73,6 +92,7 @@ class ServerProcess:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -92,6 +112,42 @@ class ServerProcess:
             self._process.wait(timeout=10)
             self._process = None
 
+    def api(
+        self, method: str, path: str, body: object = None, token: str | None = None
+    ) -> tuple[int, Any]:
+        """One JSON request to the server, as (status, parsed body or None)."""
+        request = urllib.request.Request(
+            self.url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"}
+            | ({} if token is None else {"Authorization": f"Bearer {token}"}),
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        return status, json.loads(raw) if raw else None
+
+    def faults(self, **spec: Any) -> None:
+        """Arm a fault (server/faults.py documents ``spec``); needs ``test_faults``."""
+        status, answer = self.api("POST", FAULTS_PATH, spec)
+        if status != 201:
+            raise RuntimeError(f"arming {spec} failed: {status} {answer}")
+
+    def faults_clear(self) -> None:
+        """Disarm every fault and start the injected count over."""
+        status, answer = self.api("DELETE", FAULTS_PATH)
+        if status != 204:
+            raise RuntimeError(f"DELETE {FAULTS_PATH}: {status} {answer}")
+
+    def faults_state(self) -> dict[str, Any]:
+        status, answer = self.api("GET", FAULTS_PATH)
+        if status != 200:
+            raise RuntimeError(f"GET {FAULTS_PATH}: {status} {answer}")
+        return dict(answer)
+
 
 def wait_for_boot(page: Page) -> str:
     """Wait until the page says ready or error; return which."""
@@ -108,6 +164,71 @@ def say(page: Page, text: str) -> str:
     page.press("#input", "Enter")
     page.wait_for_function(f"document.body.dataset.turns === '{turn}'")
     return page.inner_text("#messages li.agent:last-child")
+
+
+class Devices:
+    """Fresh devices, each in its own browser context (so its own IndexedDB), closed together."""
+
+    def __init__(self, browser: Browser, url: str) -> None:
+        self.browser = browser
+        self.url = url
+        self.contexts: list[BrowserContext] = []
+
+    def new(self) -> Device:
+        """A device on its own page, not yet navigated."""
+        context = self.browser.new_context()
+        self.contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(BOOT_TIMEOUT_MS)
+        return context, page
+
+    def open(self, count: int = 1) -> list[Device]:
+        """``count`` booted devices; they boot side by side."""
+        devices = [self.new() for _ in range(count)]
+        for _, page in devices:
+            page.goto(self.url + "/")
+        for _, page in devices:
+            assert wait_for_boot(page) == "ready", page.inner_text("body")
+        return devices
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+        self.contexts.clear()
+
+
+def pair(first: Page, *others: Page) -> str:
+    """Create a space on ``first``, join it from ``others`` with the code it shows, and
+    wait until all are synced; returns the pairing code."""
+    first.click("#create-space")
+    code = first.locator("#pairing-code")
+    code.wait_for()
+    text = code.inner_text()
+    assert PAIRING_CODE.fullmatch(text), text
+    for page in others:
+        page.fill("#join-code", text)
+        page.click("#join button")
+    for page in (first, *others):
+        page.wait_for_function(SYNCED)
+    return text
+
+
+def titles(page: Page) -> list[str]:
+    return sorted(page.evaluate(TITLES))
+
+
+def wait_for_titles(page: Page, expected: list[str]) -> None:
+    page.wait_for_function(
+        f"(expected) => JSON.stringify({TITLES}.sort()) === JSON.stringify(expected)",
+        arg=sorted(expected),
+    )
+
+
+def wait_pushed(page: Page) -> None:
+    """After a local change: wait until it is counted as pending, then until it was pushed
+    (the Status may reach the page just after the call that made the change returned)."""
+    page.wait_for_function("document.body.dataset.syncPending !== '0'")
+    page.wait_for_function(SYNCED)
 
 
 class ByteCounter:

@@ -6,45 +6,29 @@ import re
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, Page
 
-from .harness import BOOT_TIMEOUT_MS, ServerProcess, say, wait_for_boot
+from .harness import (
+    SYNCED,
+    Device,
+    Devices,
+    ServerProcess,
+    pair,
+    say,
+    titles,
+    wait_for_titles,
+    wait_pushed,
+)
 
-SYNCED = "document.body.dataset.sync === 'synced' && document.body.dataset.syncPending === '0'"
 EMPTY_CODE = "Type the pairing code shown on your other device."
-TITLES = "[...document.querySelectorAll('#tasks .title')].map((title) => title.dataset.saved)"
-
-Device = tuple[BrowserContext, Page]
 
 
 @pytest.fixture
 def open_device(browser: Browser, server: ServerProcess) -> Iterator[Callable[[], Device]]:
-    """A fresh device each call: its own browser context, so its own IndexedDB."""
-    contexts: list[BrowserContext] = []
-
-    def open_() -> Device:
-        context = browser.new_context()
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(BOOT_TIMEOUT_MS)
-        page.goto(server.url + "/")
-        assert wait_for_boot(page) == "ready", page.inner_text("body")
-        return context, page
-
-    yield open_
-    for context in contexts:
-        context.close()
-
-
-def titles(page: Page) -> list[str]:
-    return sorted(page.evaluate(TITLES))
-
-
-def wait_for_titles(page: Page, expected: list[str]) -> None:
-    page.wait_for_function(
-        f"(expected) => JSON.stringify({TITLES}.sort()) === JSON.stringify(expected)",
-        arg=sorted(expected),
-    )
+    """A fresh, booted device each call: its own browser context, so its own IndexedDB."""
+    devices = Devices(browser, server.url)
+    yield lambda: devices.open()[0]
+    devices.close()
 
 
 def rename(page: Page, old: str, new: str) -> None:
@@ -55,13 +39,6 @@ def rename(page: Page, old: str, new: str) -> None:
     title.fill(new)
     title.press("Enter")
     page.wait_for_selector(f"#tasks .title[data-saved='{new}']")
-
-
-def wait_pushed(page: Page) -> None:
-    """After a local change: wait until it is counted as pending, then until it was pushed
-    (the Status may reach the page just after the call that made the change returned)."""
-    page.wait_for_function("document.body.dataset.syncPending !== '0'")
-    page.wait_for_function(SYNCED)
 
 
 def conflict_choices(page: Page) -> list[str]:
@@ -77,18 +54,11 @@ def test_two_devices_pair_sync_and_resolve_an_offline_conflict(
         page.wait_for_function("document.body.dataset.sync === 'local'")
         assert page.inner_text("#sync-indicator") == "Local only"
 
-    a.click("#create-space")
-    code = a.locator("#pairing-code")
-    code.wait_for()
-    assert re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", code.inner_text())
-    b.fill("#join-code", code.inner_text())
-    b.click("#join button")
+    first_code = pair(a, b)
     for page in (a, b):
-        page.wait_for_function(SYNCED)
         assert page.inner_text("#sync-indicator") == "Synced"
     assert a.inner_text("#sync-space") == b.inner_text("#sync-space") != ""
     # Any paired device can make the code for the next one (which revokes the old).
-    first_code = code.inner_text()
     b.click("#new-code")
     b.wait_for_function(
         "(old) => /^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/.test(document.querySelector('#pairing-code')"

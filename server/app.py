@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 import py_agent
 
 from . import api, infer_api, metrics, sync_api
+from .faults import FaultMiddleware
 from .generative import GenerativeClient
 from .headers import ISOLATION_HEADERS, IsolationHeadersMiddleware
 from .installs import InstallStore, InstallStoreError
@@ -97,7 +98,10 @@ def create_app(
             Mount(api.API_PREFIX, routes=[*api.routes, *sync_api.routes, *infer_api.routes]),
             Mount("/", app=StaticSite(directory=settings.dist_dir, html=True)),
         ],
-        middleware=[Middleware(IsolationHeadersMiddleware)],
+        middleware=[
+            Middleware(IsolationHeadersMiddleware),
+            *([Middleware(FaultMiddleware)] if settings.test_faults else []),
+        ],
         exception_handlers={HTTPException: http_error, Exception: unexpected_error},
         lifespan=lifespan,
     )

@@ -15,6 +15,7 @@ class SettingsError(ValueError):
 
 
 GENERATIVE_ENV = "PY_AGENT_GENERATIVE_"
+TEST_FAULTS_ENV = "PY_AGENT_TEST_FAULTS"
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ class Settings:
     generative: GenerativeSettings | None = field(
         default_factory=lambda: GenerativeSettings.from_env(os.environ)
     )
+    # The fault switch for network tests (server/faults.py): never on unless asked for.
+    test_faults: bool = field(default_factory=lambda: os.environ.get(TEST_FAULTS_ENV) == "1")
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
