@@ -22,6 +22,10 @@ from .sync.hlc import Timestamp
 
 # While the app is open it pulls the other devices' changes this often.
 PERIODIC_S = 15.0
+# The longest wait between attempts while the server is unreachable: a browser that
+# stays online gets no "online" event when the server comes back, so this bounds how
+# long a device lags behind after an outage.
+BACKOFF_MAX_S = 60.0
 # Changes made during an exchange go out this soon after it.
 SOON_S = 1.0
 DEVICE_NAME_MAX = 64
@@ -57,7 +61,12 @@ class DeviceSync:
 
     def _client_for(self, account: SyncAccount) -> SyncClient:
         return SyncClient(
-            self.state, self._transport, account, clock=self._clock, random=self._random
+            self.state,
+            self._transport,
+            account,
+            clock=self._clock,
+            random=self._random,
+            backoff_max_s=BACKOFF_MAX_S,
         )
 
     # -- status ------------------------------------------------------------------------

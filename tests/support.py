@@ -82,6 +82,7 @@ class AppTransport:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
         self.offline = False
+        self.time_out = False  # requests get no answer before their deadline
         self.lose = 0  # the next n responses are lost after the server handled the request
         self.faults: list[tuple[int, dict[str, str]]] = []  # answered instead of the server
         self.gate: asyncio.Event | None = None
@@ -106,6 +107,8 @@ class AppTransport:
             await self.gate.wait()
         if self.offline:
             raise TransportError(f"{method} {url}: connection refused")
+        if self.time_out:
+            raise TransportError(f"{method} {url}: no answer in {timeout_s} s", timed_out=True)
         if self.faults:
             status, fault_headers = self.faults.pop(0)
             return HttpResponse(status, {"error": "injected fault"}, fault_headers)

@@ -170,6 +170,22 @@ async def test_paging_pulls_and_pushes_everything(start: Start) -> None:
 # -- failures --------------------------------------------------------------------------
 
 
+async def test_a_server_that_does_not_answer_in_time_is_an_error_not_offline(
+    start: Start,
+) -> None:
+    env = await start()
+    a = await env.device()
+    a.log.write("t1", "edit")
+    a.transport.time_out = True
+    status = await a.client.sync()
+    assert status.state == "error" and status.retry_in_s is not None
+    assert status.error is not None
+    assert status.error.startswith("the server did not answer in time, retrying in")
+    a.transport.time_out = False
+    env.clock.advance(status.retry_in_s)
+    assert (await a.client.sync()).state == "synced"
+
+
 async def test_offline_backs_off_with_full_jitter_then_recovers(start: Start) -> None:
     env = await start()
     draws = iter([0.999, 0.5, 0.999, 0.25, 0.0, 0.999])

@@ -20,7 +20,8 @@ Failures, and what happens next (``status`` says so in words a user can act on):
 ============================  ========  ==============================================
 what happened                 state     next automatic attempt
 ============================  ========  ==============================================
-no answer (offline, timeout)  offline   exponential backoff with full jitter
+no answer (offline)           offline   exponential backoff with full jitter
+no answer in time (timeout)   error     exponential backoff with full jitter
 5xx                           error     ``Retry-After`` if given, else backoff
 429                           error     ``Retry-After`` if given, else backoff
 413                           --        at once, with half the batch (down to 1 op)
@@ -219,7 +220,9 @@ class SyncClient:
                     headers={"Authorization": f"Bearer {self._account.token}"},
                     timeout_s=self._timeout_s,
                 )
-            except TransportError:
+            except TransportError as exc:
+                if exc.timed_out:  # the network works; the server is slow or stuck
+                    raise _Stop("error", "the server did not answer in time", retry=True) from None
                 raise _Stop("offline", "offline: can't reach the server", retry=True) from None
             if response.status == 413 and len(batch) > 1:
                 self.push_batch = max(1, len(batch) // 2)

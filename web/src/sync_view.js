@@ -12,7 +12,8 @@ function defaultDeviceName() {
   return data.platform ? `${brand} on ${data.platform}` : brand;
 }
 
-const secondsLeft = (at) => Math.max(0, Math.ceil((at - Date.now()) / 1000));
+// At least 1, like the detail line: a retry that is due shows "in 1 s", not "in 0 s".
+const secondsLeft = (at) => Math.max(1, Math.ceil((at - Date.now()) / 1000));
 
 function indicatorText(status, retryAt) {
   switch (status.state) {
