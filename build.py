@@ -521,9 +521,9 @@ def verified_package(package: LockPackage, source: Path, lock: PyodideLock, orig
 def copy_web_src(b: Build) -> str:
     src = b.cfg.web / "src"
     files = sorted(path for path in src.rglob("*") if path.is_file()) if src.is_dir() else []
-    for name in (SW_SCRIPT, WEB_MANIFEST):
+    for name, what in ((SW_SCRIPT, "the service worker"), (WEB_MANIFEST, "the web app manifest")):
         if src / name not in files:
-            raise BuildError(f"{display(src / name)} not found (every build has it)")
+            raise BuildError(f"{display(src / name)} not found: it is {what}")
     copied = [path for path in files if path != src / SW_SCRIPT]
     for path in copied:
         b.add_file(path, path.relative_to(src).as_posix())
@@ -1057,7 +1057,7 @@ def check_models(dist: Path, present: set[str]) -> list[str]:
 
 
 def build_models_command(force: bool) -> None:
-    # Imported only here: it needs numpy (and torch to export), which the site build does not.
+    # Imported only here: exporting needs the models extra (torch, onnx); the site build does not.
     import build_models
 
     try:

@@ -520,3 +520,9 @@ def test_a_manifest_without_start_url_is_a_clear_error(project, official_package
     path.write_text(json.dumps(manifest))
     with pytest.raises(bp.BuildError, match=r"manifest\.webmanifest: missing start_url"):
         bp.build(config(project, FakeRunner(), official_packages))
+
+
+def test_a_missing_service_worker_source_is_a_clear_error(project, official_packages):
+    (project / "web" / "src" / "sw.js").unlink()
+    with pytest.raises(bp.BuildError, match=r"web/src/sw\.js not found: it is the service worker"):
+        bp.build(config(project, FakeRunner(), official_packages))
