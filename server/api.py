@@ -36,6 +36,30 @@ def _utf8(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+BEARER_CHALLENGE = 'Bearer realm="py_agent"'
+
+
+def bearer_token(request: Request, how_to_get_one: str) -> str:
+    """The request's ``Authorization: Bearer`` token, or a 401 saying what is wrong
+    (``how_to_get_one`` tells a caller without a token where tokens come from)."""
+    header = request.headers.get("authorization")
+    if header is None:
+        raise ApiError(
+            401,
+            f"missing 'Authorization: Bearer <token>' header ({how_to_get_one})",
+            headers={"WWW-Authenticate": BEARER_CHALLENGE},
+        )
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(
+            401,
+            "the Authorization header must be 'Bearer <token>'",
+            headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_request"'},
+        )
+    return token
+
+
 async def info(request: Request) -> JSONResponse:
     return JSONResponse({"name": "py_agent", "version": py_agent.__version__, "api": "v1"})
 

@@ -43,14 +43,13 @@ from py_agent.intents import IntentPrediction
 from py_agent.skills.notes import note_text
 from py_agent.slots import completion_target, task_slots
 
-from .api import ApiError
+from .api import BEARER_CHALLENGE, ApiError, bearer_token
 from .inference import Batcher, InferenceThread, ModelUnavailable, ServerModel, load_server_model
 from .installs import InstallStore
 from .metrics import InferMetrics
 from .settings import Settings
 from .store import SyncStore
 from .sync_api import (
-    BEARER_CHALLENGE,
     Clock,
     TokenBuckets,
     expect_object,
@@ -173,22 +172,10 @@ async def create_install(request: Request) -> JSONResponse:
 
 async def caller(request: Request, svc: InferService) -> str:
     """``install:<id>`` or ``device:<id>`` for the request's bearer token, else a 401."""
-    header = request.headers.get("authorization")
-    if header is None:
-        raise ApiError(
-            401,
-            "missing 'Authorization: Bearer <token>' header (a paired device's token, or an "
-            "install token from POST /api/v1/installs)",
-            headers={"WWW-Authenticate": BEARER_CHALLENGE},
-        )
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(
-            401,
-            "the Authorization header must be 'Bearer <token>'",
-            headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_request"'},
-        )
+    token = bearer_token(
+        request,
+        "a paired device's token, or an install token from POST /api/v1/installs",
+    )
     token_hash = sha256_hex(token)
     install_id = await svc.installs.install_by_token_hash(token_hash)
     if install_id is not None:

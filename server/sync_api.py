@@ -45,7 +45,7 @@ from py_agent.sync.hlc import DEFAULT_MAX_DRIFT_MS, WALL_DIGITS
 from py_agent.sync.merge import Replica
 from py_agent.sync.ops import Op, OpError
 
-from .api import ApiError
+from .api import BEARER_CHALLENGE, ApiError, bearer_token
 from .settings import Settings
 from .store import CursorAheadError, Device, OpConflictError, Page, Pushed, SyncStore
 
@@ -62,7 +62,6 @@ _PAIRING_TYPOS = str.maketrans({"O": "0", "I": "1", "L": "1", "-": None, " ": No
 _CURSOR = re.compile(r"[0-9]{1,18}")
 _OP_FIELD = re.compile(r"\.[a-z_]+(?:\[[0-9]+\])?")
 DEVICE_NAME_MAX = 64
-BEARER_CHALLENGE = 'Bearer realm="py_agent"'
 
 
 # -- secrets ---------------------------------------------------------------------------
@@ -315,22 +314,7 @@ def _json_type(value: Any) -> str:
 
 
 async def authenticate(request: Request) -> Device:
-    header = request.headers.get("authorization")
-    if header is None:
-        raise ApiError(
-            401,
-            "missing 'Authorization: Bearer <token>' header (pair the device with "
-            "POST /api/v1/devices to get a token)",
-            headers={"WWW-Authenticate": BEARER_CHALLENGE},
-        )
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(
-            401,
-            "the Authorization header must be 'Bearer <token>'",
-            headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_request"'},
-        )
+    token = bearer_token(request, "pair the device with POST /api/v1/devices to get a token")
     device = await service(request).store.device_by_token_hash(sha256_hex(token))
     if device is None:
         raise ApiError(
