@@ -18,16 +18,16 @@ import argparse
 import asyncio
 import json
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from e2e.harness import free_port, wait_until_healthy
 
 from . import report
 
@@ -55,13 +55,6 @@ def serve(port: int, data_dir: Path, max_batch: int) -> None:
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class Server:
     def __init__(self, data_dir: Path, max_batch: int) -> None:
         self.port = free_port()
@@ -71,17 +64,7 @@ class Server:
              str(max_batch)],
             cwd=ROOT,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("the server exited")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)  # polling a readiness probe, not synchronising on time
-        raise RuntimeError("the server did not answer /healthz")
+        wait_until_healthy(self.url, self.process, 60, lambda: "see its output above")
 
     def stop(self) -> None:
         self.process.terminate()

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,28 @@ PAIRING_CODE = re.compile(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}")
 Device = tuple[BrowserContext, Page]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_until_healthy(
+    url: str, process: subprocess.Popen[bytes], timeout_s: float, log: Callable[[], str]
+) -> None:
+    """Poll ``url``/healthz until it answers 200; raise with ``log()`` if the process
+    exits or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log()}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)  # polling a readiness probe, not synchronising on time
+    raise RuntimeError(f"server did not answer /healthz: {log()}")
 
 
 def launch_chromium(playwright: Playwright) -> Browser:
@@ -64,7 +83,7 @@ class ServerProcess:
     without it the child never inherits the switch from the shell."""
 
     def __init__(self, data_dir: Path, *, test_faults: bool = False, dist: Path = DIST) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.data_dir = data_dir
         self.dist = dist
         self.url = f"http://127.0.0.1:{self.port}"
@@ -94,17 +113,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)  # polling a readiness probe, not synchronising on time
-        raise RuntimeError(f"server did not answer /healthz: {self.log_path.read_text()[-2000:]}")
+        wait_until_healthy(self.url, self._process, 30, lambda: self.log_path.read_text()[-2000:])
 
     def stop(self) -> None:
         if self._process is not None:

@@ -196,7 +196,7 @@ async def set_client(tz: str, locale: str) -> str:
 
 
 async def settings() -> str:
-    return _dumps(_running().stats()["settings"])
+    return _dumps(asdict(_running().settings))
 
 
 async def set_settings(changes_json: str) -> str:
