@@ -7,9 +7,21 @@ these from build.py by name could pick up that package instead.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
+
+
+CACHE_ENV = "PY_AGENT_CACHE"
+
+
+def cache_root() -> Path:
+    """Where builds keep what is slow to make and the same for every clone on this machine
+    (tuned encoders, the joined server encoder): ``$PY_AGENT_CACHE``, else
+    ``~/.cache/py_agent``."""
+    configured = os.environ.get(CACHE_ENV)
+    return Path(configured) if configured else Path.home() / ".cache" / "py_agent"
 
 
 def display(path: Path) -> str:

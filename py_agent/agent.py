@@ -1,9 +1,18 @@
 """The agent: one turn is text in → understanding → a skill → one committed change → reply.
 
 Understanding is the on-device encoder's embedding of the utterance fed to the
-intent head, cached by the normalised utterance. A turn's writes and both
-conversation messages go to the store in one transaction, and the reply is
+intent head, cached by the normalised utterance. A turn's writes, both conversation
+messages and the undo stack go to the store in one transaction, and the reply is
 returned only after it committed.
+
+When the server's model read the request (the cascade asked it), the skill acts on the
+server's slots; slots that do not have their intent's shape fall back to reading the
+text on the device. A reply to an action the device carried out unsure of its reading
+(confidence below the threshold, no server reading) is marked as a guess (source
+"tentative"), with or without server help.
+
+The conversation remembers, in memory only, the last task a turn added, edited,
+completed or listed alone: "it"/"that" in the next request.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,9 +39,19 @@ from .router import (
     Router,
     RouterSettings,
 )
-from .skills import conversation, notes, tasks
-from .skills.editing import EditError, apply_edit
-from .skills.outcome import Outcome
+from .skills import answers, conversation, history, notes, task_edit, tasks, undo
+from .skills.editing import EditError, apply_edit, describe_edit
+from .skills.matching import label
+from .skills.outcome import Outcome, Pending, TargetAction
+from .slots import (
+    EditSlots,
+    HistorySlots,
+    SlotsError,
+    TargetSlots,
+    TaskSlots,
+    list_query,
+    parse_slots_json,
+)
 from .state import SYNCED, SetField, State, embedding_key
 
 MAX_TEXT_CHARS = 2000
@@ -42,8 +61,16 @@ TENTATIVE_QUEUED = (
     "I'll ask it again when it can be reached.)"
 )
 TENTATIVE = "\n(A guess: I'm not sure I understood, and the server couldn't help.)"
+GUESS = "\n(A guess: I wasn't sure I understood. Say “undo” if that's wrong.)"
 CACHE_SIZE = 512
 CACHE_TTL_S = 3600.0
+TARGET_ACTIONS: dict[str, TargetAction] = {"task.complete": "complete", "task.delete": "delete"}
+_Slots = TypeVar("_Slots")
+_LOCAL = object()  # no usable slots from the server: the skill reads the text itself
+
+
+def _given(value: object, kind: type[_Slots]) -> _Slots | None:
+    return value if isinstance(value, kind) else None
 
 
 @dataclass(frozen=True)
@@ -80,7 +107,8 @@ class Agent:
         self.encoder = encoder
         self.head = head
         self.cache: TTLCache[Understanding] = TTLCache(CACHE_SIZE, CACHE_TTL_S)
-        self.pending: dict[str, object] | None = None
+        self.pending: Pending | None = None
+        self.last_task: str | None = None  # what "it" means (see the module docstring)
         # Runs a sync and says how it went; None on a device that cannot sync.
         self.sync: Callable[[], Awaitable[str]] | None = None
         # Asks the server's model when the device's is unsure; None: never asks.
@@ -118,7 +146,7 @@ class Agent:
                 f"the request is {len(text)} characters; the limit is {MAX_TEXT_CHARS}"
             )
 
-        answered = self._answer_pending(text, now)
+        answered = await self._answer_pending(text, now)
         route: Route | None = None
         if answered is not None:
             outcome, intent, confidence, cached = answered, "answer", 1.0, False
@@ -128,12 +156,16 @@ class Agent:
             intent, confidence = route.intent, route.confidence
             outcome = await self._act(intent, text, now, understanding.embedding, route.cloud)
         self.pending = outcome.pending
+        self.last_task = outcome.touched or self.last_task
 
         latency_ms = (time.perf_counter() - started) * 1000
         source = "local" if route is None else route.source
         reply_text = outcome.reply
         if route is not None and route.source == "tentative":
             reply_text += TENTATIVE_QUEUED if route.queued else TENTATIVE
+        elif route is not None and self._guessed(route, outcome):
+            source = "tentative"
+            reply_text += GUESS
         details: dict[str, Any] = {
             "intent": intent,
             "confidence": round(confidence, 4),
@@ -147,10 +179,11 @@ class Agent:
         agent = self.state.message(
             "agent", reply_text, now, latency_ms=round(latency_ms, 2), **details
         )
-        extra = [] if route is None else [self._count(route)]
+        extra = [] if route is None else [self._count(route, source)]
         if route is not None and route.queued:
             extra.append(second_opinion.queued(text, now, agent.key, route.local))
-        await self.state.save([*outcome.writes, user, agent, *extra], outcome.vectors)
+        writes = [*outcome.writes, user, agent, *extra, *self._undo_entry(outcome)]
+        await self.state.save(writes, outcome.vectors)
         return Reply(
             text=reply_text,
             intent=intent,
@@ -205,7 +238,21 @@ class Agent:
             return Route(local.intent, local.confidence, "local", False, "no server", local)
         return await self.router.route(text, now, local, self.settings)
 
-    def _count(self, route: Route) -> Put:
+    def _guessed(self, route: Route, outcome: Outcome) -> bool:
+        """The device changed the user's data on a reading it was unsure of, with no
+        server reading to go by (cloud help off, or no server)."""
+        return (
+            route.cloud is None
+            and route.intent in second_opinion.ACTIONS
+            and route.local.confidence < self.settings.threshold
+            and bool(outcome.changed)
+        )
+
+    def _undo_entry(self, outcome: Outcome) -> list[Write]:
+        """The undo stack with this outcome's change on top, when it changed something."""
+        return undo.push(self.state, outcome.writes, outcome.did) if outcome.undoable else []
+
+    def _count(self, route: Route, source: str) -> Put:
         """The turn's contribution to the agent's counters (stored with the turn)."""
         stats = dict(self.state.meta.get("stats", {}))
         stats["turns"] = int(stats.get("turns", 0)) + 1
@@ -213,7 +260,7 @@ class Agent:
             stats["asked"] = int(stats.get("asked", 0)) + 1
         if route.cloud is not None:
             self._count_answer(stats, route.local.intent, route.cloud)
-        if route.source == "tentative":
+        if source == "tentative":
             stats["tentative"] = int(stats.get("tentative", 0)) + 1
         return Put("meta", "stats", stats)
 
@@ -315,7 +362,10 @@ class Agent:
         outcome = await self._act(intent, text, asked_at, await self._embed(text), None)
         reply = self.state.message("agent", outcome.reply, now, intent=intent, source="cloud")
         applied = Put("messages", str(message_id), {**message, "applied": True})
-        await self.state.save([*outcome.writes, applied, reply], outcome.vectors)
+        writes = [*outcome.writes, applied, reply, *self._undo_entry(outcome)]
+        await self.state.save(writes, outcome.vectors)
+        self.pending = outcome.pending
+        self.last_task = outcome.touched or self.last_task
         return Reply(
             text=outcome.reply,
             intent=intent,
@@ -327,13 +377,23 @@ class Agent:
             message_id=reply.key,
         )
 
-    def _answer_pending(self, text: str, now: datetime) -> Outcome | None:
+    async def _answer_pending(self, text: str, now: datetime) -> Outcome | None:
         if self.pending is None:
             return None
-        outcome = tasks.answer_pending(self.state, text, now, self.pending)
+        outcome = await answers.answer(self.state, text, now, self.pending, self._embed)
         if outcome is None:
             self.pending = None  # not an answer: treat it as a new request
         return outcome
+
+    @staticmethod
+    def _server_slots(intent: str, cloud: CloudAnswer | None) -> object:
+        """The server's slots for ``intent`` (`slots.parse_slots_json`), or ``_LOCAL``."""
+        if cloud is None:
+            return _LOCAL
+        try:
+            return parse_slots_json(intent, cloud.slots)
+        except SlotsError:
+            return _LOCAL
 
     async def _act(
         self,
@@ -343,27 +403,37 @@ class Agent:
         embedding: NDArray[np.float32],
         cloud: CloudAnswer | None,
     ) -> Outcome:
-        embed = self._embed
+        state, embed, last = self.state, self._embed, self.last_task
+        read = self._server_slots(intent, cloud)
         if intent == "task.add":
-            return await tasks.add(self.state, text, now, embed)
+            return await tasks.add(state, text, now, embed, _given(read, TaskSlots))
         if intent == "task.list":
-            return await tasks.list_tasks(self.state, text, now)
-        if intent in ("task.complete", "task.delete"):
-            action = intent.removeprefix("task.")
-            return await tasks.act_on(self.state, text, now, action, embed)
+            named = list_query(text) if read is _LOCAL else _given(read, str)
+            return await tasks.list_tasks(state, text, now, named)
+        if intent in TARGET_ACTIONS:
+            action, target = TARGET_ACTIONS[intent], _given(read, TargetSlots)
+            return await tasks.act_on(state, text, now, action, embed, target, last)
+        if intent == "task.edit":
+            return await task_edit.edit(state, text, now, embed, _given(read, EditSlots), last)
         if intent == "note.add":
-            return await notes.add(self.state, text, now, embed)
+            return await notes.add(state, text, now, embed, _given(read, str))
+        if intent == "note.delete":
+            return await notes.forget(state, text, embed, _given(read, str))
         if intent == "note.search":
-            return notes.search(self.state, embedding)
+            return notes.search(state, embedding)
         if intent == "note.list":
-            return notes.list_notes(self.state)
+            return notes.list_notes(state)
+        if intent == "history":
+            return await history.history(state, text, now, embed, _given(read, HistorySlots))
+        if intent == "undo":
+            return await undo.undo(state, embed)
         if intent == "sync.now":
             return conversation.sync_now(None if self.sync is None else await self.sync())
         if intent == "help":
             return conversation.help_reply()
         if intent == "greeting":
             return conversation.greeting(text)
-        return conversation.out_of_scope(None if cloud is None else cloud.answer)
+        return conversation.out_of_scope(text, None if cloud is None else cloud.answer)
 
     async def _embed(self, text: str) -> NDArray[np.float32]:
         try:
@@ -395,21 +465,36 @@ class Agent:
     async def edit(
         self, collection: object, record_id: object, changes: object, now: datetime
     ) -> JsonObject:
-        """Change fields of a task or note (title, done, due date; a note's text)."""
+        """Change fields of a task (title, done, due date and time, list, repeat) or a
+        note (text). Checking off a repeating task completes its occurrence and moves it
+        on, as in the chat."""
         record = self._record(collection, record_id)
         name, key = str(collection), str(record_id)
+        others = _checking_off_repeating(record, changes)
         try:
-            updated = apply_edit(name, record, changes, now)
+            if others is None:
+                updated = apply_edit(name, record, changes, now)
+            else:
+                updated = apply_edit(name, record, others, now) if others else dict(record)
         except EditError as exc:
             raise AgentError(str(exc)) from None
         vectors = await self._vectors_for(name, key, record, updated)
-        await self.state.save([Put(name, key, updated)], vectors)
+        if others is not None:
+            outcome = await tasks.complete(self.state, updated, now, self._embed)
+            writes, vectors, did = outcome.writes, [*vectors, *outcome.vectors], outcome.did
+        else:
+            writes, did = [Put(name, key, updated)], describe_edit(record, updated)
+        await self.state.save([*writes, *undo.push(self.state, writes, did)], vectors)
         return self.state.records[name][key]
 
     async def remove(self, collection: object, record_id: object) -> None:
-        self._record(collection, record_id)
+        record = self._record(collection, record_id)
         name, key = str(collection), str(record_id)
-        await self.state.save([Delete(name, key), Delete("embeddings", embedding_key(name, key))])
+        writes: list[Write] = [Delete(name, key), Delete("embeddings", embedding_key(name, key))]
+        what = "forgetting the note" if name == "notes" else "deleting"
+        await self.state.save(
+            [*writes, *undo.push(self.state, writes, f"{what} “{label(record)}”")]
+        )
 
     async def resolve(self, conflict_id: object, op_id: object) -> None:
         """Settle a conflict by keeping the version written by op ``op_id``."""
@@ -426,8 +511,33 @@ class Agent:
 
     def snapshot(self) -> dict[str, Any]:
         """Tasks and notes for the page's panes."""
+        tasks_shown = sorted(self.state.tasks.values(), key=lambda t: str(t["created_at"]))
         return {
-            "tasks": sorted(self.state.tasks.values(), key=lambda t: str(t["created_at"])),
+            "tasks": [_task_view(task) for task in tasks_shown],
             "notes": sorted(self.state.notes.values(), key=lambda n: str(n["created_at"])),
             "cache": self.cache.stats(),
         }
+
+
+def _checking_off_repeating(record: JsonObject, changes: object) -> dict[str, Any] | None:
+    """The other changes, when ``changes`` check off an open repeating task; else None."""
+    if (
+        not isinstance(changes, dict)
+        or changes.get("done") is not True
+        or not record.get("repeat")
+        or record.get("done")
+    ):
+        return None
+    return {field: value for field, value in changes.items() if field != "done"}
+
+
+def _task_view(task: JsonObject) -> JsonObject:
+    """A task for the page: every field (older records lack ``list`` and ``repeat``) and
+    its repeat rule in words."""
+    repeat = task.get("repeat")
+    return {
+        "list": None,
+        "repeat": None,
+        **task,
+        "repeat_text": tasks.describe_repeat(repeat) if repeat else None,
+    }

@@ -9,9 +9,18 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .router import DEFAULT_THRESHOLD
+
+if TYPE_CHECKING:
+    from .agent import Agent, Reply
+    from .encoder import Encoder
+    from .state import State
+
+
+class CommandError(Exception):
+    """The command cannot run as asked; main prints the message and exits with 2."""
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -35,13 +44,31 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _texts(args: argparse.Namespace) -> list[str]:
+    """The TEXT arguments, or else stdin's lines: onnxruntime 1.30's Python module crashes
+    on import when the command line carries 32 KB or more, so bulk input comes this way.
+    Lines split at newlines only (a text may hold other line separators); every line is a
+    text, an empty one included, so output line n answers input line n."""
+    if args.texts:
+        return list(args.texts)
+    if sys.stdin.isatty():
+        raise CommandError("give TEXT arguments, or pipe texts into stdin, one per line")
+    data = sys.stdin.read()
+    lines = data.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start another
+    return [line.removesuffix("\r") for line in lines]
+
+
 def _tokenize(args: argparse.Namespace) -> int:
     from .encoder import load_manifest, load_tokenizer
+
+    texts = _texts(args)
 
     async def run() -> None:
         folder, manifest = await load_manifest(str(args.models_dir))
         tokenizer = await load_tokenizer(folder, manifest)
-        for text in args.texts:
+        for text in texts:
             print(json.dumps(tokenizer.encode(text)))
 
     asyncio.run(run())
@@ -52,12 +79,14 @@ def _embed(args: argparse.Namespace) -> int:
     from .encoder import load_encoder
     from .platform import inference_runtime
 
+    texts = _texts(args)
+
     async def run() -> None:
         precision = "fp32" if args.fp32 else "int8"
         encoder = await load_encoder(
             str(args.models_dir), inference_runtime(args.threads), precision=precision
         )
-        for text in args.texts:
+        for text in texts:
             print(json.dumps((await encoder.embed(text)).tolist()))
 
     asyncio.run(run())
@@ -124,23 +153,51 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chat(args: argparse.Namespace) -> int:
-    from datetime import datetime
+# Reply.source as `chat --json` names it.
+SOURCES = {"local": "device", "cloud": "server", "tentative": "guess"}
 
-    from .agent import Agent, AgentError
+
+def _reply_json(reply: Reply) -> dict[str, Any]:
+    source = reply.source if reply.source in SOURCES.values() else SOURCES.get(reply.source)
+    return {
+        "reply": reply.text,
+        "intent": reply.intent,
+        "confidence": round(reply.confidence, 4),
+        "source": source or "guess",
+    }
+
+
+async def _open_data(args: argparse.Namespace) -> tuple[Encoder, State]:
+    """The on-device encoder and the user's data at ``--data`` (created if missing), its
+    embeddings tagged with the encoder's name as the page tags them."""
     from .encoder import load_encoder
-    from .intents import load_intent_head
     from .platform import inference_runtime
     from .state import open_state
 
-    async def run() -> None:
-        root = str(args.models_dir)
-        encoder = await load_encoder(root, inference_runtime(args.threads))
-        manifest = encoder.manifest
-        args.data.parent.mkdir(parents=True, exist_ok=True)
-        state = await open_state(str(args.data), model=f"{manifest.name}/{manifest.version}")
-        agent = Agent(state, encoder, await load_intent_head(root))
-        await agent.prepare()
+    encoder = await load_encoder(str(args.models_dir), inference_runtime(args.threads))
+    manifest = encoder.manifest
+    args.data.parent.mkdir(parents=True, exist_ok=True)
+    state = await open_state(str(args.data), model=f"{manifest.name}/{manifest.version}")
+    return encoder, state
+
+
+async def _open_agent(args: argparse.Namespace) -> Agent:
+    from .agent import Agent
+    from .intents import load_intent_head
+
+    encoder, state = await _open_data(args)
+    agent = Agent(state, encoder, await load_intent_head(str(args.models_dir)))
+    await agent.prepare()
+    return agent
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from .agent import AgentError
+
+    def now() -> datetime:
+        return datetime.now().astimezone() if args.now is None else args.now
+
+    async def interactive(agent: Agent) -> None:
         print("py_agent chat — your tasks and notes stay in", args.data, "(Ctrl-D to quit)")
         while True:
             try:
@@ -152,14 +209,91 @@ def _chat(args: argparse.Namespace) -> int:
             if not text.strip():
                 continue
             try:
-                reply = await agent.handle(text, datetime.now().astimezone())
+                reply = await agent.handle(text, now())
             except AgentError as exc:
                 print(f"agent> ({exc})")
                 continue
             print(f"agent> {reply.text}")
             print(f"       [{reply.intent} {reply.confidence:.0%}, {reply.latency_ms:.0f} ms]")
 
+    async def scripted(agent: Agent) -> None:
+        # One request per line, one JSON object per reply, flushed at once: a script
+        # driving the chat through a pipe reads each reply before it writes the next line.
+        while line := await asyncio.to_thread(sys.stdin.readline):
+            text = line.removesuffix("\n").removesuffix("\r")
+            if not text.strip():
+                continue
+            try:
+                answer = _reply_json(await agent.handle(text, now()))
+            except AgentError as exc:
+                answer = {"error": str(exc)}
+            print(json.dumps(answer), flush=True)  # ASCII: safe whatever the locale
+
+    async def run() -> None:
+        agent = await _open_agent(args)
+        await (scripted(agent) if args.json else interactive(agent))
+
     asyncio.run(run())
+    return 0
+
+
+def _check_existing_data(path: Path) -> None:
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise CommandError(f"{path} {what} (--data names the SQLite file chat and import write)")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_data
+    from .state import open_state
+
+    _check_existing_data(args.data)
+
+    async def run() -> str:
+        # The model only tags embeddings, which an export leaves alone.
+        state = await open_state(str(args.data), model="export")
+        try:
+            return export_data(state).to_text()
+        finally:
+            await state.store.close()
+
+    sys.stdout.write(asyncio.run(run()))
+    return 0
+
+
+def _read_import(file: str) -> bytes:
+    """FILE's bytes (``-``: stdin's), refusing more than the format allows before
+    reading it all."""
+    from .export import MAX_BYTES, DataFormatError
+
+    try:
+        if file == "-":
+            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+        else:
+            with open(file, "rb") as stream:
+                data = stream.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise DataFormatError([f"cannot read {file}: {exc.strerror}"]) from None
+    if len(data) > MAX_BYTES:
+        raise DataFormatError([f"{file} is larger than the limit of {MAX_BYTES / 1e6:.0f} MB"])
+    return data
+
+
+def _import(args: argparse.Namespace) -> int:
+    from .export import import_data, parse_user_data
+
+    # All of the file is checked before the model loads or the data is opened.
+    data = parse_user_data(_read_import(args.file))
+
+    async def run() -> str:
+        encoder, state = await _open_data(args)
+        try:
+            now = datetime.now().astimezone()
+            return str(await import_data(state, data, encoder.embed, now))
+        finally:
+            await state.store.close()
+
+    print(asyncio.run(run()))
     return 0
 
 
@@ -200,14 +334,18 @@ def build_parser() -> argparse.ArgumentParser:
     tokenize = commands.add_parser(
         "tokenize", parents=[models_dir], help="print the token ids of each TEXT as a JSON list"
     )
-    tokenize.add_argument("texts", nargs="+", metavar="TEXT")
+    tokenize.add_argument(
+        "texts", nargs="*", metavar="TEXT", help="default: one text per line of stdin"
+    )
     tokenize.set_defaults(run=_tokenize)
     embed = commands.add_parser(
         "embed",
         parents=[models_dir],
         help="print the normalised embedding of each TEXT as a JSON array (native onnxruntime)",
     )
-    embed.add_argument("texts", nargs="+", metavar="TEXT")
+    embed.add_argument(
+        "texts", nargs="*", metavar="TEXT", help="default: one text per line of stdin"
+    )
     embed.add_argument("--fp32", action="store_true", help="the fp32 model instead of int8")
     embed.add_argument("--threads", type=int, default=1)
     embed.set_defaults(run=_embed)
@@ -245,18 +383,46 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--threads", type=int, default=1)
     evaluate.set_defaults(run=_eval)
 
-    chat = commands.add_parser(
-        "chat", parents=[models_dir], help="the agent in this terminal (state in SQLite)"
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument(
+        "--data", type=Path, default=Path(".py_agent/chat.db"), help="the user's data (SQLite)"
     )
-    chat.add_argument("--data", type=Path, default=Path(".py_agent/chat.db"))
+    chat = commands.add_parser(
+        "chat", parents=[models_dir, data], help="the agent in this terminal (state in SQLite)"
+    )
+    chat.add_argument(
+        "--now",
+        type=_iso_time,
+        help="the time the whole conversation happens at (ISO; without an offset, local time)",
+    )
+    chat.add_argument(
+        "--json",
+        action="store_true",
+        help="scripted: one request per stdin line, one JSON reply per stdout line "
+        "(reply, intent, confidence, source; or error)",
+    )
     chat.add_argument("--threads", type=int, default=1)
     chat.set_defaults(run=_chat)
+
+    export = commands.add_parser(
+        "export", parents=[data], help="print every task and note as JSON (see README)"
+    )
+    export.set_defaults(run=_export)
+    load = commands.add_parser(
+        "import",
+        parents=[models_dir, data],
+        help="add or update the tasks and notes of an export file; nothing is deleted",
+    )
+    load.add_argument("file", metavar="FILE", help="an export's JSON file, or - for stdin")
+    load.add_argument("--threads", type=int, default=1)
+    load.set_defaults(run=_import)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .encoder import EncoderError
     from .evaluation import EvalFileError
+    from .export import DataFormatError
     from .intents import IntentHeadError
     from .platform import InferenceError, ResourceError, StoreError
 
@@ -264,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.run(args)
     except (
+        CommandError,
+        DataFormatError,
         EncoderError,
         EvalFileError,
         InferenceError,

@@ -77,6 +77,9 @@ class DueMatch:
     date: dt.date
     time: dt.time | None  # None when the phrase gives no time
     phrase: str
+    # False when the phrase gives only a time ("at 5pm", "tonight" is dated) and the date
+    # is the one the rules infer: today if the time is still ahead, else tomorrow.
+    dated: bool = True
 
 
 def find_due(text: str, now: dt.datetime) -> DueMatch | None:
@@ -665,4 +668,4 @@ def _resolve(text: str, chain: list[_Piece], now: dt.datetime) -> tuple[DueMatch
         else:
             date = today + dt.timedelta(days=1)
     start, end = chain[0].start, chain[-1].end
-    return DueMatch(start, end, date, time, text[start:end]), has_date
+    return DueMatch(start, end, date, time, text[start:end], has_date), has_date

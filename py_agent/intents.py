@@ -34,6 +34,10 @@ INTENTS: tuple[str, ...] = (
     "help",
     "greeting",
     "out_of_scope",
+    "task.edit",
+    "note.delete",
+    "undo",
+    "history",
 )
 POINTER_ROLE = "intent_head"
 HEAD_FILE = "intent_head.npz"

@@ -221,3 +221,24 @@ async def apply_proposal(message_id: str, now_iso: str) -> str:
     """Carry out the action a second opinion proposed."""
     reply = await _running().apply(message_id, _now(now_iso))
     return _dumps(reply.to_json())
+
+
+async def export_data() -> str:
+    """Every task and note in the export format (``py_agent.export``), as the file's text."""
+    from . import export
+
+    return export.export_data(_running().state).to_text()
+
+
+async def import_data(json_text: str) -> str:
+    """Merge an export file's text into the user's data, in one commit; answers
+    ``{"summary": "imported 2 tasks and 1 note", ...}``. A bad file changes nothing and
+    raises ``DataFormatError`` naming each problem."""
+    from . import export
+
+    agent = _running()
+    data = export.parse_user_data(json_text)
+    summary = await export.import_data(
+        agent.state, data, _loaded().embed, datetime.now().astimezone()
+    )
+    return _dumps(summary.to_json())

@@ -13,7 +13,9 @@ from .platform import JsonObject, Put
 from .state import new_id
 
 # Intents that change the user's data: a refined reading is offered, not applied.
-ACTIONS = frozenset({"task.add", "task.complete", "task.delete", "note.add"})
+ACTIONS = frozenset(
+    {"task.add", "task.complete", "task.delete", "task.edit", "note.add", "note.delete", "undo"}
+)
 DESCRIPTIONS = {
     "task.add": "a new task",
     "task.list": "a question about your tasks",
@@ -26,6 +28,10 @@ DESCRIPTIONS = {
     "help": "a request for help",
     "greeting": "small talk",
     "out_of_scope": "something I can't do on this device",
+    "task.edit": "a change to a task",
+    "note.delete": "deleting a note",
+    "undo": "undoing your last change",
+    "history": "a question about what you've done",
 }
 RETRY_BASE_S = 5.0
 RETRY_MAX_S = 600.0

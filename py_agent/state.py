@@ -17,7 +17,12 @@ data forward, one version at a time. Other meta records:
   (None for a local-only device), how far this device has pulled, and the last
   space it was paired into;
 - ``meta/settings`` (the user's choices, e.g. cloud help), ``meta/stats`` (the agent's
-  counters), ``meta/install`` (the token an unpaired device asks the server with).
+  counters), ``meta/install`` (the token an unpaired device asks the server with),
+  ``meta/undo`` (this device's recent changes, newest last, for "undo": see
+  ``py_agent.skills.undo``; never synced).
+
+A task's fields are listed in ``py_agent.skills.tasks``; ``list`` and ``repeat`` came later,
+so older records lack them, which reads as None.
 
 ``queue`` holds requests answered tentatively while the server could not be asked.
 """
@@ -47,7 +52,7 @@ SCHEMA_VERSION = 3
 
 WallMs = Callable[[], int]
 # meta records State keeps in memory (``State.meta``) and updates on save.
-KEPT_META = ("settings", "stats", "install")
+KEPT_META = ("settings", "stats", "install", "undo")
 
 
 def new_id() -> str:

@@ -26,6 +26,7 @@ from .installs import InstallStore, InstallStoreError
 from .settings import Settings, SettingsError
 from .static import StaticSite
 from .store import SQLiteSyncStore, StoreError
+from .structured import StructuredReader
 
 log = logging.getLogger("py_agent.server")
 
@@ -109,6 +110,8 @@ def create_app(
     app.state.sync = sync
     app.state.infer = infer
     app.state.metrics_registry = registry
-    # The seam with /api/v1/infer: None means no backend, so out_of_scope gets the fallback.
+    # The seams with /api/v1/infer: None means no backend, so out_of_scope gets the
+    # fallback and the server model's reading is the only one.
     app.state.answer = None if generative is None else generative.answer
+    app.state.structured = None if generative is None else StructuredReader(generative)
     return app

@@ -5,6 +5,9 @@ The seam with the inference route is ``app.state.answer``: ``answer(text)`` give
 backend's answer, or None whenever there is none worth giving (backend down, slow, failing
 or answering gibberish). It never raises, so the route can always fall back to its fixed
 "I can't answer that". Nothing here logs the user's text: it is theirs.
+
+The same client (one connection pool) carries server/structured.py's structured readings,
+through `GenerativeClient.complete`.
 """
 
 from __future__ import annotations
@@ -49,6 +52,16 @@ class BadResponse(Exception):
     """The backend answered, but not with a usable chat completion."""
 
 
+class BackendError(Exception):
+    """No usable completion; ``reason`` is one word for metrics: timeout, connection
+    (refused, reset, DNS …), status (not 200) or unusable (not a chat completion). The
+    message is for the log and never holds the user's words."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class GenerativeClient:
     """One pooled HTTP client per app; ``transport`` is for tests to fake the backend."""
 
@@ -71,29 +84,46 @@ class GenerativeClient:
         question = text.strip()[:MAX_QUESTION_CHARS]
         if not question:
             return None
-        where = f"generative backend {self.settings.base_url}"
+        try:
+            content, finish_reason = await self.complete(
+                self.request_body(question), self.settings.timeout_s
+            )
+        except BackendError as exc:
+            log.warning("%s: %s", self.where, exc)
+            return None
+        return cap(content, MAX_ANSWER_CHARS, cut_off=finish_reason == "length")
+
+    @property
+    def where(self) -> str:
+        """The backend as log lines name it (never the user's words)."""
+        return f"generative backend {self.settings.base_url}"
+
+    async def complete(self, payload: dict[str, Any], timeout_s: float) -> tuple[str, Any]:
+        """The first choice's message text and finish_reason for the chat-completions
+        request ``payload``, within ``timeout_s`` for the whole exchange; raises
+        BackendError otherwise. server/structured.py asks through this too, so both
+        share one connection pool and one notion of a usable completion."""
         started = time.perf_counter()
         try:
             # httpx's timeout bounds each read, not the whole exchange; a backend that
             # trickles bytes would otherwise hold the request open indefinitely.
-            async with asyncio.timeout(self.settings.timeout_s):
-                status, raw = await self._post(question)
-            if status != 200:
-                snippet = raw[:200].decode("utf-8", "replace")
-                log.warning("%s: HTTP %d: %s", where, status, snippet)
-                return None
-            content, finish_reason = parse_completion(raw)
+            async with asyncio.timeout(timeout_s):
+                status, raw = await self._post(payload)
         except (TimeoutError, httpx.TimeoutException):
-            log.warning("%s: no answer within %g s", where, self.settings.timeout_s)
-            return None
+            raise BackendError("timeout", f"no answer within {timeout_s:g} s") from None
         except httpx.HTTPError as exc:
-            log.warning("%s: %s: %s", where, type(exc).__name__, exc)
-            return None
+            raise BackendError("connection", f"{type(exc).__name__}: {exc}") from None
         except BadResponse as exc:
-            log.warning("%s: unusable response: %s", where, exc)
-            return None
-        log.debug("%s: answered in %.0f ms", where, (time.perf_counter() - started) * 1000)
-        return cap(content, MAX_ANSWER_CHARS, cut_off=finish_reason == "length")
+            raise BackendError("unusable", f"unusable response: {exc}") from None
+        if status != 200:
+            snippet = raw[:200].decode("utf-8", "replace")
+            raise BackendError("status", f"HTTP {status}: {snippet}")
+        try:
+            content, finish_reason = parse_completion(raw)
+        except BadResponse as exc:
+            raise BackendError("unusable", f"unusable response: {exc}") from None
+        log.debug("%s: answered in %.0f ms", self.where, (time.perf_counter() - started) * 1000)
+        return content, finish_reason
 
     def request_body(self, question: str) -> dict[str, Any]:
         """The chat-completions request for ``question``; bench/generative.py streams it."""
@@ -108,8 +138,7 @@ class GenerativeClient:
             "stream": False,
         }
 
-    async def _post(self, question: str) -> tuple[int, bytes]:
-        payload = self.request_body(question)
+    async def _post(self, payload: dict[str, Any]) -> tuple[int, bytes]:
         async with self._http.stream("POST", "/chat/completions", json=payload) as response:
             body = bytearray()
             async for chunk in response.aiter_bytes():

@@ -1,17 +1,31 @@
 """The hybrid path's server side: a device unsure of an utterance asks the server's model.
 
     POST /api/v1/installs                         → 201 {install_id, token}
-    POST /api/v1/infer {text, now, tz?, locale?}  → 200 {intent, confidence, slots, answer, model}
+    POST /api/v1/infer {text, now, tz?, locale?}  → 200 {intent, confidence, slots, answer,
+                                                         model, reader}
 
 Only the utterance travels (with the device's local time, for due dates); the device acts on
 the answer itself. ``Authorization: Bearer <token>`` takes a paired device's sync token or,
 for a device that never paired, an install token from POST /installs.
 
-``slots`` are what py_agent reads out of the utterance for the intent: ``{title, due_date,
-due_time}`` for task.add, ``{target}`` for task.complete and task.delete, ``{text}`` for
-note.add, ``{}`` otherwise. ``answer`` is the generative backend's reply to an out_of_scope
-utterance when the app has one (``app.state.answer``, an async ``text -> str | None``), else
-null.
+Who reads the utterance (``reader``):
+
+- ``"model"``: the server model. ``confidence`` is its calibrated probability of ``intent``,
+  ``slots`` are py_agent's own (`py_agent.slots.slots_json`), ``model`` names its head.
+- ``"backend"``: the generative backend's structured reading (server/structured.py), asked
+  only when the server model's confidence is under READING_BELOW and the app has a backend
+  (``app.state.structured``). ``slots`` are the backend's, validated by
+  `py_agent.slots.parse_slots_json`; ``confidence`` is the backend's own when it gave one
+  in [0, 1], else the server model's probability of that intent; ``model`` is
+  ``"<server head> + <backend model>"``. A reading that fails in any way leaves the
+  server model's, and the request is answered all the same.
+
+``slots`` have the JSON shape `py_agent.slots.slots_json` documents for the intent, either
+way. ``answer`` is a free-text reply to an out_of_scope utterance, else null: from the
+structured reading when one was asked for, else from ``app.state.answer`` (an async
+``text -> str | None``) when the server model read out_of_scope. One backend call per
+request at most: after a structured reading was asked for (used, failed or busy), no answer
+is asked separately.
 
 Errors: 400 for a body that is not JSON, 413 for a body over ``infer_max_body_bytes``, 422
 naming the field for anything else wrong in it (``text`` missing, not a string, blank or over
@@ -27,6 +41,7 @@ import logging
 import re
 import secrets
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,8 +55,7 @@ from starlette.routing import Route
 
 from py_agent.agent import MAX_TEXT_CHARS
 from py_agent.intents import IntentPrediction
-from py_agent.skills.notes import note_text
-from py_agent.slots import completion_target, task_slots
+from py_agent.slots import slots_json
 
 from .api import BEARER_CHALLENGE, ApiError, bearer_token
 from .inference import Batcher, InferenceThread, ModelUnavailable, ServerModel, load_server_model
@@ -49,6 +63,7 @@ from .installs import InstallStore
 from .metrics import InferMetrics
 from .settings import Settings
 from .store import SyncStore
+from .structured import Reading, ReadingFailed, StructuredReader
 from .sync_api import (
     Clock,
     TokenBuckets,
@@ -194,6 +209,7 @@ async def caller(request: Request, svc: InferService) -> str:
 class InferRequest:
     text: str
     now: datetime
+    tz: str | None
 
 
 def parse_request(body: Any) -> InferRequest:
@@ -232,23 +248,36 @@ def parse_request(body: Any) -> InferRequest:
             isinstance(value, str) and len(value) <= limit and pattern.fullmatch(value)
         ):
             raise ApiError(422, f"{name!r} must be null or a string like {example!r}", field=name)
-    return InferRequest(text, now)
+    return InferRequest(text, now, body.get("tz"))
 
 
-def slots_for(intent: str, text: str, now: datetime) -> dict[str, Any]:
-    if intent == "task.add":
-        slots = task_slots(text, now)
-        due = slots.due
-        return {
-            "title": slots.title,
-            "due_date": due.date.isoformat() if due else None,
-            "due_time": due.time.strftime("%H:%M") if due and due.time else None,
-        }
-    if intent in ("task.complete", "task.delete"):
-        return {"target": completion_target(text)}
-    if intent == "note.add":
-        return {"text": note_text(text)}
-    return {}
+async def structured_reading(
+    svc: InferService, reader: StructuredReader, parsed: InferRequest
+) -> Reading | None:
+    """The backend's reading, or None (counted by reason, logged without the user's words)
+    when there is none to use: nothing about the backend ever makes /infer fail."""
+    svc.metrics.readings_attempted.inc()
+    try:
+        reading = await reader.read(parsed.text, parsed.now, parsed.tz)
+    except ReadingFailed as exc:
+        svc.metrics.readings_failed.labels(exc.reason).inc()
+        log.warning(
+            "%s: structured reading not used (%s): %s", reader.client.where, exc.reason, exc
+        )
+        return None
+    except Exception as exc:
+        # A bug on this side. Its message may quote the reading, so only where it was.
+        svc.metrics.readings_failed.labels("error").inc()
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error(
+            "structured reading failed: %s at %s:%s",
+            type(exc).__name__,
+            frame.filename,
+            frame.lineno,
+        )
+        return None
+    svc.metrics.readings_used.inc()
+    return reading
 
 
 async def generative_answer(
@@ -306,13 +335,34 @@ async def _infer(request: Request, svc: InferService) -> JSONResponse:
     except ModelUnavailable as exc:
         raise ApiError(503, str(exc), headers=retry_after_header(RETRY_LOAD_S)) from None
     prediction = await batcher.predict(parsed.text)
+    reader: StructuredReader | None = getattr(request.app.state, "structured", None)
+    if reader is not None and reader.wanted(prediction.confidence):
+        reading = await structured_reading(svc, reader, parsed)
+        if reading is not None:
+            confidence = reading.confidence
+            if confidence is None:
+                confidence = prediction.probabilities.get(reading.intent, 0.0)
+            return JSONResponse(
+                {
+                    "intent": reading.intent,
+                    "confidence": round(confidence, 6),
+                    "slots": reading.slots,
+                    "answer": reading.answer,
+                    "model": f"{batcher.model.name} + {reader.model}",
+                    "reader": "backend",
+                }
+            )
+        answer = None  # the backend was just asked (or is busy): not twice per request
+    else:
+        answer = await generative_answer(request, prediction, parsed.text)
     return JSONResponse(
         {
             "intent": prediction.intent,
             "confidence": round(prediction.confidence, 6),
-            "slots": slots_for(prediction.intent, parsed.text, parsed.now),
-            "answer": await generative_answer(request, prediction, parsed.text),
+            "slots": slots_json(prediction.intent, parsed.text, parsed.now),
+            "answer": answer,
             "model": batcher.model.name,
+            "reader": "model",
         }
     )
 

@@ -13,6 +13,8 @@ from prometheus_client.exposition import generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .structured import FAILURE_REASONS
+
 # Seconds: from a cached single request (~5 ms) to a long queue under load.
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32)
@@ -49,6 +51,25 @@ class InferMetrics:
         self.installs = Counter(
             "py_agent_installs_created", "Install tokens handed out", registry=registry
         )
+        # Structured readings (server/structured.py): attempted = used + failed.
+        self.readings_attempted = Counter(
+            "py_agent_structured_readings_attempted",
+            "Requests the server model was unsure of, with a backend to ask",
+            registry=registry,
+        )
+        self.readings_used = Counter(
+            "py_agent_structured_readings_used",
+            "Structured readings that answered the request",
+            registry=registry,
+        )
+        self.readings_failed = Counter(
+            "py_agent_structured_readings_failed",
+            "Structured readings not used, by reason (the server model's reading stood)",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in FAILURE_REASONS:  # every reason exported from the start, at 0
+            self.readings_failed.labels(reason)
 
 
 async def metrics(request: Request) -> Response:

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from py_agent.router import DEFAULT_DEADLINE_S
+
 
 class SettingsError(ValueError):
     pass
@@ -20,15 +22,23 @@ TEST_FAULTS_ENV = "PY_AGENT_TEST_FAULTS"
 
 @dataclass(frozen=True)
 class GenerativeSettings:
-    """An OpenAI-compatible chat-completions backend for out_of_scope requests
-    (server/generative.py). ``base_url`` is the API root, e.g. ``http://127.0.0.1:8001/v1``:
-    requests go to ``{base_url}/chat/completions``, as with OpenAI's own clients."""
+    """An OpenAI-compatible chat-completions backend for out_of_scope answers
+    (server/generative.py) and structured readings (server/structured.py). ``base_url`` is
+    the API root, e.g. ``http://127.0.0.1:8001/v1``: requests go to
+    ``{base_url}/chat/completions``, as with OpenAI's own clients."""
 
     base_url: str
     model: str
     api_key: str | None = None
     timeout_s: float = 10.0
     max_tokens: int = 160
+    reading_below: float = 0.7
+    """Ask for a structured reading when the server model's confidence is below this;
+    0 never asks."""
+    reading_timeout_s: float = 1.2
+    """The structured reading's own deadline, well inside the device's 2 s for /infer."""
+    reading_concurrency: int = 8
+    """Structured readings in flight at most; past it a request keeps the model's reading."""
 
     def __post_init__(self) -> None:
         url = urlsplit(self.base_url)
@@ -59,6 +69,24 @@ class GenerativeSettings:
             raise SettingsError(
                 f"{GENERATIVE_ENV}MAX_TOKENS must be between 1 and 4096, got {self.max_tokens}"
             )
+        if not 0 <= self.reading_below <= 1:
+            raise SettingsError(
+                f"{GENERATIVE_ENV}READING_BELOW must be between 0 (never ask) and 1, "
+                f"got {self.reading_below}"
+            )
+        # The device gives the whole /infer exchange DEFAULT_DEADLINE_S; a reading that may
+        # take all of it leaves no time for the server model, the network or the fallback.
+        if not 0 < self.reading_timeout_s < DEFAULT_DEADLINE_S:
+            raise SettingsError(
+                f"{GENERATIVE_ENV}READING_TIMEOUT_S must be between 0 and "
+                f"{DEFAULT_DEADLINE_S:g} seconds (the device's deadline for /infer), "
+                f"got {self.reading_timeout_s}"
+            )
+        if not 1 <= self.reading_concurrency <= 1024:
+            raise SettingsError(
+                f"{GENERATIVE_ENV}READING_CONCURRENCY must be between 1 and 1024, "
+                f"got {self.reading_concurrency}"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GenerativeSettings | None:
@@ -79,6 +107,9 @@ class GenerativeSettings:
             api_key=env.get(GENERATIVE_ENV + "API_KEY") or None,
             timeout_s=_number(env, "TIMEOUT_S", float, cls.timeout_s),
             max_tokens=_number(env, "MAX_TOKENS", int, cls.max_tokens),
+            reading_below=_number(env, "READING_BELOW", float, cls.reading_below),
+            reading_timeout_s=_number(env, "READING_TIMEOUT_S", float, cls.reading_timeout_s),
+            reading_concurrency=_number(env, "READING_CONCURRENCY", int, cls.reading_concurrency),
         )
 
 
@@ -117,7 +148,8 @@ class Settings:
     sync_rate_per_s: float = 10.0  # per device: token bucket refill …
     sync_burst: int = 20  # … and size
     pairing_failures_per_min: int = 10  # per client IP, then 429
-    # Out-of-scope answers (server/generative.py); None = no backend, a fixed fallback.
+    # Out-of-scope answers and structured readings (server/generative.py, structured.py);
+    # None = no backend: a fixed fallback, and the server model's reading alone.
     generative: GenerativeSettings | None = field(
         default_factory=lambda: GenerativeSettings.from_env(os.environ)
     )

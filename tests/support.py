@@ -5,15 +5,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import re
 import sys
+import zlib
 from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from types import ModuleType, SimpleNamespace
+from typing import Any, ClassVar
 
 import httpx
+import numpy as np
 
+from py_agent.agent import Agent
+from py_agent.intents import INTENTS, IntentPrediction
 from py_agent.platform.interfaces import HttpResponse, TransportError
+from py_agent.state import open_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,3 +126,91 @@ class AppTransport:
             raise TransportError(f"{method} {url}: connection reset")
         # httpx iterates header names in lower case, as the real transports report them.
         return HttpResponse(response.status_code, response.json(), dict(response.headers))
+
+
+# -- a stand-in for the model, for agent and skill tests ---------------------------------
+
+AGENT_NOW = datetime(2026, 11, 18, 10, 0, tzinfo=timezone(timedelta(hours=1)))  # a Wednesday
+WORDS_DIM = 256
+STOP_WORDS = {"the", "a", "i", "my", "to", "as", "me", "task", "is", "that", "what", "s", "of"}
+# Words of the same meaning share a dimension, so "paid the rent" finds "pay the rent".
+SAME_MEANING = {"paid": "pay", "called": "call", "filed": "file", "finished": "finish"}
+
+
+class WordsEncoder:
+    """Texts sharing words get similar unit vectors: the cosine of two texts is that of
+    their bags of words (stop words dropped, a plural "s" ignored)."""
+
+    dimension = WORDS_DIM
+    manifest = SimpleNamespace(name="words", version="1")
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def embed(self, text: str) -> np.ndarray:
+        self.calls += 1
+        vector = np.zeros(WORDS_DIM, dtype=np.float32)
+        for word in re.findall(r"[a-z0-9]+", text.lower()):
+            if word not in STOP_WORDS:
+                word = SAME_MEANING.get(word, word).rstrip("s")
+                vector[zlib.crc32(word.encode()) % WORDS_DIM] += 1
+        norm = np.linalg.norm(vector)
+        return vector / norm if norm else vector
+
+
+class KeywordHead:
+    """Reads the intent off keywords of the utterance (found by its embedding), at 0.9
+    confidence; ``unsure`` lists utterances it reads at 0.5 instead."""
+
+    labels = INTENTS
+    RULES: ClassVar[list[tuple[str, str]]] = [
+        ("undo", r"^(undo|oops)\b"),
+        ("history", r"^(what did i|when did i|have i)\b"),
+        ("note.delete", r"^(forget|delete|remove) the (\w+ )?note\b|^forget the note\b"),
+        ("note.list", r"\bnotes\b"),
+        ("task.list", r"^(show|list|tasks|overdue|what'?s on)\b"),
+        (
+            "task.edit",
+            r"^(rename|move|push|change|reschedule|call it|make it|stop repeating)\b"
+            r"|\b(no deadline|is now)\b",
+        ),
+        ("task.complete", r"\b(paid|done|finished|mark|check off)\b"),
+        ("task.delete", r"\b(delete|remove)\b"),
+        ("note.add", r"\b(note that|remember that)\b"),
+        ("note.search", r"\?$"),
+        ("task.add", r"\b(remind|add)\b"),
+        ("help", r"\bhelp\b"),
+        ("greeting", r"\b(hi|thanks)\b"),
+        ("sync.now", r"\bsync\b"),
+    ]
+
+    def __init__(self) -> None:
+        self.text_of: dict[bytes, str] = {}
+        self.unsure: set[str] = set()
+
+    def predict(self, embedding: np.ndarray) -> IntentPrediction:
+        text = self.text_of[embedding.tobytes()]
+        confidence = 0.5 if text in self.unsure else 0.9
+        for intent, pattern in self.RULES:
+            if re.search(pattern, text.lower()):
+                return IntentPrediction(intent, confidence, {intent: confidence})
+        return IntentPrediction("out_of_scope", confidence, {"out_of_scope": confidence})
+
+
+async def words_agent(path: Path) -> Agent:
+    """An agent on a new store at ``path``, with `WordsEncoder` and `KeywordHead`."""
+    encoder, head = WordsEncoder(), KeywordHead()
+    real_embed = encoder.embed
+
+    async def remembering(text: str) -> np.ndarray:
+        vector = await real_embed(text)
+        head.text_of[vector.tobytes()] = text
+        return vector
+
+    encoder.embed = remembering  # type: ignore[method-assign]
+    state = await open_state(str(path), model="words/1")
+    return Agent(state, encoder, head)  # type: ignore[arg-type]
+
+
+async def say(agent: Agent, text: str, now: datetime = AGENT_NOW) -> str:
+    return (await agent.handle(text, now)).text

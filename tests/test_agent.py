@@ -1,91 +1,26 @@
 """Agent turns end to end on CPython, with a bag-of-words encoder and a keyword intent
-head standing in for the model (the real ones are tested by test_intents and e2e)."""
+head standing in for the model (tests/support.py; the real ones are tested by test_intents
+and e2e). The skills' own rules are in tests/test_skills_*.py."""
 
 from __future__ import annotations
 
-import re
-import zlib
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import SimpleNamespace
-from typing import ClassVar
 
-import numpy as np
 import pytest
+from support import AGENT_NOW as NOW
+from support import say, words_agent
 
 from py_agent.agent import Agent, AgentError
-from py_agent.intents import INTENTS, IntentPrediction
+from py_agent.router import CloudAnswer, Route
+from py_agent.slots import slots_json
 from py_agent.state import open_state
 from py_agent.sync.hlc import HybridClock, system_wall_ms
 from py_agent.sync.ops import new_op
 
-NOW = datetime(2026, 11, 18, 10, 0, tzinfo=timezone(timedelta(hours=1)))  # a Wednesday
-DIM = 256
-STOP = {"the", "a", "i", "my", "to", "as", "me", "task", "is", "that", "what", "s", "of"}
-
-
-class WordsEncoder:
-    """Texts sharing words get similar unit vectors."""
-
-    dimension = DIM
-    manifest = SimpleNamespace(name="words", version="1")
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def embed(self, text: str) -> np.ndarray:
-        self.calls += 1
-        vector = np.zeros(DIM, dtype=np.float32)
-        for word in re.findall(r"[a-z0-9]+", text.lower()):
-            if word not in STOP:
-                vector[zlib.crc32(word.rstrip("s").encode()) % DIM] += 1
-        norm = np.linalg.norm(vector)
-        return vector / norm if norm else vector
-
-
-class KeywordHead:
-    labels = INTENTS
-    RULES: ClassVar[list[tuple[str, str]]] = [
-        ("note.list", r"\bnotes\b"),
-        ("task.list", r"^(show|list|tasks|overdue)\b"),
-        ("task.complete", r"\b(paid|done|finished|mark)\b"),
-        ("task.delete", r"\b(delete|remove)\b"),
-        ("note.add", r"\b(note that|remember that)\b"),
-        ("note.search", r"\?$"),
-        ("task.add", r"\b(remind|add)\b"),
-        ("help", r"\bhelp\b"),
-        ("greeting", r"\b(hi|thanks)\b"),
-        ("sync.now", r"\bsync\b"),
-    ]
-
-    def __init__(self) -> None:
-        self.text_of: dict[bytes, str] = {}
-
-    def predict(self, embedding: np.ndarray) -> IntentPrediction:
-        text = self.text_of[embedding.tobytes()]
-        for intent, pattern in self.RULES:
-            if re.search(pattern, text.lower()):
-                return IntentPrediction(intent, 0.9, {intent: 0.9})
-        return IntentPrediction("out_of_scope", 0.8, {"out_of_scope": 0.8})
-
 
 @pytest.fixture
 async def agent(tmp_path: Path) -> Agent:
-    encoder, head = WordsEncoder(), KeywordHead()
-    real_embed = encoder.embed
-
-    async def remembering(text: str) -> np.ndarray:
-        vector = await real_embed(text)
-        head.text_of[vector.tobytes()] = text
-        return vector
-
-    encoder.embed = remembering  # type: ignore[method-assign]
-    state = await open_state(str(tmp_path / "agent.db"), model="words/1")
-    return Agent(state, encoder, head)  # type: ignore[arg-type]
-
-
-async def say(agent: Agent, text: str) -> str:
-    return (await agent.handle(text, NOW)).text
+    return await words_agent(tmp_path / "agent.db")
 
 
 async def test_add_list_complete_delete(agent: Agent) -> None:
@@ -151,7 +86,8 @@ async def test_simple_intents(agent: Agent) -> None:
     assert "I can do" in await say(agent, "help")
     assert await say(agent, "thanks!") == "You're welcome!"
     assert "does not sync" in await say(agent, "sync now")
-    assert "can't help with that" in await say(agent, "what's the weather in Paris")
+    assert "can't help with that" in await say(agent, "what's the capital of Peru")
+    assert "can't check the weather" in await say(agent, "what's the weather in Paris")
 
 
 @pytest.mark.parametrize(
@@ -265,3 +201,55 @@ async def test_resolving_a_conflict_keeps_the_chosen_version_and_re_embeds(agent
     assert agent.encoder.calls == calls + 1  # type: ignore[attr-defined]
     with pytest.raises(AgentError, match="already settled"):
         await agent.resolve(conflict.id, mine.op_id)
+
+
+# -- guesses, the server's slots, refusals ---------------------------------------------------
+
+
+class ServerRouter:
+    """A router whose server reads every request as ``intent`` with ``slots``."""
+
+    def __init__(self, intent: str, slots: dict, answer: str | None = None) -> None:
+        self.cloud = CloudAnswer(intent, 0.97, slots, answer, "server-model", 12.0)
+
+    async def route(self, text, now, local, settings) -> Route:
+        return Route(self.cloud.intent, 0.97, "cloud", False, "asked", local, self.cloud)
+
+
+async def test_an_action_the_device_was_unsure_of_is_marked_as_a_guess(agent: Agent) -> None:
+    agent.head.unsure |= {"remind me to buy milk", "show my tasks", "mark the kids as done"}  # type: ignore[attr-defined]
+    reply = await agent.handle("remind me to buy milk", NOW)
+    assert reply.source == "tentative" and reply.text == (
+        "Added “buy milk”.\n(A guess: I wasn't sure I understood. Say “undo” if that's wrong.)"
+    )
+    assert (await agent.state.history())[-1]["source"] == "tentative"
+    assert (await agent.handle("show my tasks", NOW)).source == "local"  # no action
+    assert (await agent.handle("mark the kids as done", NOW)).source == "local"  # changed nothing
+    assert (await agent.handle("add call mom", NOW)).source == "local"  # sure
+
+
+async def test_the_server_s_slots_are_acted_on(agent: Agent) -> None:
+    slots = slots_json("task.add", "remind me to phone the bank on friday", NOW)
+    agent.router = ServerRouter("task.add", slots)  # type: ignore[assignment]
+    reply = await agent.handle("rmnd me 2 fone teh bank fri", NOW)
+    assert reply.source == "cloud" and reply.text == "Added “phone the bank”, due Fri 20 Nov."
+
+
+async def test_malformed_server_slots_fall_back_to_reading_the_text(agent: Agent) -> None:
+    agent.router = ServerRouter("task.add", {"title": 42, "due": ["no"]})  # type: ignore[assignment]
+    reply = await agent.handle("remind me to phone the bank on friday", NOW)
+    assert reply.text == "Added “phone the bank”, due Fri 20 Nov."
+
+
+async def test_a_timer_is_refused_and_a_reminder_in_minutes_is_a_task(agent: Agent) -> None:
+    refused = await agent.handle("set a timer for 5 minutes", NOW)
+    assert refused.intent == "out_of_scope" and refused.text.startswith("I can't set timers.")
+    assert agent.state.tasks == {} and refused.changed == []
+    added = await say(agent, "remind me in 5 minutes to check the oven")
+    assert added == "Added “check the oven”, due today 10:05."
+
+
+async def test_a_refusal_wins_over_the_server_s_generative_answer(agent: Agent) -> None:
+    agent.router = ServerRouter("out_of_scope", {}, answer="Timer set for 5 minutes!")  # type: ignore[assignment]
+    reply = await agent.handle("set a timer for 5 minutes", NOW)
+    assert reply.text.startswith("I can't set timers.") and "Timer set" not in reply.text

@@ -155,7 +155,7 @@ def test_real_build_has_the_layout_the_worker_expects(real_dist):
     for rel in bp.REQUIRED_FILES:
         assert (real_dist / rel).is_file(), rel
     index = json.loads((real_dist / "wheels" / "index.json").read_text())
-    assert index["pyodide_packages"] == ["numpy"]
+    assert index["pyodide_packages"] == ["numpy", "python-dateutil"]
     assert index["install"][-1].startswith("py_agent-")
     manifest = json.loads((real_dist / "build.json").read_text())
     assert (manifest["pyodide"], manifest["ort"]) == ("0.27.7", "1.30.0")
@@ -163,9 +163,19 @@ def test_real_build_has_the_layout_the_worker_expects(real_dist):
     assert set(manifest["files"]) == on_disk - {"build.json"}
     assert (real_dist / "pyodide" / "pyodide-lock.json").read_bytes() == NPM_LOCK.read_bytes()
     lock = json.loads(NPM_LOCK.read_text())["packages"]
-    for name in ("numpy", "micropip", "packaging"):
+    # python-dateutil (py_agent.recurrence) comes with six, its own dependency in the lock.
+    for name in ("numpy", "micropip", "packaging", "python-dateutil", "six"):
         wheel = real_dist / "pyodide" / lock[name]["file_name"]
         assert sha256(wheel) == lock[name]["sha256"]
+
+
+def test_worker_loads_every_pyodide_package_the_build_lists():
+    """index.json's pyodide_packages are only in the browser if the worker loads them:
+    micropip installs py_agent with deps=False, so a missing one fails at import time."""
+    worker = (ROOT / "web" / "src" / "worker.js").read_text()
+    loads = re.findall(r"loadPackage\(([^;]*)\)", worker)
+    assert any("index.pyodide_packages" in call for call in loads), loads
+    assert worker.index("index.pyodide_packages") < worker.index("micropip.install")
 
 
 def test_check_passes_on_a_fresh_dist(real_dist, capsys):
@@ -216,7 +226,8 @@ def test_pyodide_packages_folder_with_official_wheels_is_accepted(project, offic
     log: list[str] = []
     cfg = config(project, FakeRunner(), official_packages, log)
     bp.build(cfg)
-    assert any("3 packages" in line and "--pyodide-packages" in line for line in log)
+    # numpy, micropip, packaging, python-dateutil, six
+    assert any("5 packages" in line and "--pyodide-packages" in line for line in log)
     assert bp.check_dist(cfg.dist).startswith("check: ")
     assert (cfg.dist / "index.html").read_text() == "<!doctype html>\n"
 
@@ -308,6 +319,15 @@ def test_numpy_is_loaded_by_pyodide_and_other_requirements_are_bundled():
     deps = bp.resolve_browser_requirements(["NumPy>=2.0", "tiny_pure.lib[extra]==1.0"], lock)
     assert deps.pyodide == ("numpy",)
     assert deps.pure == ("tiny_pure.lib[extra]==1.0",)
+
+
+def test_core_dependencies_are_all_pyodide_packages_pinned_to_the_lock():
+    """Every core dependency is one Pyodide 0.27.7 ships, pinned to the lock's version."""
+    lock = json.loads(NPM_LOCK.read_text())["packages"]
+    project = bp.read_project(ROOT)
+    deps = bp.resolve_browser_requirements(project.dependencies, bp.read_pyodide_lock(NPM_LOCK))
+    assert deps.pyodide == ("numpy", "python-dateutil") and deps.pure == ()
+    assert "python-dateutil==" + lock["python-dateutil"]["version"] in project.dependencies
 
 
 def test_pure_dependency_is_installed_before_py_agent(project, official_packages):

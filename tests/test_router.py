@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_agent import KeywordHead, WordsEncoder
+from support import KeywordHead, WordsEncoder
 
 from py_agent.agent import Agent, AgentError
 from py_agent.device_sync import DeviceSync, ServerIdentity
@@ -243,6 +243,8 @@ async def test_settings_are_validated_and_kept(cascade: tuple[Agent, Script]) ->
         await agent.set_settings({"cloud_help": "yes"})
     await agent.set_settings({"cloud_help": False})
     reply = await agent.handle("remind me to buy milk", NOW)
-    assert (reply.source, script.requests) == ("local", [])
+    # Below the threshold, and no server reading: acted on, and marked as a guess.
+    assert (reply.source, script.requests) == ("tentative", [])
+    assert reply.text.endswith("Say “undo” if that's wrong.)")
     stored = await agent.state.store.get("meta", "settings")
     assert stored == {"threshold": 0.95, "cloud_help": False}

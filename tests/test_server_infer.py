@@ -21,8 +21,10 @@ import httpx
 import pytest
 from support import ROOT, FakeClock, sync_app
 
+from server.generative import GenerativeClient
 from server.inference import ServerModel, load_server_model
-from server.settings import Settings, SettingsError
+from server.settings import GenerativeSettings, Settings, SettingsError
+from server.structured import StructuredReader
 
 MODELS = ROOT / "models"
 NOW = "2026-11-18T10:00:00+01:00"  # a Wednesday
@@ -98,14 +100,20 @@ async def test_an_install_token_gets_the_real_models_intent_and_slots(tmp_path):
         cases = {
             "remind me to call Mom tomorrow at 5pm": (
                 "task.add",
-                {"title": "call Mom", "due_date": "2026-11-19", "due_time": "17:00"},
+                {
+                    "title": "call Mom",
+                    "due_date": "2026-11-19",
+                    "due_time": "17:00",
+                    "repeat": None,
+                    "list": None,
+                },
             ),
             "note that the wifi password is hunter2": (
                 "note.add",
                 {"text": "the wifi password is hunter2"},
             ),
-            "mark call mom as done": ("task.complete", {"target": "call mom"}),
-            "delete the dentist task": ("task.delete", {"target": "dentist"}),
+            "mark call mom as done": ("task.complete", {"target": "call mom", "list": None}),
+            "delete the dentist task": ("task.delete", {"target": "dentist", "list": None}),
             "sync now": ("sync.now", {}),
             "what's the capital of France?": ("out_of_scope", {}),
         }
@@ -118,6 +126,7 @@ async def test_an_install_token_gets_the_real_models_intent_and_slots(tmp_path):
                 "slots": slots,
                 "answer": None,
                 "model": server_head_ref(),
+                "reader": "model",
             }
             assert response.json()["confidence"] > 0.8, text
     finally:
@@ -242,6 +251,42 @@ async def test_a_failing_generative_backend_leaves_answer_null(env):
     assert response.status_code == 200
     assert response.json()["intent"] == "out_of_scope"
     assert response.json()["answer"] is None
+
+
+async def test_a_structured_reading_answers_for_the_real_model_when_asked(env):
+    """The wiring with the real model: READING_BELOW 1 asks for every request (the cases
+    the model is unsure of are tests/test_server_structured.py's, on a fake model)."""
+    slots = {"target": "buy milk", "title": "buy oat milk", "due_date": None, "due_time": None}
+    slots |= {"time_only": False, "clear_due": False, "list": None, "to_main_list": False}
+    slots |= {"repeat": None, "stop_repeat": False}
+    content = json.dumps({"intent": "task.edit", "slots": slots, "confidence": 0.9})
+    sent: list[Any] = []
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        message = {"role": "assistant", "content": content}
+        return httpx.Response(200, json={"choices": [{"message": message}]})
+
+    http, app = env.app()
+    client = GenerativeClient(
+        GenerativeSettings("http://backend.test/v1", "tiny", reading_below=1.0),
+        transport=httpx.MockTransport(backend),
+    )
+    app.state.structured = StructuredReader(client)
+    try:
+        text = "rename buy milk to buy oat milk"
+        response = await infer(http, await install_token(http), {"text": text, "now": NOW})
+    finally:
+        await client.aclose()
+    assert response.json() == {
+        "intent": "task.edit",
+        "confidence": 0.9,
+        "slots": slots,
+        "answer": None,
+        "model": f"{server_head_ref()} + tiny",
+        "reader": "backend",
+    }
+    assert json.loads(sent[0]["messages"][1]["content"])["utterance"] == text
 
 
 # --- errors ----------------------------------------------------------------------------

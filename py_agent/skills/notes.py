@@ -1,37 +1,33 @@
-"""Notes: add, list, and search by meaning."""
+"""Notes: add, list, search by meaning, and forget (delete) by meaning.
+
+Forgetting finds its note like a task action finds its task (`matching.resolve`, with the
+note floors): a clear match is deleted, a close call or a weak match is asked about first.
+"""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..platform import JsonObject, Put
-from ..state import State, new_id
+from ..platform import Delete, JsonObject, Put
+from ..slots import note_target, note_text
+from ..state import State, embedding_key, new_id
+from .matching import NOTE_FLOORS, Embed, label, resolve
 from .outcome import Outcome
-from .tasks import Embed
 
-# Leading phrasing that is about noting, not part of the note.
-NOTE_PREFIX = re.compile(
-    r"^\s*(?:please\s+)?(?:(?:make|take|save|add|create|write)\s+(?:a\s+)?note(?:\s+that)?|"
-    r"note\s+(?:that|down|to\s+self)?|jot\s+(?:this\s+)?down|write\s+(?:this\s+)?down|"
-    r"remember\s+that|keep\s+in\s+mind\s+that|for\s+the\s+record)\s*[:,\-\u2013]?\s*",
-    re.IGNORECASE,
-)
 # Below this cosine no note is taken to answer the question.
 SEARCH_FLOOR = 0.25
 # A runner-up this close to the best is quoted too.
 RUNNER_UP_MARGIN = 0.05
 
 
-def note_text(text: str) -> str:
-    return NOTE_PREFIX.sub("", text, count=1).strip()
-
-
-async def add(state: State, text: str, now: datetime, embed: Embed) -> Outcome:
-    content = note_text(text)
+async def add(
+    state: State, text: str, now: datetime, embed: Embed, content: str | None = None
+) -> Outcome:
+    """``content``: the server's reading of the note's text; None reads it here."""
+    content = note_text(text) if content is None else content.strip()
     if not content:
         return Outcome("What should the note say? For example: “note that the wifi password is …”.")
     note: JsonObject = {"id": new_id(), "text": content, "created_at": now.isoformat()}
@@ -40,6 +36,7 @@ async def add(state: State, text: str, now: datetime, embed: Embed) -> Outcome:
         writes=[Put("notes", note["id"], note)],
         vectors=[("notes", note["id"], await embed(content))],
         changed=["notes"],
+        did=f"noting “{label(note)}”",
     )
 
 
@@ -63,3 +60,34 @@ def search(state: State, query: NDArray[np.float32]) -> Outcome:
     if len(ranked) == 2 and ranked[0][1] - ranked[1][1] < RUNNER_UP_MARGIN:
         reply += f"\nAlso close: “{state.notes[ranked[1][0]]['text']}”"
     return Outcome(reply)
+
+
+def forget_note(note: JsonObject) -> Outcome:
+    return Outcome(
+        f"Forgot the note “{label(note)}”.",
+        writes=[
+            Delete("notes", note["id"]),
+            Delete("embeddings", embedding_key("notes", note["id"])),
+        ],
+        changed=["notes"],
+        did=f"forgetting the note “{label(note)}”",
+    )
+
+
+async def forget(state: State, text: str, embed: Embed, target: str | None = None) -> Outcome:
+    """Delete the note ``text`` names ("forget the wifi note"); ``target``: the server's
+    reading of the words naming it, None reads them here."""
+    if not state.notes:
+        return Outcome("You have no notes, so there is nothing to forget.")
+    query = (note_target(text) if target is None else target.strip()) or text
+    found = await resolve(
+        state,
+        "notes",
+        query,
+        set(state.notes),
+        "note.delete",
+        embed,
+        floors=NOTE_FLOORS,
+        not_found=f"I couldn't find a note about “{query}”. Say “show my notes” to see them.",
+    )
+    return found if isinstance(found, Outcome) else forget_note(found)

@@ -3,6 +3,7 @@
 import * as Comlink from './vendor/comlink.mjs';
 import { startChat } from './chat.js';
 import { startCloud } from './cloud_view.js';
+import { startData } from './data_view.js';
 import { $ } from './dom.js';
 import { panes, startPanes } from './panes.js';
 import { startNetworkIndicator, startServiceWorker } from './pwa.js';
@@ -104,6 +105,7 @@ async function boot() {
   });
   const refresh = panes(agent);
   startPanes(agent, refresh);
+  startData(agent, refresh);
   const refreshStats = await startCloud(agent);
   await startChat(agent, refresh, refreshStats);
   await startSync(agent, refresh);

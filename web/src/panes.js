@@ -32,10 +32,15 @@ function taskItem(task) {
   title.textContent = task.title;
   title.dataset.saved = task.title;
   item.append(done, title);
-  if (task.due_date) {
+  // Due date, repeat rule (in words, from the worker) and list, after the title.
+  const details = [];
+  if (task.due_date) details.push(`${task.due_date}${task.due_time ? ` ${task.due_time}` : ''}`);
+  if (task.repeat_text) details.push(task.repeat_text);
+  if (task.list) details.push(`${task.list} list`);
+  if (details.length) {
     const due = document.createElement('span');
     due.className = 'due';
-    due.textContent = ` — ${task.due_date}${task.due_time ? ` ${task.due_time}` : ''}`;
+    due.textContent = ` — ${details.join(' · ')}`;
     item.append(due);
   }
   item.append(deleteButton(task.title));

@@ -108,6 +108,9 @@ const api = {
 
     stage('packages', 'Installing py_agent');
     const index = await fetchJson(WHEELS_URL + 'index.json');
+    // py_agent's dependencies that Pyodide ships (python-dateutil, …), from the same
+    // sha256-checked dist folder as numpy; numpy again is a no-op.
+    await pyodide.loadPackage(index.pyodide_packages ?? [], { checkIntegrity: true });
     pyodide.registerJsModule('py_agent_js', bridge);
     const micropip = pyodide.pyimport('micropip');
     // deps=False: every dependency is either a Pyodide package loaded above or a
@@ -246,6 +249,21 @@ const api = {
     const removed = JSON.parse(await booted().remove_record(collection, recordId));
     sync.changed(await status());
     return removed;
+  },
+
+  /** Every task and note as an export file's text (the format is in py_agent/export.py). */
+  async exportData() {
+    return booted().export_data();
+  },
+
+  /**
+   * Merge an export file's text into the user's data, in one commit; resolves to
+   * {summary, tasks, tasks_updated, notes, notes_updated}. A bad file changes nothing.
+   */
+  async importData(text) {
+    const result = JSON.parse(await booted().import_data(text));
+    sync.changed(await status()); // imported records are ops in the outbox, like any edit
+    return result;
   },
 
   /** Tasks, notes and cache counters for the page's panes. */

@@ -1,0 +1,68 @@
+// Your data: Export downloads every task and note as one JSON file, Import merges one in.
+
+// py_agent/export.py's MAX_BYTES: a larger file is refused here, before it is read at all.
+const MAX_BYTES = 20_000_000;
+
+const role = (name) => document.querySelector(`[data-role="${name}"]`);
+
+/** py_agent-export-YYYY-MM-DD.json, on the user's own calendar. */
+function exportName(now = new Date()) {
+  const pad = (n) => String(n).padStart(2, '0');
+  return `py_agent-export-${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}.json`;
+}
+
+function download(text, name) {
+  const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // The download has started from the URL by now; revoking at once can cancel it in
+  // some browsers, so the URL goes a little later.
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** state: "busy", "done" or "error" (tests wait on data-state). */
+function showStatus(text, state) {
+  const status = role('import-status');
+  status.textContent = text;
+  status.dataset.state = state;
+  status.classList.toggle('error', state === 'error');
+  status.hidden = false;
+}
+
+export function startData(agent, refresh) {
+  const exportButton = role('export');
+  const input = role('import');
+  exportButton.addEventListener('click', async () => {
+    exportButton.disabled = true;
+    try {
+      download(await agent.exportData(), exportName());
+    } catch (error) {
+      showStatus(`Export failed: ${error.message}`, 'error');
+    } finally {
+      exportButton.disabled = false;
+    }
+  });
+  input.addEventListener('change', async () => {
+    const file = input.files[0];
+    if (!file) return;
+    input.disabled = true;
+    showStatus(`Importing ${file.name}…`, 'busy');
+    try {
+      if (file.size > MAX_BYTES) {
+        throw new Error(`${file.name} is ${(file.size / 1e6).toFixed(1)} MB; the limit is ${MAX_BYTES / 1e6} MB`);
+      }
+      const result = await agent.importData(await file.text());
+      await refresh();
+      showStatus(result.summary, 'done');
+    } catch (error) {
+      showStatus(`Nothing was imported from ${file.name}:\n${error.message}`, 'error');
+    } finally {
+      input.disabled = false;
+      input.value = ''; // so choosing the same file again imports it again
+    }
+  });
+}
