@@ -142,8 +142,7 @@ def _paraphrases(text: str, intent: str) -> list[str]:
     """``text`` in every other phrasing of its intent's templates; [] when the slots cannot
     be read out of it (nothing left, or nothing stripped that would make it a request)."""
     # py_agent's own slot readers: the same rules the device applies to a request.
-    from py_agent.skills.notes import note_text
-    from py_agent.slots import completion_target, task_slots
+    from py_agent.slots import completion_target, note_text, task_slots
 
     fill: Callable[[str], str]
     templates: tuple[str, ...]

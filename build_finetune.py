@@ -67,6 +67,9 @@ class FinetuneSettings:
     """Transformer layers kept as they are, counted from the bottom (the word embeddings
     are always kept: a few thousand utterances would only move the words they contain)."""
     max_tokens: int = 64
+    variants: int = 0
+    """Variants (build_augment.py: paraphrase, wrapper, typo, casing) added per training
+    utterance, at most."""
     seed: int = 0
 
     def manifest(self) -> dict[str, Any]:
@@ -197,7 +200,7 @@ def tune(
             if settings.distill:
                 drift = 1 - (embedding * targets[batch]).sum(dim=-1)
                 loss = loss + settings.distill * drift.mean()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             optimizer.zero_grad()
             schedule.step()

@@ -101,9 +101,17 @@ def report(
     else:
         predicted, rate = cascade(local, cloud, threshold)
     result = classification_report(gold, predicted, labels)
-    result.update(mode=mode, fallback_rate=rate)
-    if mode == "cascade":
-        result["threshold"] = threshold
+    result.update(mode=mode, fallback_rate=rate, threshold=threshold)
+    # The errors the cascade cannot catch: the device is sure of itself, and wrong.
+    result["confident_wrong"] = (
+        sum(
+            p.confidence >= threshold and p.intent != g
+            for g, p in zip(gold, local, strict=True)
+        )
+        / len(gold)
+        if gold
+        else None
+    )
     if with_sweep and cloud is not None:
         points = sweep(gold, local, cloud)
         result["sweep"] = [point.to_json() for point in points]

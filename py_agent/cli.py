@@ -125,10 +125,8 @@ def _eval(args: argparse.Namespace) -> int:
         encoder = await load_encoder(root, inference_runtime(args.threads))
         head = await load_intent_head(root)
         report = await evaluate(data, encoder, head, args.now)
-        if not needs_cloud:
-            return report
         local = [head.predict(await encoder.embed(text)) for text in texts]
-        cloud = await server_predictions()
+        cloud = await server_predictions() if needs_cloud else None
         gold = [intent for _, intent in data.intents]
         report.update(
             cascade_eval.report(args.mode, gold, local, cloud, INTENTS, args.threshold, args.sweep)
@@ -147,6 +145,10 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"mode: {args.mode}" + (f" (τ = {args.threshold})" if args.mode == "cascade" else ""))
     if needs_cloud:
         print(f"fallback rate: {report['fallback_rate']:.1%}")
+    if report["confident_wrong"] is not None:
+        print(
+            f"confident and wrong (device ≥ τ {args.threshold}): {report['confident_wrong']:.1%}"
+        )
     print(format_report(report))
     if "sweep" in report:
         print("\n" + cascade_eval.format_sweep(report))

@@ -56,7 +56,8 @@ Rules for the phrases that could mean more than one thing (tests/test_dates.py p
 - Not understood, on purpose: month names without a day ("in december"), ordinal words
   ("the first"), past weekdays ("last friday" is no date, not next Friday), "5-6pm" (in
   "5pm to 6pm" the first time is taken). Recurrence is not either: "every monday" gives
-  the next Monday.
+  the next Monday (py_agent/recurrence.py reads repeats; py_agent/slots.py cuts them out
+  before asking for a date).
 """
 
 from __future__ import annotations

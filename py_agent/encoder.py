@@ -131,7 +131,9 @@ class Encoder:
 
     async def _run(self, ids: list[list[int]]) -> NDArray[np.float32]:
         width = max(len(row) for row in ids)
-        input_ids = np.zeros((len(ids), width), dtype=np.int64)
+        # The padding id matters to MPNet, which numbers positions by it.
+        pad_id = int(self.manifest.tokenizer.get("pad_id", 0))
+        input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)
         for i, row in enumerate(ids):
             input_ids[i, : len(row)] = row
@@ -146,8 +148,9 @@ class Encoder:
         return l2_normalize(mean_pool(hidden, mask))
 
 
-async def load_manifest(models_root: str) -> tuple[str, ModelManifest]:
-    """The encoder's folder and manifest, as named by ``<models_root>/manifest.json``.
+async def load_manifest(models_root: str, role: str = "encoder") -> tuple[str, ModelManifest]:
+    """The encoder's folder and manifest, as named by ``<models_root>/manifest.json``'s
+    ``role`` ("encoder": the device's; "server_encoder": the server's larger one).
 
     ``models_root`` is a directory natively and a URL path in the browser.
     """
@@ -155,9 +158,9 @@ async def load_manifest(models_root: str) -> tuple[str, ModelManifest]:
         index = json.loads(await load_resource(f"{models_root}/manifest.json"))
     except ResourceError as exc:
         raise ResourceError(f"{exc} (build the models with `python build.py models`)") from exc
-    if not isinstance(index, dict) or not isinstance(index.get("encoder"), str):
-        raise EncoderError(f"{models_root}/manifest.json: 'encoder' must name a model folder")
-    folder = f"{models_root}/{index['encoder']}"
+    if not isinstance(index, dict) or not isinstance(index.get(role), str):
+        raise EncoderError(f"{models_root}/manifest.json: {role!r} must name a model folder")
+    folder = f"{models_root}/{index[role]}"
     location = f"{folder}/manifest.json"
     return folder, ModelManifest.parse(json.loads(await load_resource(location)), location)
 
@@ -166,19 +169,24 @@ async def load_tokenizer(folder: str, manifest: ModelManifest) -> WordPieceToken
     settings = manifest.tokenizer
     vocab_file = manifest.files[settings["vocab"]]
     vocab = await load_resource(f"{folder}/{vocab_file.name}", vocab_file.sha256)
+    special = settings.get("special_tokens")
     return WordPieceTokenizer.from_vocab_text(
         vocab.decode("utf-8"),
         lowercase=bool(settings.get("lowercase", True)),
         max_tokens=int(settings.get("max_tokens", 256)),
         max_chars_per_word=int(settings.get("max_chars_per_word", 100)),
+        unk_token=str(settings.get("unk_token", "[UNK]")),
+        cls_token=str(settings.get("cls_token", "[CLS]")),
+        sep_token=str(settings.get("sep_token", "[SEP]")),
+        **({"special_tokens": [str(t) for t in special]} if isinstance(special, list) else {}),
     )
 
 
 async def load_encoder(
-    models_root: str, runtime: InferenceRuntime, *, precision: str = "int8"
+    models_root: str, runtime: InferenceRuntime, *, precision: str = "int8", role: str = "encoder"
 ) -> Encoder:
-    """Load the encoder with every file checked against its manifest's sha256."""
-    folder, manifest = await load_manifest(models_root)
+    """Load the encoder ``role`` names, every file checked against its manifest's sha256."""
+    folder, manifest = await load_manifest(models_root, role)
     tokenizer = await load_tokenizer(folder, manifest)
     model = manifest.model_file(precision)
     session = await runtime.load_session(f"{folder}/{model.name}", model.sha256)

@@ -15,7 +15,8 @@ and never describes an empty series:
   FREQ=WEEKLY;BYDAY=…, and is written that way.
 - FREQ=WEEKLY takes BYDAY without positions ("1MO" is monthly talk).
 - FREQ=MONTHLY takes BYMONTHDAY (1 to 31, or -1 for the last day back to -31) or BYDAY, with
-  positions 1-5 or -1 to -5 ("1MO" the first Monday, "-1FR" the last Friday), not both.
+  positions 1-5 or -1 to -5 ("1MO" the first Monday, "-1FR" the last Friday), not both; BYDAY
+  items all have positions or none has.
 - FREQ=YEARLY takes BYMONTH, and BYMONTHDAY or BYDAY (positions within the month) only with
   BYMONTH; at least one month/day pair must exist ("BYMONTH=2;BYMONTHDAY=30" is refused).
 - Canonical form: parts in the order FREQ, INTERVAL, BYDAY, BYMONTHDAY, BYMONTH, upper case,
@@ -236,6 +237,9 @@ def _checked(rule: _Rule) -> _Rule:
     if rule.byday and rule.bymonthday:
         raise RecurrenceError("BYDAY and BYMONTHDAY together are not supported")
     positioned = any(n for _, n in rule.byday)
+    if positioned and not all(n for _, n in rule.byday):
+        # dateutil would take the days with and without positions as both required.
+        raise RecurrenceError("BYDAY mixes days with positions (1MO) and without (MO)")
     if freq == "DAILY":
         if rule.bymonthday:
             raise RecurrenceError("BYMONTHDAY is not supported with FREQ=DAILY")

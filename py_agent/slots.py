@@ -18,10 +18,11 @@ Misspelt command words. The first few words are compared with the command vocabu
 ("remind", "remember", "please", "task", "note", "delete", ...) by edit distance, so "remnd
 me to", "add taks", "remeber that", "pls", "ad" are read as typed right. A word is only
 respelt when it is one edit away (two for words of 8+ letters), never when it is itself a
-word that could be the user's ("rewind", "lease", "remote", "movie"); for words of 4-5
-letters the edit must be a dropped, doubled or swapped letter, not a different one ("mask"
-is not "task"). A respelt word is only cut when the command phrase around it matches, so
-"adopt a cat" and "taks email boss" keep their first word.
+word that could be the user's ("rewind", "lease", "remote", "movie"); for command words of
+4-5 letters the edit must be a dropped, added or swapped letter, not a different one ("mask"
+is not "task"), and "add" is only respelt from a few known typos ("ad", "addd"). A respelt
+word is only cut when the command phrase around it matches, so "adopt a cat" and "taks email
+boss" keep their first word.
 
 Repeats. A repeat phrase gives `repeat` (a canonical RRULE) and the first due date: the
 first date of the series on or after today, or on or after the date a "starting …",
@@ -544,13 +545,12 @@ def task_slots(text: str, now: dt.datetime) -> TaskSlots:
     rule, due = None, None
     if repeat is not None:
         try:
-            due, due_cut, rule = *_first_due(masked, repeat, now), repeat.rule
+            due, due_cuts = _first_due(masked, repeat, now)
         except RecurrenceError:  # no date left before the year 10000
             repeat = None
         else:
-            cuts.append((repeat.start, repeat.end))
-            if due_cut is not None:
-                cuts.append(due_cut)
+            rule = repeat.rule
+            cuts += [(repeat.start, repeat.end), *due_cuts]
     if repeat is None and (due := find_due(masked, now)) is not None:
         cuts.append((due.start, due.end))
     title = _title(text, cuts, body, _TASK_LEADING, _TASK_TRAILING)
@@ -572,9 +572,9 @@ _UNTIL_BEFORE = re.compile(r"(?<![\w'])(?:until|till|til|through|thru|ending|up\
 
 def _first_due(
     text: str, repeat: RepeatMatch, now: dt.datetime
-) -> tuple[DueMatch, tuple[int, int] | None]:
-    """The first due date (and time) of a repeating task, and the span of the date/time
-    phrase it came from, if any (to cut from the title)."""
+) -> tuple[DueMatch, list[tuple[int, int]]]:
+    """The first due date (and time) of a repeating task, and the spans of the date/time
+    phrases it came from, if any (to cut from the title)."""
     chars = list(text)
     chars[repeat.start : repeat.end] = " " * (repeat.end - repeat.start)
     if part := _PART_WORDS.get(repeat.time) if repeat.time else None:
@@ -582,19 +582,23 @@ def _first_due(
         chars[repeat.start : repeat.start + len(part)] = part
     due_text = "".join(chars)
     due = find_due(due_text, now)
-    start_date, time, cut = None, repeat.time, None
+    start_date, time, cuts = None, repeat.time, []
     if due is not None and not _UNTIL_BEFORE.search(due_text, max(0, due.start - 20), due.start):
-        cut = (due.start, due.end)
+        cuts.append((due.start, due.end))
         if due.dated:
             start_date = due.date
         if due.time is not None:
             time = due.time if due.dated else _stated_time(due_text, now)
+        elif (clock := find_due(_masked(due_text, cuts), now)) is not None and not clock.dated:
+            # "starting tomorrow, run every day at 7am": the start and the time apart.
+            cuts.append((clock.start, clock.end))
+            time = _stated_time(_masked(due_text, cuts[:1]), now)
     today = now.date()
     first = first_occurrence(repeat.rule, today, start_date)
     if start_date is None and time is not None and first == today and time <= now.time():
         first = next_occurrence(repeat.rule, first, today)
-    span = cut or (repeat.start, repeat.end)
-    return DueMatch(span[0], span[1], first, time, text[span[0] : span[1]]), cut
+    start, end = cuts[0] if cuts else (repeat.start, repeat.end)
+    return DueMatch(start, end, first, time, text[start:end]), cuts
 
 
 def _stated_time(text: str, now: dt.datetime) -> dt.time | None:
@@ -846,8 +850,8 @@ def _whole_value(value: str, now: dt.datetime) -> EditSlots | None:
         return EditSlots("", list=phrase.name, to_main_list=phrase.name is None)
     repeat_text = _REPEAT_WORDS.sub("", value)
     if (repeat := find_repeat(repeat_text)) is not None:
-        due, cut = _repeat_due(repeat_text, repeat, now)
-        left = _masked(repeat_text, [(repeat.start, repeat.end), *([cut] if cut else [])])
+        due, cuts = _repeat_due(repeat_text, repeat, now)
+        left = _masked(repeat_text, [(repeat.start, repeat.end), *cuts])
         if not _strip_ends(_tidy(left), None, _DANGLING):
             return EditSlots("", repeat=repeat.rule, due=due)
     return None
@@ -863,14 +867,14 @@ def _due_edit(text: str, due: DueMatch, now: dt.datetime) -> EditSlots:
 
 def _repeat_due(
     text: str, repeat: RepeatMatch, now: dt.datetime
-) -> tuple[DueMatch | None, tuple[int, int] | None]:
+) -> tuple[DueMatch | None, list[tuple[int, int]]]:
     """A repeat edit's new first due date, only when the words give a date or a time, and
-    the span of the date/time phrase."""
+    the spans of the date/time phrases."""
     try:
-        due, cut = _first_due(text, repeat, now)
+        due, cuts = _first_due(text, repeat, now)
     except RecurrenceError:
-        return None, None
-    return (due if cut is not None or repeat.time is not None else None), cut
+        return None, []
+    return (due if cuts or repeat.time is not None else None), cuts
 
 
 def _with_target(slots: EditSlots, target: str) -> EditSlots:
@@ -895,8 +899,8 @@ def _move_or_reschedule(body: str, now: dt.datetime) -> EditSlots:
         target = _edit_target(_tidy(rest[: phrase.start] + " " + rest[phrase.end :]))
         return EditSlots(target, list=None if to_main else phrase.name, to_main_list=to_main)
     if repeat is not None:
-        first, cut = _repeat_due(rest, repeat, now)
-        cuts = [(repeat.start, repeat.end), *([cut] if cut else [])]
+        first, due_cuts = _repeat_due(rest, repeat, now)
+        cuts = [(repeat.start, repeat.end), *due_cuts]
         target = _title(rest, cuts, 0, _EDIT_VERB_LEADING, _EDIT_TRAILING)
         return _with_target(EditSlots("", repeat=repeat.rule, due=first), _edit_target(target))
     if due is not None:

@@ -1,5 +1,6 @@
-"""The server's intent model: the fp32 encoder and the server head `python build.py models`
-trained for it, run by native onnxruntime through py_agent.encoder.
+"""The server's intent model: its own fp32 encoder (all-mpnet-base-v2, fine-tuned on the
+intent data) and the server head `python build.py models` trained for it, run by native
+onnxruntime through py_agent.encoder.
 
 One ONNX session serves every request. Requests are **micro-batched**: a request that
 arrives while a batch is running waits for the next one, and that batch embeds everything
@@ -29,7 +30,9 @@ from py_agent.platform import InferenceError, ResourceError, inference_runtime, 
 
 T = TypeVar("T")
 
-POINTER_ROLE = "server_head"  # the key `python build.py models` writes in models/manifest.json
+# The keys `python build.py models` writes in models/manifest.json.
+POINTER_ROLE = "server_head"
+ENCODER_ROLE = "server_encoder"
 HEAD_FILE = "intent_head.npz"
 MAX_BATCH = 32
 BUILD_HINT = "build it with `python build.py models`"
@@ -61,7 +64,9 @@ async def load_server_model(models: Path, threads: int) -> ServerModel:
             raise ModelUnavailable(f"{root}/manifest.json names no {POINTER_ROLE}: {BUILD_HINT}")
         location = f"{root}/{ref}/manifest.json"
         manifest = json.loads(await load_resource(location))
-        if not isinstance(manifest, dict) or manifest.get("encoder") != index.get("encoder"):
+        # The server's own encoder when the build made one, else the device's in fp32.
+        role = ENCODER_ROLE if isinstance(index.get(ENCODER_ROLE), str) else "encoder"
+        if not isinstance(manifest, dict) or manifest.get("encoder") != index.get(role):
             raise ModelUnavailable(
                 f"{location}: trained on another encoder than {root}/manifest.json names; "
                 + BUILD_HINT
@@ -77,7 +82,9 @@ async def load_server_model(models: Path, threads: int) -> ServerModel:
                 f"{root}/{ref}: trained for labels {list(head.labels)}, not py_agent's; "
                 + BUILD_HINT
             )
-        encoder = await load_encoder(root, inference_runtime(threads), precision="fp32")
+        encoder = await load_encoder(
+            root, inference_runtime(threads), precision="fp32", role=role
+        )
     except (ResourceError, EncoderError, IntentHeadError, InferenceError, ValueError) as exc:
         # ResourceError and IntegrityError name the file; JSON errors are ValueErrors.
         raise ModelUnavailable(f"server model: {exc} ({BUILD_HINT})") from exc

@@ -462,7 +462,7 @@ HEAD_SETTINGS = bm.HeadSettings(LABELS, c_grid=(0.1, 1.0, 10.0))
 HEAVY_FOR_HEAD = (*HEAVY_MODULES, "sklearn", "py_agent.encoder", "py_agent.platform")
 
 
-def write_intent_data(folder: Path, counts=(8, 4, 4)) -> Path:
+def write_intent_data(folder: Path, counts=(8, 4, 4, 4)) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for split, count in zip(bm.SPLITS, counts, strict=True):
         rows = [
@@ -471,6 +471,8 @@ def write_intent_data(folder: Path, counts=(8, 4, 4)) -> Path:
             for i in range(count)
         ]
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    index = {split: [f"{split}.jsonl"] for split in bm.SPLITS}
+    (folder / bm.SPLITS_INDEX).write_text(json.dumps(index))
     return folder
 
 
@@ -552,7 +554,7 @@ def test_build_trains_the_head_and_writes_npz_manifest_and_pointer(
             "browser": True,
         }
     }
-    data_hash = bm.data_sha256({s: (intent_data / f"{s}.jsonl").read_bytes() for s in bm.SPLITS})
+    data_hash = bm.data_sha256(bm.read_splits(intent_data))
     assert manifest["version"] == bm.head_version(encoder_ref, data_hash, HEAD_SETTINGS)
     training = manifest["training"]
     assert training["C"] in HEAD_SETTINGS.c_grid
@@ -620,13 +622,14 @@ def test_tampered_npz_is_trained_again(tmp_path, source, sentences, intent_data)
 
 
 def test_head_version_changes_with_the_encoder_each_data_file_and_the_settings(intent_data):
-    data = {split: (intent_data / f"{split}.jsonl").read_bytes() for split in bm.SPLITS}
+    data = bm.read_splits(intent_data)
     version = bm.head_version("enc/1", bm.data_sha256(data), HEAD_SETTINGS)
     assert re.fullmatch(r"[0-9a-f]{12}", version)
     assert bm.head_version("enc/1", bm.data_sha256(dict(data)), HEAD_SETTINGS) == version
     others = {bm.head_version("enc/2", bm.data_sha256(data), HEAD_SETTINGS)}
     for split in bm.SPLITS:
-        changed = {**data, split: data[split] + b"\n"}
+        ((path, content),) = data[split]
+        changed = {**data, split: [(path, content + b"\n")]}
         others.add(bm.head_version("enc/1", bm.data_sha256(changed), HEAD_SETTINGS))
     for settings in (
         bm.HeadSettings(LABELS, c_grid=(0.1, 1.0)),

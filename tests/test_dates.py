@@ -525,3 +525,29 @@ def test_eval_set(row: dict[str, object]) -> None:
     got_date = match.date.isoformat() if match else None
     got_time = match.time.strftime("%H:%M") if match and match.time else None
     assert (got_date, got_time) == (row["due_date"], row.get("due_time")), match
+
+
+# --- whether the phrase named the date ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "dated"),
+    [
+        ("at 5pm", False),  # the date is inferred: today if ahead, else tomorrow
+        ("at 9", False),
+        ("in the morning", False),
+        ("by noon", False),
+        ("tomorrow", True),
+        ("tonight", True),
+        ("tomorrow at 5pm", True),
+        ("friday 9am", True),
+        ("in 2 hours", True),
+        ("2026-12-01T09:30", True),
+    ],
+)
+def test_dated_says_whether_the_phrase_named_the_date(text: str, dated: bool) -> None:
+    assert due(text).dated is dated
+
+
+def test_dated_defaults_to_true_for_callers_that_build_matches() -> None:
+    assert DueMatch(0, 0, date(2026, 11, 18), None, "").dated is True

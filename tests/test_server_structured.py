@@ -108,6 +108,16 @@ def test_a_json_object_is_a_reading() -> None:
     assert parse_reading(reading("undo", {})) == Reading("undo", {}, None, None)
 
 
+def test_list_names_and_rules_come_back_in_canonical_form() -> None:
+    given = ADD | {"list": "My Groceries list", "repeat": "RRULE:byday=MO;freq=weekly"}
+    assert parse_reading(reading("task.add", given)).slots == ADD | {"list": "grocery"}
+    assert parse_reading(reading("task.list", {"list": "shopping list"})).slots == {
+        "list": "shopping"
+    }
+    moved = parse_reading(reading("task.complete", {"target": "eggs", "list": "to-do list"}))
+    assert moved.slots == {"target": "eggs", "list": None}
+
+
 @pytest.mark.parametrize(
     "wrap",
     [
