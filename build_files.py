@@ -12,7 +12,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-
 CACHE_ENV = "PY_AGENT_CACHE"
 
 

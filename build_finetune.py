@@ -4,7 +4,7 @@
 Both encoders are tuned the same way, the device's all-MiniLM-L6-v2 and the server's
 all-mpnet-base-v2: **cross-entropy through a linear layer over the L2-normalised mean-pooled
 embedding** (logits = 20 · cosine to a per-intent direction, so the embedding itself learns
-to separate intents), **plus a distillation term**, 1 − cos(embedding, the untuned model's
+to separate intents), **plus a distillation term**, 1 - cos(embedding, the untuned model's
 embedding of the same utterance), which keeps the embedding space the skills match titles
 and notes in close to the original model's. The linear layer is thrown away; the build fits
 the shipped head (logistic regression, temperature-calibrated) on the exported encoder's
@@ -44,6 +44,7 @@ from build_files import cache_root, sha256_file
 # Bump when a change here changes what the tuning writes.
 FINETUNE_REVISION = 1
 REPORT = "finetune.json"
+VOCAB = "vocab.txt"
 
 Log = Callable[[str], None]
 
@@ -165,7 +166,7 @@ def tune(
     for parameter_name, parameter in student.named_parameters():
         if "word_embeddings" in parameter_name or any(f in parameter_name for f in frozen):
             parameter.requires_grad = False
-    head = torch.nn.Linear(student.get_sentence_embedding_dimension() or 0, len(data.names))
+    head = torch.nn.Linear(student.get_embedding_dimension() or 0, len(data.names))
     optimizer = torch.optim.AdamW(
         [
             {
@@ -190,7 +191,7 @@ def tune(
         epoch_started, total = time.perf_counter(), 0.0
         for start in range(0, len(order), settings.batch_size):
             batch = order[start : start + settings.batch_size]
-            features = student.tokenize([data.texts[i] for i in batch])
+            features = student.preprocess([data.texts[i] for i in batch])
             embedding = torch.nn.functional.normalize(
                 student(features)["sentence_embedding"], dim=-1
             )
@@ -204,7 +205,7 @@ def tune(
             optimizer.step()
             optimizer.zero_grad()
             schedule.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
         losses.append(total / len(order))
         log(
             f"finetune: epoch {epoch + 1}/{settings.epochs} mean loss {losses[-1]:.4f} "
@@ -213,6 +214,11 @@ def tune(
     student.eval()
     student.max_seq_length = saved_limit
     student.save(str(out))
+    # The vocabulary is the base's (the word embeddings are never tuned), and the export
+    # and the browser read it as vocab.txt, which transformers' fast tokenizers no longer
+    # write beside tokenizer.json.
+    if (base / VOCAB).is_file() and not (out / VOCAB).is_file():
+        shutil.copyfile(base / VOCAB, out / VOCAB)
     return {
         "base": str(base),
         "examples": len(data.texts),

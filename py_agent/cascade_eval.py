@@ -104,10 +104,7 @@ def report(
     result.update(mode=mode, fallback_rate=rate, threshold=threshold)
     # The errors the cascade cannot catch: the device is sure of itself, and wrong.
     result["confident_wrong"] = (
-        sum(
-            p.confidence >= threshold and p.intent != g
-            for g, p in zip(gold, local, strict=True)
-        )
+        sum(p.confidence >= threshold and p.intent != g for g, p in zip(gold, local, strict=True))
         / len(gold)
         if gold
         else None

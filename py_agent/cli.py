@@ -146,9 +146,7 @@ def _eval(args: argparse.Namespace) -> int:
     if needs_cloud:
         print(f"fallback rate: {report['fallback_rate']:.1%}")
     if report["confident_wrong"] is not None:
-        print(
-            f"confident and wrong (device ≥ τ {args.threshold}): {report['confident_wrong']:.1%}"
-        )
+        print(f"confident and wrong (device ≥ τ {args.threshold}): {report['confident_wrong']:.1%}")
     print(format_report(report))
     if "sweep" in report:
         print("\n" + cascade_eval.format_sweep(report))

@@ -227,7 +227,7 @@ def _same_rule(expected: str | None, got: str | None, due: str | None) -> bool:
 
 def _same_words(expected: str, got: str) -> bool:
     """Equal but for spacing and the punctuation around the words."""
-    edges = " .,;:!?\"'“”‘’"
+    edges = " .,;:!?\"'\u201c\u201d\u2018\u2019"
     return " ".join(expected.split()).strip(edges) == " ".join(got.split()).strip(edges)
 
 
@@ -279,9 +279,7 @@ async def target_report(
         for request, expected in queries:
             edit = edit_slots(request, datetime(2026, 1, 7, 10, 0))
             changes = edit.title or edit.due or edit.clear_due or edit.list or edit.repeat
-            words = (edit.target if changes and edit.target else "") or target_slots(
-                request
-            ).target
+            words = (edit.target if changes and edit.target else "") or target_slots(request).target
             scores = matrix @ await encoder.embed(words or request)
             order = np.argsort(-scores)
             best, second = float(scores[order[0]]), float(scores[order[1]])

@@ -82,9 +82,7 @@ async def load_server_model(models: Path, threads: int) -> ServerModel:
                 f"{root}/{ref}: trained for labels {list(head.labels)}, not py_agent's; "
                 + BUILD_HINT
             )
-        encoder = await load_encoder(
-            root, inference_runtime(threads), precision="fp32", role=role
-        )
+        encoder = await load_encoder(root, inference_runtime(threads), precision="fp32", role=role)
     except (ResourceError, EncoderError, IntentHeadError, InferenceError, ValueError) as exc:
         # ResourceError and IntegrityError name the file; JSON errors are ValueErrors.
         raise ModelUnavailable(f"server model: {exc} ({BUILD_HINT})") from exc

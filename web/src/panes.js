@@ -32,15 +32,24 @@ function taskItem(task) {
   title.textContent = task.title;
   title.dataset.saved = task.title;
   item.append(done, title);
-  // Due date, repeat rule (in words, from the worker) and list, after the title.
-  const details = [];
-  if (task.due_date) details.push(`${task.due_date}${task.due_time ? ` ${task.due_time}` : ''}`);
-  if (task.repeat_text) details.push(task.repeat_text);
-  if (task.list) details.push(`${task.list} list`);
+  // Due date, repeat rule (in words, from the worker) and list, after the title; each
+  // in its own span with a data-role ("due", "repeat", "list") for tests and styles.
+  const when = task.due_date && `${task.due_date}${task.due_time ? ` ${task.due_time}` : ''}`;
+  const details = [
+    ['due', when],
+    ['repeat', task.repeat_text],
+    ['list', task.list && `${task.list} list`],
+  ].filter(([, text]) => text);
   if (details.length) {
     const due = document.createElement('span');
     due.className = 'due';
-    due.textContent = ` — ${details.join(' · ')}`;
+    due.append(' — ');
+    details.forEach(([role, text], index) => {
+      const part = document.createElement('span');
+      part.dataset.role = role;
+      part.textContent = text;
+      due.append(...(index ? [' · ', part] : [part]));
+    });
     item.append(due);
   }
   item.append(deleteButton(task.title));
