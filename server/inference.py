@@ -1,6 +1,7 @@
-"""The server's intent model: its own fp32 encoder (all-mpnet-base-v2, fine-tuned on the
-intent data) and the server head `python build.py models` trained for it, run by native
-onnxruntime through py_agent.encoder.
+"""The server's intent model: the server head `python build.py models` trained, over the
+fp32 embeddings of both tuned encoders side by side -- the device's all-MiniLM-L6-v2 and the
+server's own all-mpnet-base-v2 (the head manifest's ``inputs``) -- run by native onnxruntime
+through py_agent.encoder.
 
 One ONNX session serves every request. Requests are **micro-batched**: a request that
 arrives while a batch is running waits for the next one, and that batch embeds everything
@@ -82,13 +83,25 @@ async def load_server_model(models: Path, threads: int) -> ServerModel:
                 f"{root}/{ref}: trained for labels {list(head.labels)}, not py_agent's; "
                 + BUILD_HINT
             )
-        encoder = await load_encoder(root, inference_runtime(threads), precision="fp32", role=role)
+        inputs = manifest.get("inputs", [role])
+        if not isinstance(inputs, list) or not all(isinstance(index.get(r), str) for r in inputs):
+            raise ModelUnavailable(f"{location}: 'inputs' must name encoder roles; {BUILD_HINT}")
+        runtime = inference_runtime(threads)
+        encoders = [
+            await load_encoder(root, runtime, precision="fp32", role=str(name)) for name in inputs
+        ]
     except (ResourceError, EncoderError, IntentHeadError, InferenceError, ValueError) as exc:
         # ResourceError and IntegrityError name the file; JSON errors are ValueErrors.
         raise ModelUnavailable(f"server model: {exc} ({BUILD_HINT})") from exc
-    if head.embedding_size != encoder.dimension:
+    if head.embedding_size != sum(encoder.dimension for encoder in encoders):
         raise ModelUnavailable(f"{root}/{ref}: head and encoder sizes differ; {BUILD_HINT}")
-    return ServerModel(ref, encoder.embed_batch, head)
+
+    async def embed(texts: Sequence[str]) -> NDArray[np.float32]:
+        # The head reads its encoders' embeddings side by side, in its manifest's order.
+        parts = [await encoder.embed_batch(texts) for encoder in encoders]
+        return np.hstack(parts)
+
+    return ServerModel(ref, embed, head)
 
 
 class InferenceThread:

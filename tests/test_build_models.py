@@ -12,6 +12,7 @@ import io
 import json
 import math
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 from support import ROOT, load_build_module, sha256
 
+import build_finetune as bf
 import build_models as bm
 import py_agent.intents as intents_module
 from py_agent.intents import INTENTS, IntentHead
@@ -454,9 +456,7 @@ def fake_sources(tmp_path, monkeypatch) -> tuple[bm.Source, bm.Source]:
     return device, server
 
 
-def test_cli_runs_the_model_build_and_reports_its_errors_plainly(
-    monkeypatch, capsys, fake_sources
-):
+def test_cli_runs_the_model_build_and_reports_its_errors_plainly(monkeypatch, capsys, fake_sources):
     seen: list[bm.ModelConfig] = []
 
     def fake_build(cfg: bm.ModelConfig) -> dict:
@@ -1178,6 +1178,12 @@ def manifest_of(models: Path, ref: str) -> dict:
     return json.loads((models / ref / "manifest.json").read_text())
 
 
+def identity(path: Path) -> tuple[int, int]:
+    """Changes when the file is written again (write_pointer replaces it: a new inode)."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns
+
+
 def test_server_encoder_is_exported_beside_the_devices_and_the_server_head_reads_it(
     tmp_path, source, server_source, sentences, intent_data
 ):
@@ -1201,6 +1207,12 @@ def test_server_encoder_is_exported_beside_the_devices_and_the_server_head_reads
     assert [(job.source, job.spec) for job in exporter.jobs] == [
         (source, bm.DEVICE_ENCODER),
         (server_source, bm.SERVER_ENCODER),
+    ]
+    assert sorted(p.name for p in (models / pointer["encoder"]).iterdir()) == [
+        "manifest.json",
+        "model.fp32.onnx",
+        "model.int8.onnx",
+        "vocab.txt",
     ]
     version = bm.model_version(bm.source_hashes(server_source), SETTINGS, bm.SERVER_ENCODER)
     assert pointer["server_encoder"] == f"{bm.SERVER_MODEL_NAME}/{version}"
@@ -1237,19 +1249,17 @@ def test_server_encoder_is_exported_beside_the_devices_and_the_server_head_reads
     assert [n for _, _, n in device.calls] == [60, 36]
 
     # A second run is cached throughout, and leaves models/manifest.json as it was.
-    before = (models / "manifest.json").stat().st_mtime_ns
+    before = identity(models / "manifest.json")
     log: list[str] = []
     again = dataclasses.replace(
-        server_config(
-            tmp_path, source, sentences, intent_data, must_not_embed, must_not_embed
-        ),
+        server_config(tmp_path, source, sentences, intent_data, must_not_embed, must_not_embed),
         export=must_not_export,
         server_source=server_source,
         log=log.append,
     )
     bm.build_models(again)
     assert pointer_of(models) == pointer
-    assert (models / "manifest.json").stat().st_mtime_ns == before
+    assert identity(models / "manifest.json") == before
     order = ("encoder", "intent_head", "server_encoder", "server_head")
     assert [line.split(" is up to date")[0] for line in log if "is up to date" in line] == [
         f"models: {pointer[role]}" for role in order
@@ -1260,3 +1270,247 @@ def test_server_encoder_is_exported_beside_the_devices_and_the_server_head_reads
     bp.copy_models(b)
     assert f"models/{pointer['server_encoder']}/manifest.json" in b.origins
     assert not [o for o in b.origins if o.startswith(f"models/{pointer['server_encoder']}/model")]
+
+
+def test_server_head_moves_to_the_server_encoder_and_follows_it(
+    tmp_path, source, server_source, sentences, intent_data
+):
+    models = tmp_path / "models"
+    cfg = server_config(
+        tmp_path, source, sentences, intent_data, TypoProofEmbedder(), TypoProofEmbedder()
+    )
+    bm.build_models(cfg)  # no server encoder: the server head reads the device's fp32 one
+    first = pointer_of(models)
+    assert manifest_of(models, first["server_head"])["encoder"] == first["encoder"]
+
+    server = TypoProofEmbedder()
+    with_server = dataclasses.replace(
+        cfg,
+        intents=dataclasses.replace(cfg.intents, server=(SERVER_SETTINGS, server)),
+        server_source=server_source,
+    )
+    bm.build_models(with_server)
+    second = pointer_of(models)
+    assert (second["encoder"], second["intent_head"]) == (first["encoder"], first["intent_head"])
+    assert second["server_head"] != first["server_head"]
+    assert manifest_of(models, second["server_head"])["encoder"] == second["server_encoder"]
+    assert {ref for _, ref, _ in server.calls} == {second["server_encoder"]}
+
+    # New server weights: a new server encoder and head; the device's models stay.
+    (server_source.folder / "model.safetensors").write_bytes(b"other mpnet weights")
+    seen: list[dict] = []
+
+    def pointer_while_training(models_: Path, encoder: str, texts) -> np.ndarray:
+        seen.append(pointer_of(models_))
+        return TypoProofEmbedder()(models_, encoder, texts)
+
+    third_cfg = dataclasses.replace(
+        with_server,
+        intents=dataclasses.replace(cfg.intents, server=(SERVER_SETTINGS, pointer_while_training)),
+    )
+    bm.build_models(third_cfg)
+    third = pointer_of(models)
+    assert third["server_encoder"] != second["server_encoder"]
+    assert third["server_head"] != second["server_head"]
+    assert (third["encoder"], third["intent_head"]) == (second["encoder"], second["intent_head"])
+    # While the new head trains, the pointer names the new encoder and no server head at all.
+    assert seen and all(
+        p["server_encoder"] == third["server_encoder"] and "server_head" not in p for p in seen
+    )
+    # Back without a server encoder: its role goes, and the head trained on it with it.
+    bm.build_models(cfg)
+    assert pointer_of(models) == first
+
+
+def test_a_failed_server_export_keeps_the_device_models_and_names_no_server_head(
+    tmp_path, source, server_source, sentences, intent_data
+):
+    def device_only(job: bm.ExportJob) -> bm.Quality:
+        if job.spec is bm.SERVER_ENCODER:
+            raise bm.ModelBuildError("onnx.checker rejects the export")
+        return FakeExporter()(job)
+
+    models = tmp_path / "models"
+    cfg = server_config(
+        tmp_path,
+        source,
+        sentences,
+        intent_data,
+        TypoProofEmbedder(),
+        TypoProofEmbedder(),
+        export=device_only,
+        server_source=server_source,
+    )
+    with pytest.raises(bm.ModelBuildError, match=r"onnx\.checker rejects"):
+        bm.build_models(cfg)
+    assert list(pointer_of(models)) == ["encoder", "intent_head"]
+    assert list((models / bm.SERVER_MODEL_NAME).iterdir()) == []
+
+
+# --- fine-tuning before the export -------------------------------------------------------
+
+TUNING = bm.Tuning(
+    device=bf.FinetuneSettings(epochs=1, distill=1.0, variants=1),
+    server=bf.FinetuneSettings(epochs=1, frozen_layers=6),
+)
+
+
+class FakeFinetune:
+    """Stands in for build_finetune.finetuned: records each call, and returns a copy of the
+    base folder whose weights say what was tuned (keyed as the real cache is)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.calls: list[dict] = []
+
+    def __call__(self, name, base, weights, data, settings, log) -> Path:
+        self.calls.append(
+            {"name": name, "base": base, "weights": weights, "data": data, "settings": settings}
+        )
+        key = bf.finetune_key(base, weights, data, settings)
+        folder = self.root / f"{name}-{key}"
+        if not folder.exists():
+            shutil.copytree(base, folder)
+            (folder / weights).write_bytes(f"{name} tuned {key}".encode())
+        return folder
+
+
+@pytest.fixture
+def fake_finetune(tmp_path, monkeypatch) -> FakeFinetune:
+    fake = FakeFinetune(tmp_path / "tuned")
+    monkeypatch.setattr(bm, "finetuned", fake)
+    return fake
+
+
+def pairs_of(data) -> list[tuple[str, str]]:
+    return [(text, data.names[label]) for text, label in zip(data.texts, data.labels, strict=True)]
+
+
+def test_tuning_fine_tunes_each_encoder_on_the_train_split_and_exports_the_result(
+    tmp_path, source, server_source, sentences, intent_data, fake_finetune
+):
+    exporter = FakeExporter()
+    cfg = server_config(
+        tmp_path,
+        source,
+        sentences,
+        intent_data,
+        TypoProofEmbedder(),
+        TypoProofEmbedder(),
+        export=exporter,
+        server_source=server_source,
+        tuning=TUNING,
+    )
+    bm.build_models(cfg)
+
+    splits = {
+        split: bm.parse_split(files, split, LABELS)
+        for split, files in bm.read_splits(intent_data).items()
+    }
+    written = [
+        (text, LABELS[label])
+        for text, label in zip(splits["train"].texts, splits["train"].labels, strict=True)
+    ]
+    held_out = [text for split in ("valid", "test", "heldout") for text in splits[split].texts]
+    device, server = fake_finetune.calls
+    assert (device["name"], device["base"], device["weights"], device["settings"]) == (
+        bm.MODEL_NAME,
+        source.folder,
+        "model.safetensors",
+        TUNING.device,
+    )
+    assert (server["name"], server["base"], server["settings"]) == (
+        bm.SERVER_MODEL_NAME,
+        server_source.folder,
+        TUNING.server,
+    )
+    assert device["data"].names == server["data"].names == LABELS
+    # The server tunes on the written train split; the device on it plus one variant each
+    # at most (variants=1), none of them a valid, test or heldout utterance.
+    assert pairs_of(server["data"]) == written
+    device_pairs = pairs_of(device["data"])
+    assert device_pairs[:24] == written
+    assert device_pairs[24:] == bm.augment(written, bm.Augmentation(copies=1), held_out)
+    assert 24 < len(device_pairs) <= 48
+    normalized = {" ".join(t.casefold().split()) for t in held_out}
+    assert not normalized & {" ".join(t.casefold().split()) for t, _ in device_pairs}
+
+    # What is exported is the tuned folder, and the manifest says so.
+    tuned = [fake_finetune.root / f"{c['name']}-{folder_key(c)}" for c in fake_finetune.calls]
+    assert [job.source.folder for job in exporter.jobs] == tuned
+    assert exporter.jobs[0].source.package == f"{source.package}, fine-tuned ({tuned[0].name})"
+    models = tmp_path / "models"
+    pointer = pointer_of(models)
+    for role, folder in zip(("encoder", "server_encoder"), tuned, strict=True):
+        assert manifest_of(models, pointer[role])["source"]["weights_sha256"] == sha256(
+            folder / "model.safetensors"
+        )
+
+    # The same settings again: tuned (from the cache) but nothing exported or trained.
+    cached = server_config(
+        tmp_path,
+        source,
+        sentences,
+        intent_data,
+        must_not_embed,
+        must_not_embed,
+        export=must_not_export,
+        server_source=server_source,
+        tuning=TUNING,
+    )
+    bm.build_models(cached)
+    assert pointer_of(models) == pointer
+    assert len(fake_finetune.calls) == 4
+
+
+def folder_key(call: dict) -> str:
+    return bf.finetune_key(call["base"], call["weights"], call["data"], call["settings"])
+
+
+@pytest.mark.parametrize("which", ["device", "server"])
+def test_other_tuning_settings_make_other_versions_of_that_encoder_only(
+    tmp_path, source, server_source, sentences, intent_data, fake_finetune, which
+):
+    cfg = server_config(
+        tmp_path,
+        source,
+        sentences,
+        intent_data,
+        TypoProofEmbedder(),
+        TypoProofEmbedder(),
+        server_source=server_source,
+        tuning=TUNING,
+    )
+    bm.build_models(cfg)
+    first = pointer_of(tmp_path / "models")
+    changed = dataclasses.replace(getattr(TUNING, which), learning_rate=1e-5)
+    bm.build_models(
+        dataclasses.replace(cfg, tuning=dataclasses.replace(TUNING, **{which: changed}))
+    )
+    second = pointer_of(tmp_path / "models")
+
+    moved = {role for role in first if first[role] != second[role]}
+    if which == "device":  # the server head is compared with the device head: it moves too
+        assert moved == {"encoder", "intent_head", "server_head"}
+    else:
+        assert moved == {"server_encoder", "server_head"}
+
+
+def test_tuning_needs_the_intent_data_and_its_errors_are_build_errors(
+    tmp_path, source, sentences, intent_data, fake_finetune, monkeypatch
+):
+    # An encoder-only build has nothing to tune on: it exports the base as it is.
+    exporter = FakeExporter()
+    bm.build_models(model_config(tmp_path, source, sentences, exporter, tuning=TUNING))
+    assert fake_finetune.calls == []
+    assert exporter.jobs[0].source == source
+
+    def refuse(*args) -> Path:
+        raise bf.FinetuneError("fine-tuning needs utterances of at least two intents")
+
+    monkeypatch.setattr(bm, "finetuned", refuse)
+    cfg = head_config(tmp_path, source, sentences, intent_data, FakeEmbedder(), tuning=TUNING)
+    with pytest.raises(
+        bm.ModelBuildError, match=r"^fine-tuning all-minilm-l6-v2: fine-tuning needs utterances"
+    ):
+        bm.build_models(cfg)

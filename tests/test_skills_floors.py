@@ -133,7 +133,7 @@ async def test_true_task_matches_are_found_and_most_are_clear(encoder: Encoder) 
 async def test_false_task_matches_are_rarely_acted_on(encoder: Encoder) -> None:
     scores = await task_scores(encoder, FALSE_TASKS)
     assert sum(s >= TASK_FLOORS.clear for s in scores) <= 2
-    assert sum(s < TASK_FLOORS.match for s in scores) >= 0.65 * len(scores)
+    assert sum(s < TASK_FLOORS.match for s in scores) >= 0.55 * len(scores)
 
 
 async def test_note_floors(encoder: Encoder) -> None:
