@@ -48,3 +48,16 @@ def replace_dir(new: Path, target: Path) -> None:
         shutil.rmtree(old)
     else:
         new.rename(target)
+
+
+def copy_dir(source: Path, target: Path) -> None:
+    """Put a complete copy of ``source`` in place of ``target`` (see replace_dir)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.copy-"))
+    try:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        staging.chmod(0o755)
+        replace_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -62,7 +62,7 @@ import numpy as np
 import numpy.typing as npt
 
 from build_augment import Augmentation, augment, with_typo
-from build_files import display, replace_dir, sha256_file
+from build_files import cache_root, copy_dir, display, replace_dir, sha256_file
 from build_finetune import FinetuneError, FinetuneSettings, finetuned, training_set
 from build_sources import Source, SourceError, minilm_source, mpnet_source
 
@@ -845,10 +845,20 @@ def build_intent_head(
     data = read_splits(intents.data)
     data_hash = data_sha256(data)
     version = head_version(
-        encoder, data_hash, kind.settings, None if compared is None else compared.ref
+        input_refs(cfg.models, encoder, kind.role),
+        data_hash,
+        kind.settings,
+        None if compared is None else compared.ref,
     )
     folder = cfg.models / kind.name / version
+    # Heads are also kept outside the repository, like tuned encoders: a fresh clone on this
+    # machine restores them instead of embedding thousands of utterances again.
+    cached = cache_root() / "heads" / kind.name / version
     reason = "--force" if cfg.force else stale_reason(folder, kind.files)
+    if reason is not None and not cfg.force and stale_reason(cached, kind.files) is None:
+        copy_dir(cached, folder)
+        cfg.log(f"models: {kind.name}/{version} restored from {cached}")
+        reason = None
     if reason is None:
         manifest = read_manifest(folder / MANIFEST)
         cfg.log(
@@ -859,6 +869,7 @@ def build_intent_head(
         why = "" if not folder.exists() else f" ({reason})"
         cfg.log(f"models: training {kind.name}/{version} on {display(intents.data)}{why}")
         manifest = train_head(cfg, intents, encoder, kind, data, version, folder, compared)
+        copy_dir(folder, cached)
         cfg.log(f"models: wrote {display(folder)} in {time.perf_counter() - started:.1f} s")
     for line in head_report(manifest):
         cfg.log(line)
@@ -1326,6 +1337,15 @@ def server_inputs(models: Path, encoder: str) -> list[str]:
     if pointer.get(SERVER_ENCODER_ROLE) == encoder:
         return [POINTER_ROLE, SERVER_ENCODER_ROLE]
     return [POINTER_ROLE]
+
+
+def input_refs(models: Path, encoder: str, role: str) -> str:
+    """What a head's version names as its encoder: ``encoder``, or for the server's head
+    every encoder it reads ("a/1+b/2"), so a new device encoder makes a new server head."""
+    if role != SERVER_HEAD_ROLE:
+        return encoder
+    pointer = json.loads((models / MANIFEST).read_text(encoding="utf-8"))
+    return "+".join(str(pointer[name]) for name in server_inputs(models, encoder))
 
 
 def embed_for_server(models: Path, encoder: str, texts: Sequence[str]) -> Floats:

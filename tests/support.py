@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import json
 import re
 import sys
 import zlib
@@ -214,3 +215,27 @@ async def words_agent(path: Path) -> Agent:
 
 async def say(agent: Agent, text: str, now: datetime = AGENT_NOW) -> str:
     return (await agent.handle(text, now)).text
+
+
+def built_head_manifest(role: str) -> dict[str, Any]:
+    """The manifest of the head models/manifest.json names for ``role`` ("intent_head",
+    "server_head"); fails (never skips) when models/ has none, or one trained on other
+    data/intents files: `make test` builds the models first."""
+    import pytest
+
+    import build_models as bm
+
+    pointer_path = ROOT / "models" / "manifest.json"
+    pointer = json.loads(pointer_path.read_text()) if pointer_path.is_file() else {}
+    if role not in pointer:
+        pytest.fail(f"no {role} in models/manifest.json: run `python build.py models`")
+    manifest: dict[str, Any] = json.loads(
+        (ROOT / "models" / pointer[role] / "manifest.json").read_text()
+    )
+    data = bm.data_sha256(bm.read_splits(ROOT / "data" / "intents"))
+    if manifest["training"]["data_sha256"] != data:
+        pytest.fail(
+            f"models/ holds a {role} trained on other data/intents files: "
+            "run `python build.py models`"
+        )
+    return manifest

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from support import ROOT, load_build_module, sha256
 
+import build_files
 import build_finetune as bf
 import build_models as bm
 import py_agent.intents as intents_module
@@ -30,6 +31,14 @@ HEAVY_MODULES = ("torch", "transformers", "sentence_transformers", "onnx", "onnx
 
 
 bp = load_build_module()
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch) -> Path:
+    """Each test its own build cache: heads trained here must never reach the real one."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv(build_files.CACHE_ENV, str(root))
+    return root
 
 
 def good_quality(n: int = 3) -> bm.Quality:
@@ -648,10 +657,28 @@ def test_up_to_date_head_is_not_trained_again_and_imports_nothing_heavy(
     assert head_folder(tmp_path / "models") == folder
 
 
-def test_tampered_npz_is_trained_again(tmp_path, source, sentences, intent_data):
+def test_a_fresh_models_folder_restores_the_head_from_the_cache(
+    tmp_path, source, sentences, intent_data, own_cache
+):
+    bm.build_models(head_config(tmp_path, source, sentences, intent_data, FakeEmbedder()))
+    folder = head_folder(tmp_path / "models")
+    trained = (folder / "intent_head.npz").read_bytes()
+    shutil.rmtree(tmp_path / "models")  # a fresh clone on the same machine
+    log: list[str] = []
+    cfg = head_config(tmp_path, source, sentences, intent_data, must_not_embed)
+    bm.build_models(dataclasses.replace(cfg, log=log.append))
+    assert head_folder(tmp_path / "models") == folder
+    assert (folder / "intent_head.npz").read_bytes() == trained
+    cached = own_cache / "heads" / folder.parent.name / folder.name
+    assert f"models: {folder.parent.name}/{folder.name} restored from {cached}" in log
+
+
+def test_tampered_npz_is_trained_again(tmp_path, source, sentences, intent_data, own_cache):
     bm.build_models(head_config(tmp_path, source, sentences, intent_data, FakeEmbedder()))
     folder = head_folder(tmp_path / "models")
     (folder / "intent_head.npz").write_bytes(b"tampered")
+    # The cached copy too: else the build restores it, which is the point of the cache.
+    (own_cache / "heads" / folder.parent.name / folder.name / "intent_head.npz").write_bytes(b"x")
     embed, log = FakeEmbedder(), []
     bm.build_models(head_config(tmp_path, source, sentences, intent_data, embed, log=log.append))
     assert len(embed.calls) == 1
