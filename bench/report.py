@@ -29,9 +29,13 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    chromium = subprocess.run(
-        ["/usr/bin/chromium", "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    # Benchmarks that never start a browser (bench.understanding) run without one too.
+    try:
+        chromium = subprocess.run(
+            ["/usr/bin/chromium", "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except FileNotFoundError:
+        chromium = "not installed"
     return {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
