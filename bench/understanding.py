@@ -7,7 +7,8 @@ three modes, in one run, with τ chosen on the validation split only.
 τ is the threshold below which the device asks the server. It is chosen on valid (never
 on a test split): the τ with the highest valid cascade accuracy among those sending at most
 `BUDGET` of valid's requests to the server, ties to the lower τ. Every other set is then
-measured at that τ. `py-agent eval` runs as a subprocess per set and mode (the models load
+measured at that τ, and each set's whole τ curve is kept as bench/results/cascade_<set>.json
+and .png. `py-agent eval` runs as a subprocess per set and mode (the models load
 as the CLI loads them), with the files and --now of each set.
 """
 
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.report import write
+from bench.report import RESULTS, write
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -85,7 +86,14 @@ def measure() -> dict[str, Any]:
             ("test", split_file("test", out)),
             ("valid", split_file("valid", out)),
         ):
-            sets[name] = {mode: summary(run_eval(path, mode, tau)) for mode in MODES}
+            sets[name] = {mode: summary(run_eval(path, mode, tau)) for mode in MODES[:-1]}
+            # The cascade's run also traces the whole τ curve, kept beside the results.
+            plot = RESULTS / f"cascade_{name}.png"
+            cascade = run_eval(path, "cascade", tau, "--sweep", "--plot", str(plot))
+            (RESULTS / f"cascade_{name}.json").write_text(
+                json.dumps(cascade, indent=2) + "\n", encoding="utf-8"
+            )
+            sets[name]["cascade"] = summary(cascade)
         dates = run_eval(DATA / "eval" / "dates.jsonl", "local", tau)
         retrieval = run_eval(DATA / "eval" / "retrieval.jsonl", "local", tau)
         hard = run_eval(DATA / "eval" / "retrieval_hard.jsonl", "local", tau)

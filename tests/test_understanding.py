@@ -20,11 +20,12 @@ from py_agent.router import DEFAULT_THRESHOLD
 
 NOW = "2026-11-18T10:00:00+00:00"  # the held-out writers' "now" (data/intents/README.md)
 
-# Measured (bench/results/understanding.json, heldout): device 94.8% / macro-F1 0.954,
-# server 97.7%, cascade 97.7% with 13.9% sent, confident and wrong 0.6%, every intent's
-# cascade recall >= 91%, dates and rules 100%.
-DEVICE_ACCURACY = 0.92
-DEVICE_MACRO_F1 = 0.92
+# Measured (bench/results/understanding.json, heldout, τ = 0.94): device 96.2% / macro-F1
+# 0.965 (lowest recall task.complete 89.6%), server 97.9%, cascade 97.6% with 9.2% sent,
+# confident and wrong 0.8%, every intent's cascade recall >= 95%, dates and rules 100%.
+DEVICE_ACCURACY = 0.93
+DEVICE_MACRO_F1 = 0.93
+DEVICE_RECALL = 0.85
 SERVER_ACCURACY = 0.95
 CASCADE_ACCURACY = 0.95
 CASCADE_MAX_SENT = 0.20
@@ -64,6 +65,8 @@ def test_the_device_reads_the_held_out_split(heldout, capsys) -> None:
     assert report["accuracy"] >= DEVICE_ACCURACY
     assert report["macro_f1"] >= DEVICE_MACRO_F1
     assert report["fallback_rate"] == 0.0
+    recall = {k: v["recall"] for k, v in report["per_intent"].items() if v["n"]}
+    assert len(recall) == 15 and min(recall.values()) >= DEVICE_RECALL, recall
     # Dates and repeat rules are read by rules, for the line's own intent: all of them.
     assert report["due_n"] >= 80 and report["due_accuracy"] == 1.0
 
@@ -80,5 +83,5 @@ def test_the_cascade_asks_little_and_is_rarely_confidently_wrong(heldout, capsys
     assert cascade["accuracy"] >= CASCADE_ACCURACY
     assert cascade["fallback_rate"] <= CASCADE_MAX_SENT
     assert cascade["confident_wrong"] <= CONFIDENT_WRONG
-    low = {k: v["recall"] for k, v in cascade["per_intent"].items() if v["n"]}
-    assert min(low.values()) >= CASCADE_RECALL, low
+    recall = {k: v["recall"] for k, v in cascade["per_intent"].items() if v["n"]}
+    assert min(recall.values()) >= CASCADE_RECALL, recall
