@@ -160,7 +160,7 @@ class WordsEncoder:
 
 
 class KeywordHead:
-    """Reads the intent off keywords of the utterance (found by its embedding), at 0.9
+    """Reads the intent off keywords of the utterance (found by its embedding), at 0.99
     confidence; ``unsure`` lists utterances it reads at 0.5 instead."""
 
     labels = INTENTS
@@ -191,7 +191,7 @@ class KeywordHead:
 
     def predict(self, embedding: np.ndarray) -> IntentPrediction:
         text = self.text_of[embedding.tobytes()]
-        confidence = 0.5 if text in self.unsure else 0.9
+        confidence = 0.5 if text in self.unsure else 0.99
         for intent, pattern in self.RULES:
             if re.search(pattern, text.lower()):
                 return IntentPrediction(intent, confidence, {intent: confidence})

@@ -111,7 +111,7 @@ async def test_turns_are_persisted_and_cached(agent: Agent, tmp_path: Path) -> N
     reopened = await open_state(str(tmp_path / "agent.db"), model="words/1")
     history = await reopened.history()
     assert [m["role"] for m in history] == ["user", "agent", "user", "agent"]
-    assert history[1]["intent"] == "task.add" and history[1]["confidence"] == 0.9
+    assert history[1]["intent"] == "task.add" and history[1]["confidence"] == 0.99
     assert len(reopened.tasks) == 2 and len(reopened.vectors["tasks"]) == 2
 
 
