@@ -2,7 +2,10 @@
 import * as Comlink from './vendor/comlink.mjs';
 import { $ } from './dom.js';
 
-/** The user's local time with its UTC offset, e.g. 2026-11-18T10:00:00+01:00. */
+/**
+ * The user's local time with its UTC offset, e.g. 2026-11-18T10:00:00.250+01:00. To the
+ * millisecond: records made in the same second must still sort in the order they were made.
+ */
 function localIso(date = new Date()) {
   const pad = (n) => String(Math.trunc(Math.abs(n))).padStart(2, '0');
   const offset = -date.getTimezoneOffset();
@@ -10,6 +13,7 @@ function localIso(date = new Date()) {
   return (
     `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
     `T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}` +
+    `.${String(date.getMilliseconds()).padStart(3, '0')}` +
     `${sign}${pad(offset / 60)}:${pad(offset % 60)}`
   );
 }
