@@ -14,7 +14,7 @@ SMOLLM2_GGUF := from importlib.metadata import distribution as d; \
 .PHONY: serve test build lint setup-server setup-dev chromium clean generative
 
 serve: $(VENV)/.server-installed build
-	$(PY) -m py_agent.cli serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+	$(PY) -m tools.cli serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 test: $(VENV)/.dev-installed chromium build lint
 	$(PY) -m pytest
@@ -27,6 +27,7 @@ lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 	@for f in web/src/*.js; do node --check "$$f" || exit 1; done
 
 # The embedded generative backend, optional (the first run compiles llama.cpp: see README).

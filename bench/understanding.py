@@ -45,7 +45,7 @@ def split_file(split: str, out: Path) -> Path:
 
 def run_eval(path: Path, mode: str, threshold: float, *extra: str) -> dict[str, Any]:
     command = [
-        sys.executable, "-m", "py_agent.cli", "eval", str(path), "--mode", mode,
+        sys.executable, "-m", "tools.cli", "eval", str(path), "--mode", mode,
         "--threshold", str(threshold), "--now", NOW, "--threads", "2", "--json", *extra,
     ]  # fmt: skip
     started = time.perf_counter()

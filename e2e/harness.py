@@ -100,7 +100,7 @@ class ServerProcess:
             [
                 sys.executable,
                 "-m",
-                "py_agent.cli",
+                "tools.cli",
                 "serve",
                 "--port",
                 str(self.port),

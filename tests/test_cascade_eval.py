@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from py_agent.cascade_eval import Point, cascade, format_sweep, knee, plot, report, sweep
+from tools.cascade_eval import Point, cascade, format_sweep, knee, plot, report, sweep
 from py_agent.intents import INTENTS, IntentPrediction
 
 

@@ -13,7 +13,7 @@ import pytest
 from support import ROOT
 
 from py_agent.agent import Reply
-from py_agent.cli import _reply_json, main
+from tools.cli import _reply_json, main
 
 MODELS = ["--models-dir", str(ROOT / "models")]
 NOW = "2026-11-18T10:00:00+00:00"

@@ -18,7 +18,7 @@ TIMEOUT_S = 300
 
 
 def py_agent(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "py_agent.cli", *args]
+    command = [sys.executable, "-m", "tools.cli", *args]
     assert sum(len(arg) for arg in command) < 4096  # bulk input goes through stdin
     return subprocess.run(
         command,

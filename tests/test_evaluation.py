@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from py_agent.cli import main
-from py_agent.evaluation import EvalFileError, classification_report, parse_eval_file
+from tools.cli import main
+from tools.evaluation import EvalFileError, classification_report, parse_eval_file
 from py_agent.intents import INTENTS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import pytest
 from support import built_head_manifest
 
 from py_agent.encoder import load_encoder
-from py_agent.evaluation import classification_report
+from tools.evaluation import classification_report
 from py_agent.intents import (
     HEAD_FILE,
     INTENTS,

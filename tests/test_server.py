@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from py_agent.cli import main
+from tools.cli import main
 from server import api
 from server.app import create_app
 from server.headers import ISOLATION_HEADERS

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from py_agent.cli import main
+from tools.cli import main
 from server.app import create_app
 from server.generative import MAX_ANSWER_CHARS, MAX_RESPONSE_BYTES, GenerativeClient, cap
 from server.settings import GenerativeSettings, Settings, SettingsError

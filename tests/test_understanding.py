@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from support import ROOT, built_head_manifest
 
-from py_agent.cli import main
+from tools.cli import main
 from py_agent.router import DEFAULT_THRESHOLD
 
 NOW = "2026-11-18T10:00:00+00:00"  # the held-out writers' "now" (data/intents/README.md)

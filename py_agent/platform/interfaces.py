@@ -71,8 +71,11 @@ class InferenceSession(Protocol):
 class InferenceRuntime(Protocol):
     """Creates sessions; ``threads`` is how many threads the runtime runs an op with."""
 
-    name: str
-    threads: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def threads(self) -> int: ...
 
     async def create_session(self, model: bytes) -> InferenceSession: ...
 

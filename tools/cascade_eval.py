@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from py_agent.intents import IntentPrediction
+
 from .evaluation import classification_report
-from .intents import IntentPrediction
 
 SWEEP_STEPS = 101  # τ = 0.00, 0.01, …, 1.00
 

@@ -11,16 +11,38 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .router import DEFAULT_THRESHOLD
+from py_agent.router import DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:
-    from .agent import Agent, Reply
-    from .encoder import Encoder
-    from .state import State
+    from py_agent.agent import Agent, Reply
+    from py_agent.encoder import Encoder
+    from py_agent.state import State
 
 
 class CommandError(Exception):
     """The command cannot run as asked; main prints the message and exits with 2."""
+
+
+# The core needs only numpy and python-dateutil; each command imports what it needs when it
+# runs, and a missing module names the extra (pyproject.toml) that carries it.
+EXTRA_OF_MODULE = {
+    "httpx": "native",
+    "onnxruntime": "native",
+    "starlette": "server",
+    "uvicorn": "server",
+    "prometheus_client": "server",
+    "pydantic": "server",
+    "pydantic_settings": "server",
+    "matplotlib": "eval",
+}
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> str | None:
+    top = (exc.name or "").partition(".")[0]
+    extra = EXTRA_OF_MODULE.get(top)
+    if extra is None:
+        return None
+    return f"this command needs {top}, from the {extra!r} extra: pip install 'py-agent[{extra}]'"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -61,7 +83,7 @@ def _texts(args: argparse.Namespace) -> list[str]:
 
 
 def _tokenize(args: argparse.Namespace) -> int:
-    from .encoder import load_manifest, load_tokenizer
+    from py_agent.encoder import load_manifest, load_tokenizer
 
     texts = _texts(args)
 
@@ -76,8 +98,8 @@ def _tokenize(args: argparse.Namespace) -> int:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from .encoder import load_encoder
-    from .platform import inference_runtime
+    from py_agent.encoder import load_encoder
+    from py_agent.platform import inference_runtime
 
     texts = _texts(args)
 
@@ -94,11 +116,12 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from py_agent.encoder import load_encoder
+    from py_agent.intents import INTENTS, IntentPrediction, load_intent_head
+    from py_agent.platform import inference_runtime
+
     from . import cascade_eval
-    from .encoder import load_encoder
     from .evaluation import evaluate, format_report, parse_eval_file
-    from .intents import INTENTS, IntentPrediction, load_intent_head
-    from .platform import inference_runtime
 
     try:
         lines = args.file.read_text(encoding="utf-8").splitlines()
@@ -170,9 +193,9 @@ def _reply_json(reply: Reply) -> dict[str, Any]:
 async def _open_data(args: argparse.Namespace) -> tuple[Encoder, State]:
     """The on-device encoder and the user's data at ``--data`` (created if missing), its
     embeddings tagged with the encoder's name as the page tags them."""
-    from .encoder import load_encoder
-    from .platform import inference_runtime
-    from .state import open_state
+    from py_agent.encoder import load_encoder
+    from py_agent.platform import inference_runtime
+    from py_agent.state import open_state
 
     encoder = await load_encoder(str(args.models_dir), inference_runtime(args.threads))
     manifest = encoder.manifest
@@ -182,8 +205,8 @@ async def _open_data(args: argparse.Namespace) -> tuple[Encoder, State]:
 
 
 async def _open_agent(args: argparse.Namespace) -> Agent:
-    from .agent import Agent
-    from .intents import load_intent_head
+    from py_agent.agent import Agent
+    from py_agent.intents import load_intent_head
 
     encoder, state = await _open_data(args)
     agent = Agent(state, encoder, await load_intent_head(str(args.models_dir)))
@@ -192,7 +215,7 @@ async def _open_agent(args: argparse.Namespace) -> Agent:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from .agent import AgentError
+    from py_agent.agent import AgentError
 
     def now() -> datetime:
         return datetime.now().astimezone() if args.now is None else args.now
@@ -244,8 +267,8 @@ def _check_existing_data(path: Path) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_data
-    from .state import open_state
+    from py_agent.export import export_data
+    from py_agent.state import open_state
 
     _check_existing_data(args.data)
 
@@ -264,7 +287,7 @@ def _export(args: argparse.Namespace) -> int:
 def _read_import(file: str) -> bytes:
     """FILE's bytes (``-``: stdin's), refusing more than the format allows before
     reading it all."""
-    from .export import MAX_BYTES, DataFormatError
+    from py_agent.export import MAX_BYTES, DataFormatError
 
     try:
         if file == "-":
@@ -280,7 +303,7 @@ def _read_import(file: str) -> bytes:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from .export import import_data, parse_user_data
+    from py_agent.export import import_data, parse_user_data
 
     # All of the file is checked before the model loads or the data is opened.
     data = parse_user_data(_read_import(args.file))
@@ -420,15 +443,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .encoder import EncoderError
+    from py_agent.encoder import EncoderError
+    from py_agent.export import DataFormatError
+    from py_agent.intents import IntentHeadError
+    from py_agent.platform import InferenceError, ResourceError, StoreError
+
     from .evaluation import EvalFileError
-    from .export import DataFormatError
-    from .intents import IntentHeadError
-    from .platform import InferenceError, ResourceError, StoreError
 
     args = build_parser().parse_args(argv)
     try:
         result: int = args.run(args)
+    except ModuleNotFoundError as exc:
+        message = _missing_extra(exc)
+        if message is None:
+            raise
+        print(f"py-agent {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except (
         CommandError,
         DataFormatError,

@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from .encoder import Encoder
-from .intents import IntentHead
-from .recurrence import RecurrenceError, canonical_rule, next_occurrence
-from .skills.matching import AMBIGUITY_MARGIN, TASK_FLOORS
-from .slots import edit_slots, list_query, note_text, target_slots, task_slots
+from py_agent.encoder import Encoder
+from py_agent.intents import IntentHead
+from py_agent.recurrence import RecurrenceError, canonical_rule, next_occurrence
+from py_agent.skills.matching import AMBIGUITY_MARGIN, TASK_FLOORS
+from py_agent.slots import edit_slots, list_query, note_text, target_slots, task_slots
 
 # Enough occurrences to tell two rules apart (a yearly rule differs from a monthly one in
 # its second).
