@@ -69,7 +69,8 @@ class GenerativeClient:
         self, settings: GenerativeSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.settings = settings
-        headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+        key = settings.api_key
+        headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             headers=headers,

@@ -104,6 +104,28 @@ async def load_server_model(models: Path, threads: int) -> ServerModel:
     return ServerModel(ref, embed, head)
 
 
+def find_server_model(models: Path) -> str:
+    """The server model ``models`` holds, named without loading it, e.g.
+    "server-head/<version> on all-minilm-l6-v2/<version> + all-mpnet-base-v2/<version>", for
+    `py-agent serve` to say at start-up. Raises ModelUnavailable with the reason when the
+    manifests name none; the files and their sha256 are checked when the model loads."""
+    index_path = models / "manifest.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        ref = index.get(POINTER_ROLE) if isinstance(index, dict) else None
+        if not isinstance(ref, str):
+            raise ModelUnavailable(f"{index_path} names no {POINTER_ROLE}")
+        manifest = json.loads((models / ref / "manifest.json").read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelUnavailable(f"{exc.filename}: {exc.strerror}") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
+        raise ModelUnavailable(f"{index_path}: {exc}") from None
+    role = ENCODER_ROLE if isinstance(index.get(ENCODER_ROLE), str) else "encoder"
+    inputs = manifest.get("inputs", [role]) if isinstance(manifest, dict) else [role]
+    encoders = [str(index.get(name)) for name in inputs] if isinstance(inputs, list) else []
+    return f"{ref} on {' + '.join(encoders)}"
+
+
 class InferenceThread:
     """A thread running an event loop of its own, for coroutines that block while they
     compute (py_agent's encoder awaits onnxruntime, which computes synchronously)."""

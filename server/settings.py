@@ -1,200 +1,371 @@
-"""Server settings, validated once at start-up so a bad value fails before the first request."""
+"""The server's settings: one validated object (pydantic-settings), read from ``PY_AGENT_*``
+environment variables and from ``py-agent serve``'s flags, checked once at start-up so a bad
+value fails before the first request.
+
+Each setting is defined once, here: its type, default, check and meaning. The environment
+variable is ``PY_AGENT_`` + its name in capitals, the flag ``--`` + its name with hyphens
+(``generative.*`` settings: ``PY_AGENT_GENERATIVE_URL``, ``--generative.url``). A flag wins
+over the environment, the environment over the default. ``python -m server.settings`` prints
+the table of every setting that docs/server.md carries (a test keeps the two equal).
+
+Paths never depend on the current directory: the web build, the models and the server's data
+default to ``web/dist``, ``models`` and ``.py_agent`` in the checkout the server is installed
+from (``pip install -e .``, :data:`CHECKOUT`); a path given explicitly is taken relative to the
+current directory, as a shell user expects, and made absolute.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic.fields import FieldInfo
+from pydantic_core import CoreSchema, ErrorDetails, PydanticUndefined, core_schema
+from pydantic_settings import CLI_SUPPRESS, BaseSettings, CliSettingsSource, SettingsConfigDict
 
 from py_agent.router import DEFAULT_DEADLINE_S
 
+# The checkout the server runs from: `pip install -e .` (how this project is installed) leaves
+# the `server` package in place, so its parent holds web/dist, models/ and build.py.
+CHECKOUT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "PY_AGENT_"
+GENERATIVE_ENV = ENV_PREFIX + "GENERATIVE_"
+TEST_FAULTS_ENV = ENV_PREFIX + "TEST_FAULTS"
+BUILD_COMMAND = "python build.py"
+MODELS_COMMAND = "python build.py models"
+PROG = "py-agent serve"
+
+T = TypeVar("T")
+
 
 class SettingsError(ValueError):
-    pass
-
-
-GENERATIVE_ENV = "PY_AGENT_GENERATIVE_"
-TEST_FAULTS_ENV = "PY_AGENT_TEST_FAULTS"
+    """A setting is missing or wrong; the message is one line naming it (by the flag or
+    environment variable it came from) and what it must be."""
 
 
 @dataclass(frozen=True)
-class GenerativeSettings:
-    """An OpenAI-compatible chat-completions backend for out_of_scope answers
-    (server/generative.py) and structured readings (server/structured.py). ``base_url`` is
-    the API root, e.g. ``http://127.0.0.1:8001/v1``: requests go to
-    ``{base_url}/chat/completions``, as with OpenAI's own clients."""
+class Expect:
+    """A setting's check, with the words an error message and the docs use for it:
+    ``Annotated[int, Expect("at least 1", lambda n: n >= 1)]``."""
 
-    base_url: str
-    model: str
-    api_key: str | None = None
-    timeout_s: float = 10.0
-    max_tokens: int = 160
-    reading_below: float = 0.7
-    """Ask for a structured reading when the server model's confidence is below this;
-    0 never asks."""
-    reading_timeout_s: float = 1.2
-    """The structured reading's own deadline, well inside the device's 2 s for /infer."""
-    reading_concurrency: int = 8
-    """Structured readings in flight at most; past it a request keeps the model's reading."""
+    text: str
+    ok: Callable[[Any], bool]
 
-    def __post_init__(self) -> None:
-        url = urlsplit(self.base_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise SettingsError(
-                f"{GENERATIVE_ENV}URL must be an http(s) URL such as http://127.0.0.1:8001/v1, "
-                f"got {self.base_url!r}"
-            )
-        if url.query or url.fragment:
-            raise SettingsError(
-                f"{GENERATIVE_ENV}URL must not have a query or fragment, got {self.base_url!r}"
-            )
-        if not self.model.strip():
-            raise SettingsError(f"{GENERATIVE_ENV}MODEL must name the backend's model")
-        # A key with whitespace or control characters cannot go in an Authorization header;
-        # refusing it here beats failing every request later.
-        if self.api_key is not None and (
-            not self.api_key or not self.api_key.isprintable() or " " in self.api_key
-        ):
-            raise SettingsError(
-                f"{GENERATIVE_ENV}API_KEY must be non-empty printable text without spaces"
-            )
-        if not 0 < self.timeout_s <= 300:
-            raise SettingsError(
-                f"{GENERATIVE_ENV}TIMEOUT_S must be between 0 and 300 seconds, got {self.timeout_s}"
-            )
-        if not 1 <= self.max_tokens <= 4096:
-            raise SettingsError(
-                f"{GENERATIVE_ENV}MAX_TOKENS must be between 1 and 4096, got {self.max_tokens}"
-            )
-        if not 0 <= self.reading_below <= 1:
-            raise SettingsError(
-                f"{GENERATIVE_ENV}READING_BELOW must be between 0 (never ask) and 1, "
-                f"got {self.reading_below}"
-            )
-        # The device gives the whole /infer exchange DEFAULT_DEADLINE_S; a reading that may
-        # take all of it leaves no time for the server model, the network or the fallback.
-        if not 0 < self.reading_timeout_s < DEFAULT_DEADLINE_S:
-            raise SettingsError(
-                f"{GENERATIVE_ENV}READING_TIMEOUT_S must be between 0 and "
-                f"{DEFAULT_DEADLINE_S:g} seconds (the device's deadline for /infer), "
-                f"got {self.reading_timeout_s}"
-            )
-        if not 1 <= self.reading_concurrency <= 1024:
-            raise SettingsError(
-                f"{GENERATIVE_ENV}READING_CONCURRENCY must be between 1 and 1024, "
-                f"got {self.reading_concurrency}"
-            )
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> GenerativeSettings | None:
-        """The backend the ``PY_AGENT_GENERATIVE_*`` variables describe; None when
-        ``PY_AGENT_GENERATIVE_URL`` is unset or empty (no backend)."""
-        base_url = env.get(GENERATIVE_ENV + "URL", "").strip()
-        if not base_url:
-            return None
-        model = env.get(GENERATIVE_ENV + "MODEL", "")
-        if not model.strip():
-            raise SettingsError(
-                f"{GENERATIVE_ENV}MODEL is required when {GENERATIVE_ENV}URL is set "
-                "(the model name the backend expects)"
-            )
-        return cls(
-            base_url=base_url.rstrip("/"),
-            model=model.strip(),
-            api_key=env.get(GENERATIVE_ENV + "API_KEY") or None,
-            timeout_s=_number(env, "TIMEOUT_S", float, cls.timeout_s),
-            max_tokens=_number(env, "MAX_TOKENS", int, cls.max_tokens),
-            reading_below=_number(env, "READING_BELOW", float, cls.reading_below),
-            reading_timeout_s=_number(env, "READING_TIMEOUT_S", float, cls.reading_timeout_s),
-            reading_concurrency=_number(env, "READING_CONCURRENCY", int, cls.reading_concurrency),
+    def check(self, value: T) -> T:
+        if not self.ok(value):  # NaN fails every comparison, so it is refused too
+            shown = repr(value) if isinstance(value, str) else value
+            raise ValueError(f"must be {self.text}, got {shown}")
+        return value
+
+
+def at_least(low: int) -> Expect:
+    return Expect(f"at least {low}", lambda value: value >= low)
+
+
+def between(low: int, high: int) -> Expect:
+    return Expect(f"between {low} and {high}", lambda value: low <= value <= high)
+
+
+POSITIVE = Expect("positive", lambda value: value > 0)
+
+EnvOnly = Annotated[T, CLI_SUPPRESS]
+"""A setting read from the environment only: a command line is visible to every user of the
+machine (``ps``), and the test switch has no business on one."""
+
+
+def _checkout_hint() -> str:
+    if (CHECKOUT / "build.py").is_file():
+        return f"in {CHECKOUT}"
+    # A plain `pip install .` copies the packages away from any checkout.
+    return "in the py_agent checkout (this install is not one: give the path explicitly)"
+
+
+def _absolute(path: Path) -> Path:
+    return path.expanduser().resolve()
+
+
+def _web_build(path: Path) -> Path:
+    path = _absolute(path)
+    if not (path / "index.html").is_file():
+        raise ValueError(
+            f"{path} has no index.html: build the web app first "
+            f"(`{BUILD_COMMAND}` {_checkout_hint()}, or `make serve`, which builds it)"
         )
+    return path
 
 
-_N = TypeVar("_N", int, float)
-
-
-def _number(env: Mapping[str, str], name: str, kind: type[_N], default: _N) -> _N:
-    raw = env.get(GENERATIVE_ENV + name, "").strip()
-    if not raw:
-        return default
+def _data_dir(path: Path) -> Path:
+    path = _absolute(path)
     try:
-        return kind(raw)
-    except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise SettingsError(f"{GENERATIVE_ENV}{name} must be {what}, got {raw!r}") from None
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be created: {exc.strerror or exc}") from None
+    return path
 
 
-@dataclass(frozen=True)
-class Settings:
-    dist_dir: Path
-    data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 8000
+def _url(value: str) -> str:
+    url = urlsplit(value.strip())
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:8001/v1, got {value!r}")
+    if url.query or url.fragment:
+        raise ValueError(f"must not have a query or fragment, got {value!r}")
+    return value.strip().rstrip("/")
+
+
+def _model(value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"must name the backend's model, got {value!r}")
+    return value.strip()
+
+
+def _api_key(value: SecretStr | None) -> SecretStr | None:
+    # A key with whitespace or control characters cannot go in an Authorization header;
+    # refusing it here beats failing every request later.
+    key = None if value is None else value.get_secret_value()
+    if key is not None and (not key or not key.isprintable() or " " in key):
+        raise ValueError("must be non-empty printable text without spaces")
+    return value
+
+
+def _switch(value: object) -> bool:
+    # Only exactly "1" turns the switch on: "true", "yes" or "0" all leave it off.
+    return value is True or value == "1"
+
+
+@pydantic_dataclass(
+    frozen=True, config=ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True)
+)
+class GenerativeSettings:
+    """
+    An OpenAI-compatible chat-completions backend for out_of_scope answers
+    (server/generative.py) and structured readings (server/structured.py).
+    """
+
+    # `url` in the environment and on the command line: PY_AGENT_GENERATIVE_URL, --generative.url.
+    base_url: Annotated[
+        str,
+        Field(
+            validation_alias="url",
+            description="the backend's API root, e.g. `http://127.0.0.1:8001/v1` or "
+            "`https://api.openai.com/v1`; requests go to `{url}/chat/completions`. "
+            "Unset: no backend",
+        ),
+        AfterValidator(_url),
+    ]
+    model: Annotated[
+        str,
+        Field(description="the `model` to ask for (required with a URL)"),
+        AfterValidator(_model),
+    ]
+    api_key: Annotated[
+        EnvOnly[SecretStr | None],
+        Field(description="sent as `Authorization: Bearer …`, only when set"),
+        AfterValidator(_api_key),
+    ] = None
+    timeout_s: Annotated[
+        float,
+        Field(description="deadline for the **whole** exchange of an answer, not per read"),
+        Expect("between 0 and 300 seconds", lambda value: 0 < value <= 300),
+    ] = 10.0
+    max_tokens: Annotated[
+        int,
+        Field(description="`max_tokens` of an answer; a structured reading asks for 128 more"),
+        between(1, 4096),
+    ] = 160
+    reading_below: Annotated[
+        float,
+        Field(description="ask for a structured reading below this server-model confidence"),
+        Expect("between 0 (never ask) and 1", lambda value: 0 <= value <= 1),
+    ] = 0.7
+    # The device gives the whole /infer exchange DEFAULT_DEADLINE_S; a reading that may take
+    # all of it leaves no time for the server model, the network or the fallback.
+    reading_timeout_s: Annotated[
+        float,
+        Field(description="the structured reading's own deadline for the whole exchange"),
+        Expect(
+            f"between 0 and {DEFAULT_DEADLINE_S:g} seconds (the device's deadline for /infer)",
+            lambda value: 0 < value < DEFAULT_DEADLINE_S,
+        ),
+    ] = 1.2
+    reading_concurrency: Annotated[
+        int,
+        Field(description="structured readings in flight at most; past it, the model's reading"),
+        between(1, 1024),
+    ] = 8
+
+
+class Settings(BaseSettings):
+    # The docstring is `py-agent serve --help`'s description.
+    """
+    Serve the web app and the sync/inference API. Every setting can also be given as an
+    environment variable (shown in brackets); a flag wins over the environment. Paths default
+    to the checkout py_agent is installed from, whatever the current directory.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        # PY_AGENT_GENERATIVE_READING_TIMEOUT_S → generative.reading_timeout_s: the first "_"
+        # after the group's name is the only one that nests.
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        env_ignore_empty=True,  # VAR= is the same as unset
+        frozen=True,
+        extra="forbid",
+        cli_prog_name=PROG,
+        cli_kebab_case=True,
+        cli_avoid_json=True,
+        cli_hide_none_type=True,
+        cli_show_env_vars=True,
+        cli_use_class_docs_for_groups=True,
+    )
+
+    host: Annotated[
+        str,
+        Field(description="the address to listen on; 127.0.0.1 keeps the server to this machine"),
+        Expect(
+            "a host name or IP address",
+            lambda value: bool(value) and value.isprintable() and " " not in value,
+        ),
+    ] = "127.0.0.1"
+    port: Annotated[int, Field(description="the TCP port to listen on"), between(1, 65535)] = 8000
+    dist_dir: Annotated[
+        Path,
+        Field(
+            description=f"the built web app (`{BUILD_COMMAND}`); the server refuses to start "
+            "without its index.html"
+        ),
+        AfterValidator(_web_build),
+    ] = CHECKOUT / "web" / "dist"
+    data_dir: Annotated[
+        Path,
+        Field(
+            description="the server's state: sync.db and installs.db (SQLite), created if missing"
+        ),
+        AfterValidator(_data_dir),
+    ] = CHECKOUT / ".py_agent"
     # The server model (server/inference.py, POST /api/v1/infer).
-    models_dir: Path = Path("models")  # built by `python build.py models`
-    infer_threads: int = 2  # onnxruntime threads of the one session
-    infer_max_batch: int = 32  # requests embedded together at most
-    infer_max_body_bytes: int = 64 * 1024
-    infer_rate_per_s: float = 5.0  # per token: token bucket refill …
-    infer_burst: int = 20  # … and size
-    installs_per_min: int = 10  # per client IP, then 429
+    models_dir: Annotated[
+        Path,
+        Field(
+            description=f"the built models (`{MODELS_COMMAND}`); without the server model "
+            "/api/v1/infer answers 503 and sync still works"
+        ),
+        AfterValidator(_absolute),
+    ] = CHECKOUT / "models"
+    infer_threads: Annotated[
+        int,
+        Field(description="onnxruntime threads of each of the server model's sessions"),
+        at_least(1),
+    ] = 2
+    infer_max_batch: Annotated[
+        int, Field(description="/infer requests embedded together in one run at most"), at_least(1)
+    ] = 32
+    infer_max_body_bytes: Annotated[
+        int,
+        Field(
+            description="the largest /infer body (413 past it); room for 2,000 escaped characters"
+        ),
+        at_least(8 * 1024),
+    ] = 64 * 1024
+    infer_rate_per_s: Annotated[
+        float,
+        Field(description="/infer requests a second per token (token bucket refill; then 429)"),
+        POSITIVE,
+    ] = 5.0
+    infer_burst: Annotated[
+        int,
+        Field(description="/infer requests per token in a burst (token bucket size)"),
+        at_least(1),
+    ] = 20
+    installs_per_min: Annotated[
+        int, Field(description="install tokens per client address a minute (then 429)"), at_least(1)
+    ] = 10
     # Sync (server/sync_api.py).
-    pairing_code_ttl_s: float = 24 * 3600.0
-    sync_page_size: int = 500  # ops answered per /sync at most
-    max_body_bytes: int = 1024 * 1024
-    sync_rate_per_s: float = 10.0  # per device: token bucket refill …
-    sync_burst: int = 20  # … and size
-    pairing_failures_per_min: int = 10  # per client IP, then 429
+    pairing_code_ttl_s: Annotated[
+        float, Field(description="how long a pairing code can be used, in seconds"), POSITIVE
+    ] = 24 * 3600.0
+    sync_page_size: Annotated[
+        int, Field(description="ops one /sync answer carries at most"), between(1, 10_000)
+    ] = 500
+    max_body_bytes: Annotated[
+        int, Field(description="the largest sync request body (413 past it)"), at_least(1024)
+    ] = 1024 * 1024
+    sync_rate_per_s: Annotated[
+        float,
+        Field(description="sync requests a second per device (token bucket refill; then 429)"),
+        POSITIVE,
+    ] = 10.0
+    sync_burst: Annotated[
+        int,
+        Field(description="sync requests per device in a burst (token bucket size)"),
+        at_least(1),
+    ] = 20
+    pairing_failures_per_min: Annotated[
+        int,
+        Field(description="failed pairings per client address a minute (then 429)"),
+        at_least(1),
+    ] = 10
     # Out-of-scope answers and structured readings (server/generative.py, structured.py);
     # None = no backend: a fixed fallback, and the server model's reading alone.
-    generative: GenerativeSettings | None = field(
-        default_factory=lambda: GenerativeSettings.from_env(os.environ)
-    )
+    generative: Annotated[
+        GenerativeSettings | None, Field(description="the generative backend; none without a URL")
+    ] = None
     # The fault switch for network tests (server/faults.py): never on unless asked for.
-    test_faults: bool = field(default_factory=lambda: os.environ.get(TEST_FAULTS_ENV) == "1")
+    test_faults: Annotated[
+        EnvOnly[bool],
+        Field(
+            description="the network tests' fault switch (server/faults.py): on only when "
+            "exactly `1`; never set it on a server people use"
+        ),
+        BeforeValidator(_switch),
+    ] = False
 
-    def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise SettingsError(f"--port must be between 1 and 65535, got {self.port}")
-        for name in ("infer_threads", "infer_max_batch", "infer_burst", "installs_per_min"):
-            if not getattr(self, name) >= 1:
-                raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.infer_rate_per_s > 0:
-            raise SettingsError(f"infer_rate_per_s must be positive, got {self.infer_rate_per_s}")
-        if not self.infer_max_body_bytes >= 8 * 1024:  # room for 2,000 characters, escaped
-            raise SettingsError(
-                f"infer_max_body_bytes must be at least 8192, got {self.infer_max_body_bytes}"
-            )
-        if not self.pairing_code_ttl_s > 0:
-            raise SettingsError(
-                f"pairing_code_ttl_s must be positive, got {self.pairing_code_ttl_s}"
-            )
-        if not 1 <= self.sync_page_size <= 10_000:
-            raise SettingsError(
-                f"sync_page_size must be between 1 and 10000, got {self.sync_page_size}"
-            )
-        if not self.max_body_bytes >= 1024:
-            raise SettingsError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
-        if not self.sync_rate_per_s > 0:
-            raise SettingsError(f"sync_rate_per_s must be positive, got {self.sync_rate_per_s}")
-        if not self.sync_burst >= 1:
-            raise SettingsError(f"sync_burst must be at least 1, got {self.sync_burst}")
-        if not self.pairing_failures_per_min >= 1:
-            raise SettingsError(
-                f"pairing_failures_per_min must be at least 1, got {self.pairing_failures_per_min}"
-            )
-        if not (self.dist_dir / "index.html").is_file():
-            raise SettingsError(
-                f"{self.dist_dir} has no index.html: build the web app first "
-                "(`python build.py`, or `make serve` which builds it)"
-            )
+    def __init__(self, **values: Any) -> None:
+        # Settings(...) raises SettingsError, never pydantic's multi-line ValidationError.
+        cli = values.get("_cli_settings_source")
+        given = cli() if isinstance(cli, CliSettingsSource) else {}
+        init = {name: value for name, value in values.items() if not name.startswith("_")}
+        for path in _env_only_paths():
+            if _holds(given, path):
+                raise SettingsError(
+                    f"{_flag(path)} is not a flag: set {_env(path)} instead (read from the "
+                    "environment only: every user of the machine can read a command line)"
+                )
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SettingsError(f"--data-dir {self.data_dir} cannot be created: {exc}") from exc
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc, given, init)) from None
+
+    @field_validator("generative", mode="before")
+    @classmethod
+    def _no_url_no_backend(cls, value: Any) -> Any:
+        """Without a URL there is no backend, whatever else PY_AGENT_GENERATIVE_* says."""
+        if isinstance(value, Mapping):
+            url = value.get("url", value.get("base_url"))
+            if url is None or (isinstance(url, str) and not url.strip()):
+                return None
+        return value
 
     @property
     def sync_db(self) -> Path:
@@ -203,3 +374,145 @@ class Settings:
     @property
     def installs_db(self) -> Path:
         return self.data_dir / "installs.db"
+
+
+def from_command_line(argv: Sequence[str]) -> Settings:
+    """The settings ``py-agent serve ARGV`` asks for, over the environment's. ``--help``
+    prints every setting and exits; an unknown flag exits with argparse's usage (status 2)."""
+    return Settings(_cli_settings_source=CliSettingsSource(Settings, cli_parse_args=list(argv)))
+
+
+# --- names and messages ----------------------------------------------------------------
+
+
+def _env(path: Sequence[str]) -> str:
+    return ENV_PREFIX + "_".join(path).upper()
+
+
+def _flag(path: Sequence[str]) -> str:
+    return "--" + ".".join(part.replace("_", "-") for part in path)
+
+
+def _fields(cls: type[Any]) -> dict[str, FieldInfo]:
+    fields: dict[str, FieldInfo] = cls.__pydantic_fields__  # models and pydantic dataclasses
+    return fields
+
+
+def _setting_fields() -> list[tuple[tuple[str, ...], FieldInfo]]:
+    """Every setting, as (its path, e.g. ("generative", "url"), its field)."""
+    rows: list[tuple[tuple[str, ...], FieldInfo]] = []
+    for name, info in _fields(Settings).items():
+        if name == "generative":
+            for sub, sub_info in _fields(GenerativeSettings).items():
+                alias = sub_info.validation_alias
+                rows.append(((name, alias if isinstance(alias, str) else sub), sub_info))
+        else:
+            rows.append(((name,), info))
+    return rows
+
+
+def _env_only_paths() -> list[tuple[str, ...]]:
+    return [path for path, info in _setting_fields() if CLI_SUPPRESS in info.metadata]
+
+
+def env_names() -> list[str]:
+    """The environment variable of every setting."""
+    return [_env(path) for path, _ in _setting_fields()]
+
+
+def _holds(values: Mapping[str, Any], path: Sequence[str]) -> bool:
+    """Whether nested ``values`` (a source's raw input) give the setting at ``path``."""
+    for part in path:
+        if not isinstance(values, Mapping):
+            return True  # a whole object was given for the group (Python callers)
+        if part not in values:
+            return False
+        values = values[part]
+    return True
+
+
+TYPE_WORDS = {
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "int_type": "a whole number",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "string_type": "text",
+    "path_type": "a path",
+    "bool_parsing": "true or false",
+}
+
+
+def _explain(exc: ValidationError, cli: Mapping[str, Any], init: Mapping[str, Any]) -> str:
+    """One line for all of ``exc``'s errors, each naming its setting the way the user gave
+    it: the flag, the environment variable, or (from Python) the field's name."""
+    parts: list[str] = []
+    for error in exc.errors():
+        path = tuple(str(part) for part in error["loc"])
+        if not path:
+            parts.append(error["msg"])
+        elif error["type"] == "missing":
+            group = " with a generative URL" if path[0] == "generative" else ""
+            parts.append(f"{_env(path)} is required{group} (on the command line: {_flag(path)})")
+        else:
+            parts.append(_explain_one(error, _given_as(path, cli, init)))
+    return "; ".join(parts)
+
+
+def _given_as(path: tuple[str, ...], cli: Mapping[str, Any], init: Mapping[str, Any]) -> str:
+    """The setting at ``path`` named the way it was given: its flag, its environment
+    variable, or (from Python) its field's name; a default goes by its flag."""
+    if _holds(cli, path):
+        return _flag(path)
+    if _holds(init, path):
+        return ".".join(path)
+    if any(name.upper() == _env(path) and value for name, value in os.environ.items()):
+        return _env(path)
+    return _flag(path)
+
+
+def _explain_one(error: ErrorDetails, name: str) -> str:
+    if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        return f"{name} is not a setting"
+    if error["type"] in TYPE_WORDS:
+        return f"{name} must be {TYPE_WORDS[error['type']]}, got {error['input']!r}"
+    if error["type"] == "value_error":
+        message = str(error.get("ctx", {}).get("error", error["msg"]))
+        return f"{name} {message}" if message.startswith("must ") else f"{name}: {message}"
+    return f"{name}: {error['msg'][:1].lower()}{error['msg'][1:]}"
+
+
+# --- the table in docs/server.md ----------------------------------------------------------
+
+
+def _default_text(info: FieldInfo) -> str:
+    default = info.default
+    if default is PydanticUndefined:
+        return ""
+    if default is None or default is False:
+        return "none" if default is None else "off"
+    if isinstance(default, Path) and default.is_relative_to(CHECKOUT):
+        return f"`<checkout>/{default.relative_to(CHECKOUT)}`"
+    if isinstance(default, str):
+        return f"`{default}`"
+    return f"{default:g}" if isinstance(default, float) and default < 1000 else f"{default:.0f}"
+
+
+def settings_table() -> str:
+    """Every setting as a Markdown table: docs/server.md carries it (tests check)."""
+    lines = [
+        "| setting | environment variable | flag | default | must be | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for path, info in _setting_fields():
+        checks = "; ".join(item.text for item in info.metadata if isinstance(item, Expect))
+        flag = "—" if CLI_SUPPRESS in info.metadata else f"`{_flag(path)}`"
+        lines.append(
+            f"| `{'.'.join(path)}` | `{_env(path)}` | {flag} | {_default_text(info)} "
+            f"| {checks} | {info.description} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(settings_table())

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
@@ -44,3 +45,16 @@ class StaticSite(StaticFiles):
         # mixed with cached files of the old one.
         response.headers["cache-control"] = "no-cache"
         return response
+
+
+def describe_build(dist: Path) -> str:
+    """The versions a build's build.json records ("py_agent 0.1.0, Pyodide 0.27.7,
+    onnxruntime-web 1.30.0"), for `py-agent serve` to say at start-up; "" without them."""
+    try:
+        build = json.loads((dist / "build.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(build, dict):
+        return ""
+    names = {"version": "py_agent", "pyodide": "Pyodide", "ort": "onnxruntime-web"}
+    return ", ".join(f"{name} {build[key]}" for key, name in names.items() if key in build)

@@ -9,9 +9,12 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def no_server_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Server settings read PY_AGENT_GENERATIVE_* and PY_AGENT_TEST_FAULTS from the
-    environment: a developer's shell must not point the tests' servers at a real language
-    model, nor arm the fault switch in them."""
+    """Every server setting can come from a PY_AGENT_* variable (server/settings.py): a
+    developer's shell must not point the tests' servers at a real language model, other
+    models or data, nor arm the fault switch in them."""
+    from server.settings import GENERATIVE_ENV, env_names
+
+    settings = set(env_names())
     for name in os.environ:
-        if name.startswith("PY_AGENT_GENERATIVE_") or name == "PY_AGENT_TEST_FAULTS":
+        if name.upper() in settings or name.upper().startswith(GENERATIVE_ENV):
             monkeypatch.delenv(name)

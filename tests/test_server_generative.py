@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,10 +19,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from tools.cli import main
 from server.app import create_app
 from server.generative import MAX_ANSWER_CHARS, MAX_RESPONSE_BYTES, GenerativeClient, cap
-from server.settings import GenerativeSettings, Settings, SettingsError
+from server.settings import GenerativeSettings, Settings
+from tools.cli import main
 
 QUESTION = "what is the capital of France?"
 SECRET = "my bank pin is 4321"  # user text that must never reach the log
@@ -292,61 +291,7 @@ def test_cap(text: str, limit: int, cut_off: bool, expected: str) -> None:
     assert cap(text, limit, cut_off=cut_off) == expected
 
 
-# Settings.
-
-
-def test_no_url_means_no_backend() -> None:
-    assert GenerativeSettings.from_env({}) is None
-    assert GenerativeSettings.from_env({"PY_AGENT_GENERATIVE_URL": "  "}) is None
-
-
-def test_settings_from_env() -> None:
-    loaded = GenerativeSettings.from_env(
-        {
-            "PY_AGENT_GENERATIVE_URL": "https://api.example.com/v1/",
-            "PY_AGENT_GENERATIVE_MODEL": " gpt-x ",
-            "PY_AGENT_GENERATIVE_API_KEY": "sk-1",
-            "PY_AGENT_GENERATIVE_TIMEOUT_S": "2.5",
-            "PY_AGENT_GENERATIVE_MAX_TOKENS": "64",
-        }
-    )
-    assert loaded == GenerativeSettings(
-        base_url="https://api.example.com/v1",
-        model="gpt-x",
-        api_key="sk-1",
-        timeout_s=2.5,
-        max_tokens=64,
-    )
-    defaults = GenerativeSettings.from_env(
-        {"PY_AGENT_GENERATIVE_URL": "http://127.0.0.1:8001/v1", "PY_AGENT_GENERATIVE_MODEL": "m"}
-    )
-    assert defaults is not None
-    assert (defaults.api_key, defaults.timeout_s, defaults.max_tokens) == (None, 10.0, 160)
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"MODEL": ""}, "PY_AGENT_GENERATIVE_MODEL is required"),
-        ({"URL": "127.0.0.1:8001/v1"}, "URL must be an http(s) URL"),
-        ({"URL": "ftp://host/v1"}, "URL must be an http(s) URL"),
-        ({"URL": "http:///v1"}, "URL must be an http(s) URL"),
-        ({"URL": "http://host/v1?key=1"}, "must not have a query"),
-        ({"API_KEY": "sk 1"}, "API_KEY must be non-empty printable text"),
-        ({"API_KEY": "sk-1\n"}, "API_KEY must be non-empty printable text"),
-        ({"TIMEOUT_S": "ten"}, "TIMEOUT_S must be a number, got 'ten'"),
-        ({"TIMEOUT_S": "0"}, "TIMEOUT_S must be between 0 and 300 seconds, got 0.0"),
-        ({"TIMEOUT_S": "-1"}, "TIMEOUT_S must be between"),
-        ({"TIMEOUT_S": "nan"}, "TIMEOUT_S must be between"),
-        ({"TIMEOUT_S": "1e9"}, "TIMEOUT_S must be between"),
-        ({"MAX_TOKENS": "1.5"}, "MAX_TOKENS must be a whole number, got '1.5'"),
-        ({"MAX_TOKENS": "0"}, "MAX_TOKENS must be between 1 and 4096, got 0"),
-    ],
-)
-def test_bad_settings_are_refused_clearly(env: dict[str, str], message: str) -> None:
-    full = {"URL": "http://127.0.0.1:8001/v1", "MODEL": "m"} | env
-    with pytest.raises(SettingsError, match=re.escape(message)):
-        GenerativeSettings.from_env({f"PY_AGENT_GENERATIVE_{k}": v for k, v in full.items()})
+# Settings (their checks and messages: tests/test_settings.py) and wiring.
 
 
 @pytest.fixture

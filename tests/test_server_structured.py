@@ -30,7 +30,7 @@ from py_agent.router import DEFAULT_DEADLINE_S
 from server.app import create_app
 from server.generative import MAX_ANSWER_CHARS, GenerativeClient
 from server.inference import ServerModel
-from server.settings import GenerativeSettings, Settings, SettingsError
+from server.settings import GenerativeSettings, Settings
 from server.structured import (
     FAILURE_REASONS,
     SYSTEM_PROMPT,
@@ -716,51 +716,6 @@ async def test_metrics_export_every_failure_reason_from_the_start(env: Env) -> N
 
 
 # --- settings and wiring ------------------------------------------------------------------
-
-
-def test_reading_settings_from_env_and_their_defaults() -> None:
-    base = {"PY_AGENT_GENERATIVE_URL": "http://127.0.0.1:8001/v1", "PY_AGENT_GENERATIVE_MODEL": "m"}
-    defaults = GenerativeSettings.from_env(base)
-    assert defaults is not None
-    assert (defaults.reading_below, defaults.reading_timeout_s, defaults.reading_concurrency) == (
-        0.7,
-        1.2,
-        8,
-    )
-    loaded = GenerativeSettings.from_env(
-        base
-        | {
-            "PY_AGENT_GENERATIVE_READING_BELOW": "0",
-            "PY_AGENT_GENERATIVE_READING_TIMEOUT_S": "0.8",
-            "PY_AGENT_GENERATIVE_READING_CONCURRENCY": "3",
-        }
-    )
-    assert loaded is not None
-    assert (loaded.reading_below, loaded.reading_timeout_s, loaded.reading_concurrency) == (
-        0.0,
-        0.8,
-        3,
-    )
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"READING_BELOW": "high"}, "READING_BELOW must be a number, got 'high'"),
-        ({"READING_BELOW": "1.5"}, "READING_BELOW must be between 0 (never ask) and 1, got 1.5"),
-        ({"READING_BELOW": "-0.1"}, "READING_BELOW must be between"),
-        ({"READING_BELOW": "nan"}, "READING_BELOW must be between"),
-        ({"READING_TIMEOUT_S": "0"}, "READING_TIMEOUT_S must be between 0 and 2 seconds"),
-        ({"READING_TIMEOUT_S": "2"}, "(the device's deadline for /infer), got 2.0"),
-        ({"READING_TIMEOUT_S": "nan"}, "READING_TIMEOUT_S must be between"),
-        ({"READING_CONCURRENCY": "0"}, "READING_CONCURRENCY must be between 1 and 1024, got 0"),
-        ({"READING_CONCURRENCY": "2.5"}, "READING_CONCURRENCY must be a whole number"),
-    ],
-)
-def test_bad_reading_settings_are_refused_at_start(env: dict[str, str], message: str) -> None:
-    full = {"URL": "http://127.0.0.1:8001/v1", "MODEL": "m"} | env
-    with pytest.raises(SettingsError, match=re.escape(message)):
-        GenerativeSettings.from_env({f"PY_AGENT_GENERATIVE_{k}": v for k, v in full.items()})
 
 
 def test_the_app_reads_through_the_answers_client(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from py_agent.agent import Agent, Reply
     from py_agent.encoder import Encoder
     from py_agent.state import State
+    from server.settings import Settings as ServerSettings
 
 
 class CommandError(Exception):
@@ -51,19 +52,43 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
-    from server.settings import Settings, SettingsError
+    from server.settings import SettingsError, from_command_line
 
     try:
-        settings = Settings(
-            dist_dir=args.dist_dir, data_dir=args.data_dir, host=args.host, port=args.port
-        )
+        settings = from_command_line(args.options)  # flags, over PY_AGENT_*, over defaults
         app = create_app(settings)  # opens and migrates the sync database
     except SettingsError as exc:
         print(f"py-agent serve: error: {exc}", file=sys.stderr)
         return 2
-    print(f"py_agent serving {settings.dist_dir} on http://{settings.host}:{settings.port}")
+    _say_where(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     return 0
+
+
+def _say_where(settings: ServerSettings) -> None:
+    """Where the server found the build and the models, before it starts; without a server
+    model it still serves (sync works, /api/v1/infer answers 503), so that is a warning."""
+    from server.inference import ModelUnavailable, find_server_model
+    from server.settings import CHECKOUT, MODELS_COMMAND
+    from server.static import describe_build
+
+    build = describe_build(settings.dist_dir)
+    print(f"py-agent serve: web build {settings.dist_dir}" + (f" ({build})" if build else ""))
+    try:
+        model = find_server_model(settings.models_dir)
+        print(f"py-agent serve: models {settings.models_dir}: server model {model}")
+    except ModelUnavailable as exc:
+        print(
+            f"py-agent serve: warning: no server model in {settings.models_dir} ({exc}), so "
+            f"/api/v1/infer answers 503: build it with `{MODELS_COMMAND}` in {CHECKOUT}, "
+            "or point --models-dir at built models",
+            file=sys.stderr,
+        )
+    print(f"py-agent serve: data {settings.data_dir}")
+    backend = settings.generative
+    where = "none" if backend is None else f"{backend.base_url} (model {backend.model})"
+    print(f"py-agent serve: generative backend {where}")
+    print(f"py_agent serving on http://{settings.host}:{settings.port}", flush=True)
 
 
 def _texts(args: argparse.Namespace) -> list[str]:
@@ -341,13 +366,16 @@ def _iso_time(value: str) -> datetime:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="py-agent", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the web app and the sync/inference API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument(
-        "--data-dir", type=Path, default=Path(".py_agent"), help="server state (SQLite)"
+    # serve's flags are the server's settings (server/settings.py), defined there once and
+    # read when serve runs (the server's dependencies are an extra): this parser takes no
+    # option of its own ("\0" prefixes none) and hands every argument on, --help included.
+    serve = commands.add_parser(
+        "serve",
+        help="serve the web app and the sync/inference API (serve --help: every setting)",
+        add_help=False,
+        prefix_chars="\0",
     )
-    serve.add_argument("--dist-dir", type=Path, default=Path("web/dist"), help="the built web app")
+    serve.add_argument("options", nargs=argparse.REMAINDER)
     serve.set_defaults(run=_serve)
 
     models_dir = argparse.ArgumentParser(add_help=False)
