@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.cascade_eval import Point, cascade, format_sweep, knee, plot, report, sweep
 from py_agent.intents import INTENTS, IntentPrediction
+from tools.cascade_eval import Point, cascade, format_sweep, knee, plot, report, sweep
 
 
 def guess(intent: str, confidence: float) -> IntentPrediction:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from py_agent.intents import INTENTS
 from tools.cli import main
 from tools.evaluation import EvalFileError, classification_report, parse_eval_file
-from py_agent.intents import INTENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 

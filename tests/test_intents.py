@@ -11,7 +11,6 @@ import pytest
 from support import built_head_manifest
 
 from py_agent.encoder import load_encoder
-from tools.evaluation import classification_report
 from py_agent.intents import (
     HEAD_FILE,
     INTENTS,
@@ -21,6 +20,7 @@ from py_agent.intents import (
     load_intent_head,
 )
 from py_agent.platform import IntegrityError, ResourceError, inference_runtime
+from tools.evaluation import classification_report
 
 ROOT = Path(__file__).resolve().parents[1]
 # Measured on data/intents/test.jsonl (253 utterances) with the int8 encoder natively:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from support import ROOT, built_head_manifest
 
-from tools.cli import main
 from py_agent.router import DEFAULT_THRESHOLD
+from tools.cli import main
 
 NOW = "2026-11-18T10:00:00+00:00"  # the held-out writers' "now" (data/intents/README.md)
 
