@@ -28,7 +28,10 @@ lint: $(VENV)/.dev-installed
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
-	@for f in web/src/*.js; do node --check "$$f" || exit 1; done
+	$(PY) -m tools.js_types --check
+	@test -x web/node_modules/.bin/tsc || (cd web && npm ci --ignore-scripts --no-audit --no-fund)
+	cd web && node_modules/.bin/tsc -p .
+	cd web && node_modules/.bin/eslint .
 
 # The embedded generative backend, optional (the first run compiles llama.cpp: see README).
 # Then: PY_AGENT_GENERATIVE_URL=http://127.0.0.1:8001/v1 \

@@ -81,7 +81,7 @@ ISOLATION = {
 # Answer measureUserAgentSpecificMemory() at once instead of after the next GC (up to 20 s).
 BROWSER_ARGS = [*CHROMIUM_ARGS, "--enable-blink-features=ForceEagerMeasureMemory"]
 # Gives the instrumented pass a handle on the worker's Pyodide (served to bench pages only).
-WORKER_HOOK = "rpc = pyodide.pyimport('py_agent.rpc');"
+WORKER_HOOK = "dispatch = pyodide.pyimport('py_agent.worker_api').api.dispatch;"
 
 # The same loop as py_agent.diagnostics.embedding_latency, around window.bench.embedOne
 # (the app page brings its own latency and singles).
@@ -279,9 +279,9 @@ PROFILE_PY = """
 import json, time
 import py_agent.encoder as encoder_module
 import py_agent.platform.browser as browser
-from py_agent import rpc
+from py_agent import worker_api
 
-encoder = rpc._encoder
+encoder = worker_api._encoder
 texts = json.loads(TEXTS_JSON)
 call = {}
 

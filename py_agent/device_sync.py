@@ -1,13 +1,31 @@
-"""This device's side of sync: pairing it into a space, running exchanges, and the
-status the page shows ("synced", "3 pending", "offline, retrying in 4 s").
+"""This device's side of sync: pairing it into a space, running exchanges, deciding
+when the next one is due, and the status the page shows ("synced", "3 pending",
+"offline", "error, retrying in 4 s").
 
 A device works fully without ever pairing; its changes wait in the outbox and go
-to the space when it joins one. The host (the web worker, or a test) owns the only
-timer: it calls ``run`` again after ``status()["next_in_s"]`` seconds.
+to the space when it joins one.
+
+When to sync is decided here, and only here (``next_at``); the host (the web worker)
+keeps one timer for that time and then calls ``tick``, and passes on the browser's
+events (``wake`` when it comes back online, ``set_visible``). In order:
+
+- at once after ``wake``: the app started, or the browser came back online;
+- at the retry time after a failure (``SyncClient``'s backoff, or the server's
+  Retry-After), which local changes made meanwhile wait for;
+- ``DEBOUNCE_S`` after the last local change (``note_changes`` spots them), so a burst
+  of edits goes out in one exchange;
+- ``PERIODIC_S`` after the last exchange, to pull the other devices' changes -- while
+  the page is visible; a hidden page pulls as soon as it is shown again;
+- never after a failure a retry would repeat (the device was unpaired, the server
+  refused the request as malformed): the user must act, or make a change.
+
+Only one exchange runs at a time: ``run`` waits for one under way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -15,19 +33,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .platform import Delete, JsonObject, Put, Transport, TransportError
+from .records import Conflict, SyncStatus
 from .router import CloudUnavailable
 from .state import SYNCED, State
 from .sync.client import SyncAccount, SyncClient, error_detail
 from .sync.hlc import Timestamp
 
-# While the app is open it pulls the other devices' changes this often.
+# While the page is visible it pulls the other devices' changes this often.
 PERIODIC_S = 15.0
 # The longest wait between attempts while the server is unreachable: a browser that
 # stays online gets no "online" event when the server comes back, so this bounds how
 # long a device lags behind after an outage.
 BACKOFF_MAX_S = 60.0
-# Changes made during an exchange go out this soon after it.
-SOON_S = 1.0
+# Local changes reach the server this long after the last one.
+DEBOUNCE_S = 1.0
 DEVICE_NAME_MAX = 64
 
 
@@ -58,6 +77,12 @@ class DeviceSync:
         self.after_pull = after_pull  # e.g. embed records that arrived from other devices
         account = state.account
         self._client = None if account is None else self._client_for(account)
+        self._exchange = asyncio.Lock()
+        self._wake_at: float | None = clock()  # sync right after the app starts
+        self._changed_at: float | None = None  # the last local change not yet sent
+        self._newest_local = self._newest_pending()
+        self._last_run_at = clock()  # the periodic pull counts from here (wake comes first)
+        self._visible = True
 
     def _client_for(self, account: SyncAccount) -> SyncClient:
         return SyncClient(
@@ -71,62 +96,101 @@ class DeviceSync:
 
     # -- status ------------------------------------------------------------------------
 
-    def status(self) -> JsonObject:
+    def status(self) -> SyncStatus:
         account = self.state.account
-        pending = len(self.state.outbox)
-        base: JsonObject = {
+        now = self._clock()
+        next_at = self.next_at()
+        status: SyncStatus = {
             "paired": account is not None,
             "device_id": self.state.clock.device_id,
             "space_id": None if account is None else account.space_id,
             "pairing_code": self.state.sync_meta.get("pairing_code"),
-            "pending": pending,
+            "pending": len(self.state.outbox),
             "revision": self.state.revision,
             "conflicts": len(self.state.conflicts()),
+            "state": "local",
+            "error": None,
+            "retry_at": None,
+            "next_at": next_at,
+            "last_synced_at": None,
+            "retry_in_s": None,
+            "next_in_s": None if next_at is None else max(0.0, next_at - now),
         }
         if self._client is None:
-            return {
-                **base,
-                "state": "local",
-                "retry_in_s": None,
-                "error": None,
-                "last_synced_at": None,
-                "next_in_s": None,
-            }
-        status = self._client.status
-        state = status.state
-        if state in ("synced", "pending"):
-            state = "pending" if pending else "synced"
-        if status.retry_in_s is not None:
-            next_in: float | None = status.retry_in_s
-        elif state == "error":
-            next_in = None  # a retry would fail the same way: the user must act
-        else:
-            next_in = SOON_S if pending else PERIODIC_S
-        return {
-            **base,
-            "state": state,
-            "retry_in_s": status.retry_in_s,
-            "error": status.error,
-            "last_synced_at": status.last_synced_at,
-            "next_in_s": next_in,
-        }
+            return status
+        client = self._client.status
+        status["state"] = client.state
+        if client.state in ("synced", "pending"):
+            status["state"] = "pending" if status["pending"] else "synced"
+        status["error"] = client.error
+        status["retry_at"] = client.retry_at
+        status["last_synced_at"] = client.last_synced_at
+        if client.retry_at is not None:
+            status["retry_in_s"] = max(0.0, client.retry_at - now)
+        return status
+
+    # -- when ----------------------------------------------------------------------------
+
+    def next_at(self) -> float | None:
+        """When the next exchange is due (see the module docstring); None: none is, or
+        one is under way (its end decides)."""
+        if self._client is None or self._exchange.locked():
+            return None
+        client = self._client.status
+        if self._wake_at is not None:
+            return self._wake_at
+        if client.retry_at is not None:
+            return client.retry_at
+        if self._changed_at is not None:
+            return self._changed_at + DEBOUNCE_S
+        if client.state == "error" or not self._visible:
+            return None
+        return self._last_run_at + PERIODIC_S
+
+    async def tick(self) -> None:
+        """Run the exchange if it is due."""
+        due = self.next_at()
+        if due is not None and due <= self._clock():
+            await self.run()
+
+    def note_changes(self) -> None:
+        """Spot local changes since the last look (the host looks after every call): a new
+        op in the outbox is newer than every op before it."""
+        newest = self._newest_pending()
+        if newest is not None and (self._newest_local is None or newest > self._newest_local):
+            self._changed_at = self._clock()
+        self._newest_local = newest
+
+    def _newest_pending(self) -> str | None:
+        return max(self.state.outbox.values(), default=None)
+
+    def wake(self) -> None:
+        """The browser came back online: sync now, whatever the backoff said."""
+        self._wake_at = self._clock()
+
+    def set_visible(self, visible: bool) -> None:
+        self._visible = visible
 
     # -- exchanges ---------------------------------------------------------------------
 
-    async def run(self) -> JsonObject:
-        """One exchange with the server, if paired. Never raises for network or server
-        failures: the status says what happened and when the next attempt is due."""
-        if self._client is not None:
-            revision = self.state.revision
-            await self._client.sync()
-            if self.state.revision != revision and self.after_pull is not None:
-                await self.after_pull()
+    async def run(self) -> SyncStatus:
+        """One exchange with the server, if paired, after any exchange under way. Never
+        raises for network or server failures: the status says what happened and when
+        the next attempt is due."""
+        async with self._exchange:
+            self._wake_at = self._changed_at = None  # this exchange carries them
+            if self._client is not None:
+                revision = self.state.revision
+                await self._client.sync()
+                self._last_run_at = self._clock()
+                if self.state.revision != revision and self.after_pull is not None:
+                    await self.after_pull()
         return self.status()
 
     async def chat_reply(self) -> str:
         """Runs an exchange and says how it went, for the "sync now" request."""
         status = await self.run()
-        pending = int(status["pending"])
+        pending = status["pending"]
         changes = f"{pending} change{'s' if pending != 1 else ''}"
         if status["state"] == "local":
             return (
@@ -139,11 +203,15 @@ class DeviceSync:
             return f"I can't reach the server right now; {changes} will sync when you're online."
         if status["state"] == "pending":
             return f"Synced, and {changes} made meanwhile will follow in a moment."
-        return f"Sync failed: {status['error']}"
+        retry_at = status["retry_at"]
+        if retry_at is None:
+            return f"Sync failed: {status['error']}"
+        wait = max(1, math.ceil(retry_at - self._clock()))
+        return f"Sync failed: {status['error']}, retrying in {wait} s"
 
     # -- pairing -----------------------------------------------------------------------
 
-    async def create_space(self, device_name: object) -> JsonObject:
+    async def create_space(self, device_name: object) -> SyncStatus:
         """Create a space and pair this device into it; the status carries the code
         to type on the user's other devices."""
         name = _device_name(device_name)
@@ -153,12 +221,12 @@ class DeviceSync:
             raise PairingError("the server's answer has no pairing code; try again")
         return await self._pair(code, name)
 
-    async def join(self, pairing_code: object, device_name: object) -> JsonObject:
+    async def join(self, pairing_code: object, device_name: object) -> SyncStatus:
         if not isinstance(pairing_code, str) or not pairing_code.strip():
             raise PairingError("type the pairing code shown on your other device")
         return await self._pair(pairing_code.strip(), _device_name(device_name))
 
-    async def _pair(self, code: str, name: str) -> JsonObject:
+    async def _pair(self, code: str, name: str) -> SyncStatus:
         paired = await self.post(
             "/api/v1/devices", {"pairing_code": code, "name": name}, "join the space"
         )
@@ -175,7 +243,7 @@ class DeviceSync:
         self._client = self._client_for(account)
         return await self.run()
 
-    async def new_pairing_code(self) -> JsonObject:
+    async def new_pairing_code(self) -> SyncStatus:
         """A fresh code for adding another device (codes expire; this revokes the old)."""
         account = self.state.account
         if account is None:
@@ -192,7 +260,7 @@ class DeviceSync:
         await self.state.set_pairing_code(code)
         return self.status()
 
-    async def leave(self) -> JsonObject:
+    async def leave(self) -> SyncStatus:
         await self.state.leave()
         self._client = None
         return self.status()
@@ -265,19 +333,26 @@ def written_at(hlc: str) -> str:
     return datetime.fromtimestamp(wall_ms / 1000, UTC).isoformat(timespec="seconds")
 
 
-def conflicts_json(state: State) -> list[JsonObject]:
+def conflicts_json(state: State) -> list[Conflict]:
     """The conflicts for the page: each with a label and its versions, displayed first."""
-    result = []
+    result: list[Conflict] = []
     for conflict in state.conflicts():
         record = state.records[conflict.collection].get(conflict.record_id) or {}
         label = record.get(SYNCED[conflict.collection], conflict.record_id)
         result.append(
             {
-                **conflict.to_json(),
+                "id": conflict.id,
+                # state.conflicts() lists only the synced collections: tasks and notes.
+                "collection": "tasks" if conflict.collection == "tasks" else "notes",
+                "record_id": conflict.record_id,
+                "field": conflict.field,
                 "label": str(label),
                 "versions": [
                     {
-                        **version.to_json(),
+                        "value": version.value,
+                        "hlc": version.hlc,
+                        "device_id": version.device_id,
+                        "op_id": version.op_id,
                         "at": written_at(version.hlc),
                         "this_device": version.device_id == state.clock.device_id,
                     }

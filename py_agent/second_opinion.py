@@ -66,3 +66,35 @@ def retry_later(item: JsonObject, wall_s: float, random: Callable[[], float]) ->
         str(item["id"]),
         {**item, "attempts": attempts, "next_at": wall_s + random() * ceiling},
     )
+
+
+class Schedule:
+    """When the queue is next worth a look (the worker's timer follows ``next_at``).
+
+    Each request keeps its own backoff in the queue (``retry_later``). On top of it, the
+    queue waits ``RETRY_BASE_S`` after the server could not be reached -- a turn that was
+    queued for that reason, or a look that stopped at a failure with requests still due --
+    so that unreachable server is not asked once per queued request in a row. Coming
+    back online lifts that wait.
+    """
+
+    def __init__(self) -> None:
+        self.hold_until = 0.0
+        self.running = False  # a look is under way: it decides what comes next
+
+    def next_at(self, queue: dict[str, JsonObject]) -> float | None:
+        if self.running or not queue:
+            return None
+        earliest = min(float(item["next_at"]) for item in queue.values())
+        return max(earliest, self.hold_until)
+
+    def unreachable(self, wall_s: float) -> None:
+        self.hold_until = wall_s + RETRY_BASE_S
+
+    def looked(self, queue: dict[str, JsonObject], wall_s: float) -> None:
+        """After a look at ``wall_s``: requests still due mean it stopped at a failure."""
+        if due(queue, wall_s):
+            self.unreachable(wall_s)
+
+    def online(self) -> None:
+        self.hold_until = 0.0

@@ -1,8 +1,10 @@
-"""The device side of sync: State as the sync log over a real store, pairing, and
-DeviceSync's status, against the real server app in-process. Clocks are fakes."""
+"""The device side of sync: State as the sync log over a real store, pairing, DeviceSync's
+status, and when it decides the next exchange is due -- against the real server app
+in-process. Clocks are fakes: nothing sleeps."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,14 @@ import numpy as np
 import pytest
 from support import AppTransport, FakeClock, sync_app
 
-from py_agent.device_sync import DeviceSync, PairingError, conflicts_json
+from py_agent.device_sync import (
+    BACKOFF_MAX_S,
+    DEBOUNCE_S,
+    PERIODIC_S,
+    DeviceSync,
+    PairingError,
+    conflicts_json,
+)
 from py_agent.platform import Delete, Put, Store, StoreError, Write, open_store
 from py_agent.state import COLLECTIONS, SCHEMA_VERSION, SetField, State, migrate, open_state
 
@@ -82,7 +91,8 @@ async def test_a_local_device_works_alone_then_brings_its_data_when_paired(world
 
     status = await a.sync.create_space("laptop")
     assert (status["state"], status["paired"], status["pending"]) == ("synced", True, 0)
-    assert status["device_id"] != "" and status["next_in_s"] == 15.0
+    assert status["device_id"] != "" and status["next_at"] == T0 + PERIODIC_S
+    assert status["next_in_s"] == PERIODIC_S
     code = status["pairing_code"]
     assert isinstance(code, str) and len(code) == 19
 
@@ -192,8 +202,12 @@ async def test_offline_backs_off_then_recovers(world: World) -> None:
     await a.state.save([task("t1", "offline edit")])
     status = await a.sync.run()
     assert status["state"] == "offline" and status["pending"] == 2
-    assert status["next_in_s"] == status["retry_in_s"] == 0.5  # random 0.5 x 1 s
-    assert "retrying in 1 s" in status["error"]
+    assert status["next_at"] == status["retry_at"] == T0 + 0.5  # random 0.5 x 1 s
+    assert status["retry_in_s"] == 0.5
+    assert status["error"] == "offline: can't reach the server"  # the countdown is the page's
+    assert await a.sync.chat_reply() == (
+        "I can't reach the server right now; 2 changes will sync when you're online."
+    )
     a.transport.offline = False
     world.clock.advance(1)
     status = await a.sync.run()
@@ -274,3 +288,118 @@ async def test_version_2_records_become_ops_waiting_to_sync(tmp_path: Path) -> N
     state = await open_state(location, "m")
     assert state.tasks == {"t1": record}
     assert await state.pending_count() == 3
+
+
+# -- when the next exchange is due (DeviceSync.next_at; the worker's timer follows it) ------
+
+
+def exchanges(device: Device) -> list[Any]:
+    """The bodies of the device's sync requests (pairing's requests aside)."""
+    return [body for body in device.transport.sent if isinstance(body, dict) and "cursor" in body]
+
+
+async def test_a_paired_device_syncs_at_start_then_pulls_periodically(world: World) -> None:
+    a, _ = await world.pair()
+    restarted = DeviceSync(a.state, a.transport, clock=world.clock, random=lambda: 0.5)
+    assert restarted.next_at() == T0  # at once: the app just started
+    await restarted.tick()
+    assert len(exchanges(a)) == 2  # pairing's exchange, and this one
+    assert restarted.next_at() == T0 + PERIODIC_S
+    world.clock.advance(PERIODIC_S - 1)
+    await restarted.tick()  # not due yet: nothing sent
+    assert len(exchanges(a)) == 2
+    world.clock.advance(1)
+    await restarted.tick()
+    assert len(exchanges(a)) == 3
+    assert restarted.next_at() == world.clock() + PERIODIC_S
+
+
+async def test_local_changes_go_out_in_one_exchange_after_the_last_one(world: World) -> None:
+    a, _ = await world.pair()
+    sent = len(exchanges(a))
+    for title in ("one", "two", "three"):
+        world.clock.advance(0.5)
+        await a.state.save([task(title, title)])
+        a.sync.note_changes()  # the worker looks after every call
+        assert a.sync.next_at() == world.clock() + DEBOUNCE_S  # each change pushes it back
+    a.sync.note_changes()  # nothing new since: still the last change's
+    assert a.sync.next_at() == world.clock() + DEBOUNCE_S
+    world.clock.advance(DEBOUNCE_S / 2)
+    await a.sync.tick()
+    assert len(exchanges(a)) == sent
+    world.clock.advance(DEBOUNCE_S / 2)
+    await a.sync.tick()
+    assert [len(body["ops"]) for body in exchanges(a)[sent:]] == [6]  # 3 tasks x 2 fields
+    assert a.sync.status()["state"] == "synced"
+    assert a.sync.next_at() == world.clock() + PERIODIC_S
+
+
+async def test_after_a_failure_changes_wait_for_the_retry_unless_back_online(
+    world: World,
+) -> None:
+    a, _ = await world.pair()
+    a.transport.offline = True
+    await a.state.save([task("t1", "offline edit")])
+    a.sync.note_changes()
+    world.clock.advance(DEBOUNCE_S)
+    await a.sync.tick()
+    retry_at = a.sync.status()["retry_at"]
+    assert retry_at == world.clock() + 0.5  # full jitter: 0.5 of a 1 s ceiling
+    await a.state.save([task("t2", "another")])
+    a.sync.note_changes()
+    assert a.sync.next_at() == retry_at  # the retry carries it; no extra attempt
+    for _ in range(10):  # the backoff doubles, up to its cap
+        world.clock.now = a.sync.next_at() or 0
+        await a.sync.tick()
+    assert a.sync.next_at() == world.clock() + 0.5 * BACKOFF_MAX_S
+
+    a.transport.offline = False
+    a.sync.wake()  # the page heard "online"
+    assert a.sync.next_at() == world.clock()
+    await a.sync.tick()
+    status = a.sync.status()
+    assert (status["state"], status["pending"], status["retry_at"]) == ("synced", 0, None)
+
+
+async def test_a_failure_a_retry_would_repeat_waits_for_the_user(world: World) -> None:
+    a, _ = await world.pair()
+    a.transport.faults = [(401, {})]
+    status = await a.sync.run()
+    assert status["state"] == "error" and status["error"] is not None
+    assert status["error"].startswith("this device was unpaired")
+    assert (status["retry_at"], status["next_at"]) == (None, None)
+    await a.state.save([task("t1", "edit")])
+    a.sync.note_changes()  # a change is worth another try
+    assert a.sync.next_at() == world.clock() + DEBOUNCE_S
+
+
+async def test_a_hidden_page_skips_the_periodic_pull_and_pulls_when_shown(world: World) -> None:
+    a, _ = await world.pair()
+    a.sync.set_visible(False)
+    assert a.sync.next_at() is None
+    await a.state.save([task("t1", "edit")])
+    a.sync.note_changes()  # local changes still go out
+    assert a.sync.next_at() == world.clock() + DEBOUNCE_S
+    world.clock.advance(DEBOUNCE_S)
+    await a.sync.tick()
+    assert a.sync.next_at() is None
+    world.clock.advance(10 * PERIODIC_S)
+    a.sync.set_visible(True)
+    next_at = a.sync.next_at()
+    assert next_at is not None and next_at < world.clock()  # overdue: at once
+
+
+async def test_nothing_is_due_while_an_exchange_runs_and_runs_queue(world: World) -> None:
+    a, _ = await world.pair()
+    gate = a.transport.gate = asyncio.Event()
+    first = asyncio.create_task(a.sync.run())
+    await a.transport.arrived.wait()
+    assert a.sync.next_at() is None  # the exchange's end decides
+    assert a.sync.status()["state"] == "syncing"
+    second = asyncio.create_task(a.sync.run())  # "sync now" meanwhile: after it, not beside
+    await asyncio.sleep(0)  # (lets the task start; no time passes on the fake clock)
+    assert a.transport.waiting == 1
+    gate.set()
+    await first
+    assert (await second)["state"] == "synced"
+    assert a.transport.waiting == 2  # two exchanges, one after the other

@@ -15,7 +15,8 @@ Never lose, never duplicate:
 - pulled ops and the new cursor are stored in one ``SyncLog.receive`` transaction, so a
   crash between them cannot skip ops; a page pulled twice is merged idempotently.
 
-Failures, and what happens next (``status`` says so in words a user can act on):
+Failures, and what happens next (``status`` says what went wrong in words a user can act
+on, and when the retry is due):
 
 ============================  ========  ==============================================
 what happened                 state     next automatic attempt
@@ -31,14 +32,14 @@ no answer in time (timeout)   error     exponential backoff with full jitter
 
 Backoff: the n-th consecutive failure (n = 0, 1, ...) waits
 ``random() * min(backoff_max_s, backoff_base_s * 2**n)`` ("full jitter"); a success
-resets n. The client runs no timer itself: the host asks ``due()`` and calls ``sync()``.
+resets n. The client runs no timer itself: the host reads ``status.retry_at`` (or asks
+``due()``) and calls ``sync()``.
 
 ``Retry-After`` (the server sends it with 429) is honoured when it is a number of seconds.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
@@ -101,11 +102,11 @@ class SyncAccount:
 
 
 @dataclass(frozen=True)
-class SyncStatus:
+class ClientStatus:
     state: SyncState
     pending: int
-    retry_in_s: float | None  # when the next automatic attempt is due (None: none scheduled)
-    error: str | None  # readable: "server error 503, retrying in 4 s"
+    retry_at: float | None  # when the next automatic attempt is due (None: none scheduled)
+    error: str | None  # readable: "server error 503" (when it is retried is retry_at)
     last_synced_at: float | None
 
 
@@ -163,17 +164,16 @@ class SyncClient:
     # -- what the host reads -------------------------------------------------------------
 
     @property
-    def status(self) -> SyncStatus:
-        retry_in = None
-        if self._retry_at is not None:
-            retry_in = max(0.0, self._retry_at - self._clock())
-        return SyncStatus(self._state, self._pending, retry_in, self._error, self._last_synced_at)
+    def status(self) -> ClientStatus:
+        return ClientStatus(
+            self._state, self._pending, self._retry_at, self._error, self._last_synced_at
+        )
 
     def due(self) -> bool:
         """True when a scheduled retry's time has come (the host's timer asks this)."""
         return not self._running and self._retry_at is not None and self._clock() >= self._retry_at
 
-    async def refresh(self) -> SyncStatus:
+    async def refresh(self) -> ClientStatus:
         """Re-reads the outbox size (after a local write): "synced" becomes "pending"."""
         self._pending = await self._log.pending_count()
         if self._state in ("synced", "pending"):
@@ -182,7 +182,7 @@ class SyncClient:
 
     # -- the exchange --------------------------------------------------------------------
 
-    async def sync(self) -> SyncStatus:
+    async def sync(self) -> ClientStatus:
         """Push the outbox and pull until both sides are caught up, or until a failure.
 
         A call while another runs returns the current status without starting another.
@@ -322,7 +322,7 @@ class SyncClient:
             delay = self._random() * ceiling
         self._attempt += 1
         self._retry_at = self._clock() + delay
-        self._error = f"{stop.message}, retrying in {max(1, math.ceil(delay))} s"
+        self._error = stop.message
 
 
 def error_detail(body: object) -> tuple[str, str | None]:

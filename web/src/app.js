@@ -1,6 +1,7 @@
 // The page: starts the agent worker, shows boot progress, and never leaves a
 // blank screen — a failed or stalled boot shows the real error.
 import * as Comlink from './vendor/comlink.mjs';
+import { connect } from './api.js';
 import { startChat } from './chat.js';
 import { startCloud } from './cloud_view.js';
 import { startData } from './data_view.js';
@@ -24,13 +25,16 @@ function requestedThreads() {
   return threads;
 }
 
+/** @param {unknown} error */
 function showError(error) {
   $('boot').hidden = true;
   $('boot-error').hidden = false;
-  $('boot-error-text').textContent = error?.stack || error?.message || String(error);
+  const { stack, message } = error instanceof Error ? error : { stack: '', message: '' };
+  $('boot-error-text').textContent = stack || message || String(error);
   document.body.dataset.state = 'error';
 }
 
+/** @param {Record<string, unknown>} environment */
 function showEnvironment(environment) {
   const list = $('environment');
   list.replaceChildren();
@@ -57,26 +61,31 @@ async function boot() {
   document.body.dataset.state = 'booting';
   showIsolation();
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  /** @type {Promise<never>} */
   const workerFailed = new Promise((_, reject) => {
     worker.addEventListener('error', (event) => {
       event.preventDefault();
       reject(new Error(`the agent worker failed to start: ${event.message || 'a module did not load'}`));
     });
   });
-  const agent = Comlink.wrap(worker);
+  const agent = connect(worker);
   window.pyAgent = agent;
 
-  let stalled;
+  /** @type {(error: Error) => void} */
+  let stalled = () => {};
   const stallTimer = { id: 0 };
+  /** @type {Promise<never>} */
   const stallPromise = new Promise((_, reject) => { stalled = reject; });
+  /** @param {import('./worker.js').Stage} stage */
   const onStage = ({ stage, label, fraction }) => {
     clearTimeout(stallTimer.id);
     stallTimer.id = setTimeout(() => stalled(new Error(`boot stalled at "${label}" for ${STALL_MS / 1000} s`)), STALL_MS);
     $('boot-label').textContent = fraction > 0 && fraction < 1 ? `${label} (${Math.round(fraction * 100)}%)` : label;
-    $('boot-progress').value = fraction;
+    $('boot-progress', HTMLProgressElement).value = fraction;
     const stages = $('boot-stages');
-    if (stages.lastElementChild?.dataset.stage !== stage) {
-      stages.lastElementChild?.classList.add('done');
+    const last = /** @type {HTMLElement | null} */ (stages.lastElementChild);
+    if (last?.dataset.stage !== stage) {
+      last?.classList.add('done');
       const item = document.createElement('li');
       item.dataset.stage = stage;
       item.textContent = label;
@@ -100,7 +109,7 @@ async function boot() {
     try {
       $('self-check-result').textContent = JSON.stringify(await agent.selfCheck(), null, 2);
     } catch (error) {
-      $('self-check-result').textContent = `Self-check failed: ${error.message}`;
+      $('self-check-result').textContent = `Self-check failed: ${/** @type {Error} */ (error).message}`;
     }
   });
   const refresh = panes(agent);

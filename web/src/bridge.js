@@ -5,11 +5,16 @@ import { openDB } from './vendor/idb.js';
 import * as ortModule from './ort/ort.wasm.min.mjs';
 
 // Python's to_js(dict, dict_converter=...) needs a plain function.
-export const fromEntries = (entries) => Object.fromEntries(entries);
+export const fromEntries = (/** @type {Iterable<[string, unknown]>} */ entries) => Object.fromEntries(entries);
+
+/** @typedef {import('./vendor/idb.js').IDBPDatabase} Database */
 
 /** IndexedDB, one transaction per call. */
 export const idb = {
-  /** Open `name`, creating any object store in `storeNames` that is missing. */
+  /**
+   * Open `name`, creating any object store in `storeNames` that is missing.
+   * @param {string} name @param {Iterable<string>} storeNames
+   */
   async open(name, storeNames) {
     const wanted = Array.from(storeNames);
     let db = await openDB(name);
@@ -25,10 +30,12 @@ export const idb = {
     });
     return db;
   },
+  /** @param {Database} db @param {string} store @param {string} key */
   get(db, store, key) {
     return db.get(store, key);
   },
   /** Every record of `store` as one JSON text: one FFI crossing instead of one per record. */
+  /** @param {Database} db @param {string} store */
   async getAllJson(db, store) {
     return JSON.stringify(await db.getAll(store));
   },
@@ -39,7 +46,8 @@ export const idb = {
    * Resolves only after the transaction completed (durably committed), rejects if
    * it aborted.
    */
-  async commit(db, writesJson) {
+  async commit(/** @type {Database} */ db, /** @type {string} */ writesJson) {
+    /** @type {{ op: 'put' | 'delete', store: string, key: string, value?: unknown }[]} */
     const list = JSON.parse(writesJson);
     if (list.length === 0) return;
     const tx = db.transaction([...new Set(list.map((w) => w.store))], 'readwrite');
@@ -50,6 +58,13 @@ export const idb = {
   },
 };
 
+/**
+ * @typedef {import('./ort/ort.wasm.min.mjs').InferenceSession} Session
+ * @typedef {{ type: string, dims: Iterable<number>, bytes: Uint8Array<ArrayBuffer> }} Feed
+ * @typedef {{ download: number, verify: number, create: number }} LoadTimes
+ */
+
+/** @type {Record<string, Float32ArrayConstructor | BigInt64ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor>} */
 const TYPED_ARRAYS = {
   float32: Float32Array,
   int64: BigInt64Array,
@@ -58,12 +73,15 @@ const TYPED_ARRAYS = {
   bool: Uint8Array,
 };
 
+/** @type {Map<string, Promise<Session>>} */
 const sessions = new Map();
 
+/** @param {ArrayBuffer} buffer */
 function hex(buffer) {
   return Array.from(new Uint8Array(buffer), (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
+/** @param {string} url @param {string} location @param {string} sha256 */
 async function createVerifiedSession(url, location, sha256) {
   const started = performance.now();
   const bytes = await download(url);
@@ -91,6 +109,7 @@ async function createVerifiedSession(url, location, sha256) {
 export const ort = {
   version: ortModule.env.versions.web,
   /** Must run before the first session: ORT reads numThreads once, when its wasm starts. */
+  /** @param {{ numThreads: number, wasmPaths: string }} options */
   configure({ numThreads, wasmPaths }) {
     ortModule.env.wasm.numThreads = numThreads;
     ortModule.env.wasm.wasmPaths = wasmPaths;
@@ -99,41 +118,48 @@ export const ort = {
   numThreads() {
     return ortModule.env.wasm.numThreads;
   },
+  /** @param {Uint8Array} bytes */
   createSession(bytes) {
     return ortModule.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
   },
   /**
    * The session for the model at `location`, refused unless its bytes hash to `sha256`.
    * One session per URL: the worker starts this at boot and Python's call joins it.
+   * @param {string} location @param {string} sha256 @returns {Promise<Session>}
    */
   loadSession(location, sha256) {
     const url = absolute(location);
-    if (!sessions.has(url)) {
-      const session = createVerifiedSession(url, location, sha256);
+    let session = sessions.get(url);
+    if (!session) {
+      session = createVerifiedSession(url, location, sha256);
       session.catch(() => sessions.delete(url)); // a failed load may be retried
       sessions.set(url, session);
     }
-    return sessions.get(url);
+    return session;
   },
-  /** Milliseconds spent per model URL: {download, verify, create}. */
+  /** Milliseconds spent per model URL. @type {Record<string, LoadTimes>} */
   timings: {},
-  /** feeds: {name: {type, dims, bytes: Uint8Array}} → [{name, type, dims, bytes}] in outputNames order. */
+  /**
+   * feeds: {name: {type, dims, bytes: Uint8Array}} → [{name, type, dims, bytes}] in outputNames order.
+   * @param {Session} session @param {Record<string, Feed>} feeds
+   */
   async run(session, feeds) {
+    /** @type {Record<string, import('./ort/ort.wasm.min.mjs').Tensor>} */
     const inputs = {};
     for (const [name, feed] of Object.entries(feeds)) {
       const Typed = TYPED_ARRAYS[feed.type];
       if (!Typed) throw new Error(`input ${name}: unsupported tensor type ${feed.type}`);
       const { buffer, byteOffset, byteLength } = feed.bytes;
       inputs[name] = new ortModule.Tensor(
-        feed.type,
-        new Typed(buffer, byteOffset, byteLength / Typed.BYTES_PER_ELEMENT),
+        /** @type {'float32'} the type the array is of */ (feed.type),
+        /** @type {Float32Array} */ (new Typed(buffer, byteOffset, byteLength / Typed.BYTES_PER_ELEMENT)),
         Array.from(feed.dims),
       );
     }
     const results = await session.run(inputs);
     return session.outputNames.map((name) => {
       const tensor = results[name];
-      const data = tensor.data;
+      const data = /** @type {ArrayBufferView} */ (tensor.data);
       return {
         name,
         type: tensor.type,
@@ -145,8 +171,9 @@ export const ort = {
 };
 
 /** Relative locations resolve against the worker's URL, as Python's requests do. */
-const absolute = (location) => new URL(location, self.location.href).href;
+const absolute = (/** @type {string} */ location) => new URL(location, self.location.href).href;
 
+/** @param {string} url */
 async function download(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
@@ -155,32 +182,38 @@ async function download(url) {
 
 // Downloads the worker starts at boot, before Python runs; Python's first
 // fetchBytes of the same URL takes the download instead of starting another.
+/** @type {Map<string, Promise<Uint8Array>>} */
 const prefetched = new Map();
 
 export const http = {
-  /** Start downloading `location` now; resolves to its bytes. */
+  /** Start downloading `location` now; resolves to its bytes. @param {string} location */
   prefetch(location) {
     const url = absolute(location);
-    if (!prefetched.has(url)) {
-      const bytes = download(url);
+    let bytes = prefetched.get(url);
+    if (!bytes) {
+      bytes = download(url);
       bytes.catch(() => {}); // reported to whoever takes it, not as an unhandled rejection
       prefetched.set(url, bytes);
     }
-    return prefetched.get(url);
+    return bytes;
   },
+  /** @param {string} location */
   fetchBytes(location) {
     const url = absolute(location);
     const bytes = prefetched.get(url) ?? download(url);
     prefetched.delete(url);
     return bytes;
   },
-  /** fetch with a deadline; rejects on network failure or timeout, resolves on any HTTP status. */
+  /**
+   * fetch with a deadline; rejects on network failure or timeout, resolves on any HTTP status.
+   * @param {string} method @param {string} url @param {string | null | undefined} body JSON text
+   * @param {Record<string, string>} headers @param {number} timeoutMs
+   */
   async request(method, url, body, headers, timeoutMs) {
-    const init = { method, headers: { ...headers }, signal: AbortSignal.timeout(timeoutMs) };
-    if (body != null) {
-      init.body = body;
-      init.headers['content-type'] = 'application/json';
-    }
+    /** @type {Record<string, string>} */
+    const sent = { ...headers };
+    if (body != null) sent['content-type'] = 'application/json';
+    const init = { method, headers: sent, body: body ?? null, signal: AbortSignal.timeout(timeoutMs) };
     const response = await fetch(url, init);
     // Headers iterate with lower-case names.
     return {

@@ -3,11 +3,17 @@ import * as Comlink from './vendor/comlink.mjs';
 import { $ } from './dom.js';
 
 /**
+ * @typedef {import('./types.js').Reply} Reply
+ * @typedef {import('./types.js').Message} Message
+ * @typedef {import('./api.js').PyAgent} PyAgent
+ */
+
+/**
  * The user's local time with its UTC offset, e.g. 2026-11-18T10:00:00.250+01:00. To the
  * millisecond: records made in the same second must still sort in the order they were made.
  */
 function localIso(date = new Date()) {
-  const pad = (n) => String(Math.trunc(Math.abs(n))).padStart(2, '0');
+  const pad = (/** @type {number} */ n) => String(Math.trunc(Math.abs(n))).padStart(2, '0');
   const offset = -date.getTimezoneOffset();
   const sign = offset >= 0 ? '+' : '-';
   return (
@@ -18,11 +24,13 @@ function localIso(date = new Date()) {
   );
 }
 
+/** @type {Record<string, [string, string]>} */
 const SOURCE_BADGES = {
   cloud: ['server', 'The server\'s larger model read this request (only its text was sent)'],
   tentative: ['guess', 'The device was unsure and could not ask the server: a best guess'],
 };
 
+/** @param {string} text @param {string} title */
 function badge(text, title) {
   const element = document.createElement('span');
   element.className = 'badge';
@@ -31,13 +39,17 @@ function badge(text, title) {
   return element;
 }
 
-/** One chat message; an agent's carries how it was understood and by which model. */
+/**
+ * One chat message; an agent's carries how it was understood and by which model: the
+ * reply to a turn, or the stored message from the history.
+ * @param {string} role @param {string} text @param {Reply | Message | null} [details]
+ */
 function addMessage(role, text, details) {
   const item = document.createElement('li');
   item.className = role;
-  const id = details?.id ?? details?.message_id;
+  const id = details && ('id' in details ? details.id : details.message_id);
   if (id) item.id = `m-${id}`;
-  if (details?.refines) {
+  if (details && 'refines' in details && details.refines) {
     const link = document.createElement('a');
     link.href = `#m-${details.refines}`;
     link.className = 'refines';
@@ -46,28 +58,32 @@ function addMessage(role, text, details) {
   }
   item.append(text);
   if (details) {
-    item.dataset.source = details.source ?? 'local';
-    const [label, title] = SOURCE_BADGES[details.source] ?? [];
+    /** @type {Partial<Message>} the fields only a stored message has */
+    const stored = 'id' in details ? details : {};
+    const source = details.source ?? 'local';
+    item.dataset.source = source;
+    const [label, title] = SOURCE_BADGES[source] ?? [];
     if (label) item.append(' ', badge(label, details.model ? `${title} (${details.model})` : title));
-    if (details.confirmed_by) item.append(' ', badge('✓ server agrees', `Confirmed by ${details.confirmed_by}`));
-    if (details.proposal) {
+    if (stored.confirmed_by) item.append(' ', badge('✓ server agrees', `Confirmed by ${stored.confirmed_by}`));
+    if (stored.proposal && id) {
       const apply = document.createElement('button');
       apply.type = 'button';
       apply.className = 'apply';
       apply.dataset.message = id;
-      apply.textContent = details.applied ? 'Applied' : 'Apply';
-      apply.disabled = Boolean(details.applied);
+      apply.textContent = stored.applied ? 'Applied' : 'Apply';
+      apply.disabled = Boolean(stored.applied);
       item.append(' ', apply);
     }
     const more = document.createElement('details');
     const summary = document.createElement('summary');
-    summary.textContent = `${details.intent} · ${Math.round(details.confidence * 100)}%`;
+    const confidence = details.confidence ?? 0;
+    summary.textContent = `${details.intent} · ${Math.round(confidence * 100)}%`;
     const body = document.createElement('div');
     const latency = details.latency_ms === undefined ? '' : ` · ${details.latency_ms.toFixed(1)} ms`;
-    const cloud = details.cloud_ms === undefined ? '' : ` · server ${details.cloud_ms} ms`;
-    body.textContent = `intent ${details.intent}, confidence ${details.confidence.toFixed(3)}${latency}${cloud}` +
+    const cloud = stored.cloud_ms === undefined ? '' : ` · server ${stored.cloud_ms} ms`;
+    body.textContent = `intent ${details.intent}, confidence ${confidence.toFixed(3)}${latency}${cloud}` +
       (details.cached ? ' · cached' : '') +
-      (details.local_intent && details.local_intent !== details.intent ? ` · the device read ${details.local_intent}` : '');
+      (stored.local_intent && stored.local_intent !== details.intent ? ` · the device read ${stored.local_intent}` : '');
     more.append(summary, body);
     item.append(more);
   }
@@ -76,6 +92,7 @@ function addMessage(role, text, details) {
   return item;
 }
 
+/** @param {Message[]} messages */
 function showHistory(messages) {
   $('messages').replaceChildren();
   for (const message of messages) {
@@ -83,6 +100,7 @@ function showHistory(messages) {
   }
 }
 
+/** @param {Error | null} error */
 function showChatError(error) {
   $('chat-error').textContent = error ? `Sorry, that failed: ${error.message}` : '';
   $('chat-error').hidden = !error;
@@ -92,11 +110,13 @@ function showChatError(error) {
  * The chat. `refresh` re-renders the panes after a change; `afterTurn` runs after
  * every turn (the stats panel). Second opinions the worker gets from the server
  * later arrive through watchChat and re-render the history.
+ * @param {PyAgent} agent @param {() => Promise<void>} refresh @param {() => Promise<void>} afterTurn
  */
 export async function startChat(agent, refresh, afterTurn) {
   showHistory(await agent.history());
   await refresh();
-  const input = $('input');
+  const input = $('input', HTMLInputElement);
+  /** @type {string[]} */
   const sent = [];
   let recall = 0;
   input.addEventListener('keydown', (event) => {
@@ -125,14 +145,14 @@ export async function startChat(agent, refresh, afterTurn) {
       addMessage('agent', reply.text, reply);
       if (reply.changed.length) await refresh();
     } catch (error) {
-      showChatError(error);
+      showChatError(/** @type {Error} */ (error));
     }
     document.body.dataset.turns = String(sent.length);
     await afterTurn();
   });
   $('messages').addEventListener('click', async (event) => {
-    const button = event.target.closest('button.apply');
-    if (!button) return;
+    const button = /** @type {Element} */ (event.target).closest('button.apply');
+    if (!(button instanceof HTMLButtonElement) || !button.dataset.message) return;
     button.disabled = true;
     showChatError(null);
     try {
@@ -142,7 +162,7 @@ export async function startChat(agent, refresh, afterTurn) {
       if (reply.changed.length) await refresh();
     } catch (error) {
       button.disabled = false;
-      showChatError(error);
+      showChatError(/** @type {Error} */ (error));
     }
     await afterTurn();
   });

@@ -1,9 +1,17 @@
 // Server help: the privacy switch, the confidence threshold, and the agent's stats.
 import { $ } from './dom.js';
 
-const percent = (value) => (value == null ? '—' : `${Math.round(value * 100)}%`);
-const millis = (value) => (value == null ? '—' : `${Math.round(value)} ms`);
+/**
+ * @typedef {import('./types.js').Stats} Stats
+ * @typedef {import('./types.js').RouterSettings} RouterSettings
+ * @typedef {import('./types.js').SettingsChanges} SettingsChanges
+ * @typedef {import('./api.js').PyAgent} PyAgent
+ */
 
+const percent = (/** @type {number | null} */ value) => (value === null ? '—' : `${Math.round(value * 100)}%`);
+const millis = (/** @type {number | null} */ value) => (value === null ? '—' : `${Math.round(value)} ms`);
+
+/** @param {Stats} stats */
 function showStats(stats) {
   const rows = {
     'turns': String(stats.turns),
@@ -26,29 +34,32 @@ function showStats(stats) {
   document.body.dataset.queue = String(stats.queue);
 }
 
-/** Binds the settings; returns the function that refreshes the stats panel. */
+/**
+ * Binds the settings; returns the function that refreshes the stats panel.
+ * @param {PyAgent} agent
+ */
 export async function startCloud(agent) {
   const refreshStats = async () => showStats(await agent.stats());
   const settings = await agent.settings();
-  const cloudHelp = $('cloud-help');
-  const threshold = $('threshold');
+  const cloudHelp = $('cloud-help', HTMLInputElement);
+  const threshold = $('threshold', HTMLInputElement);
   cloudHelp.checked = settings.cloud_help;
-  threshold.value = settings.threshold;
-  const mark = (saved) => {
+  threshold.value = String(settings.threshold);
+  const mark = (/** @type {RouterSettings} */ saved) => {
     // Tests wait on these: the settings the agent now uses.
     document.body.dataset.cloudHelp = String(saved.cloud_help);
     document.body.dataset.threshold = String(saved.threshold);
   };
   mark(settings);
-  const save = async (changes) => {
+  const save = async (/** @type {SettingsChanges} */ changes) => {
     $('cloud-error').hidden = true;
     try {
       const saved = await agent.setSettings(changes);
       cloudHelp.checked = saved.cloud_help;
-      threshold.value = saved.threshold;
+      threshold.value = String(saved.threshold);
       mark(saved);
     } catch (error) {
-      $('cloud-error').textContent = `Not saved: ${error.message}`;
+      $('cloud-error').textContent = `Not saved: ${/** @type {Error} */ (error).message}`;
       $('cloud-error').hidden = false;
     }
   };

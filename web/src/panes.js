@@ -1,11 +1,21 @@
 // The task and note panes and the conflicts list: rendered from the worker, edited in place.
 import { $ } from './dom.js';
 
+/**
+ * @typedef {import('./types.js').Snapshot} Snapshot
+ * @typedef {import('./types.js').TaskView} TaskView
+ * @typedef {import('./types.js').Note} Note
+ * @typedef {import('./types.js').Conflict} Conflict
+ * @typedef {import('./api.js').PyAgent} PyAgent
+ */
+
 // Set while a task title is being edited: re-rendering would throw the edit away,
 // so the panes wait for it to end.
 let editingTitle = false;
+/** @type {Snapshot | null} */
 let deferredPanes = null;
 
+/** @param {string} label */
 function deleteButton(label) {
   const button = document.createElement('button');
   button.type = 'button';
@@ -15,6 +25,7 @@ function deleteButton(label) {
   return button;
 }
 
+/** @param {TaskView} task */
 function taskItem(task) {
   const item = document.createElement('li');
   item.dataset.id = task.id;
@@ -35,16 +46,18 @@ function taskItem(task) {
   // Due date, repeat rule (in words, from the worker) and list, after the title; each
   // in its own span with a data-role ("due", "repeat", "list") for tests and styles.
   const when = task.due_date && `${task.due_date}${task.due_time ? ` ${task.due_time}` : ''}`;
+  /** @type {[string, string | null][]} */
   const details = [
     ['due', when],
     ['repeat', task.repeat_text],
     ['list', task.list && `${task.list} list`],
-  ].filter(([, text]) => text);
-  if (details.length) {
+  ];
+  const shown = details.filter(([, text]) => text);
+  if (shown.length) {
     const due = document.createElement('span');
     due.className = 'due';
     due.append(' — ');
-    details.forEach(([role, text], index) => {
+    shown.forEach(([role, text], index) => {
       const part = document.createElement('span');
       part.dataset.role = role;
       part.textContent = text;
@@ -56,6 +69,7 @@ function taskItem(task) {
   return item;
 }
 
+/** @param {Note} note */
 function noteItem(note) {
   const item = document.createElement('li');
   item.dataset.id = note.id;
@@ -63,6 +77,7 @@ function noteItem(note) {
   return item;
 }
 
+/** @param {Snapshot} panes */
 function renderPanes(panes) {
   if (editingTitle) {
     deferredPanes = panes;
@@ -73,13 +88,17 @@ function renderPanes(panes) {
   $('notes').replaceChildren(...panes.notes.map(noteItem));
 }
 
-/** "“buy milk”", "done", "deleted": a version of a field, as the user thinks of it. */
+/**
+ * "“buy milk”", "done", "deleted": a version of a field, as the user thinks of it.
+ * @param {string} field @param {unknown} value
+ */
 function describeValue(field, value) {
   if (field === '_deleted') return value ? 'deleted' : 'not deleted';
   if (field === 'done') return value ? 'done' : 'not done';
   return typeof value === 'string' ? `“${value}”` : JSON.stringify(value);
 }
 
+/** @param {Conflict[]} conflicts */
 function renderConflicts(conflicts) {
   $('conflicts-section').hidden = conflicts.length === 0;
   $('conflicts').replaceChildren(
@@ -110,14 +129,17 @@ function renderConflicts(conflicts) {
   );
 }
 
+/** @param {unknown} error */
 function showEditError(error) {
-  $('edit-error').textContent = error ? `Sorry, that failed: ${error.message}` : '';
+  $('edit-error').textContent = error ? `Sorry, that failed: ${/** @type {Error} */ (error).message}` : '';
   $('edit-error').hidden = !error;
 }
 
 /**
  * The task and note panes and the conflicts list, from the worker. Refreshes run
  * one after another, so an older answer never overwrites a newer one.
+ * @param {PyAgent} agent
+ * @returns {() => Promise<void>}
  */
 export function panes(agent) {
   let queue = Promise.resolve();
@@ -131,8 +153,12 @@ export function panes(agent) {
   };
 }
 
-/** Edit in place: check a task off, rename it, delete a task or a note, pick a conflict's version. */
+/**
+ * Edit in place: check a task off, rename it, delete a task or a note, pick a conflict's version.
+ * @param {PyAgent} agent @param {() => Promise<void>} refresh
+ */
 export function startPanes(agent, refresh) {
+  /** @param {() => Promise<unknown>} change */
   const act = async (change) => {
     showEditError(null);
     try {
@@ -141,33 +167,38 @@ export function startPanes(agent, refresh) {
       await refresh();
     }
   };
+  /** The id of the task or note an event happened in. @param {Event} event */
+  const recordId = (event) => /** @type {HTMLElement} */ (event.target).closest('li')?.dataset.id ?? '';
+  /** The task title an event happened on, if it did. @param {EventTarget | null} target */
+  const titleOf = (target) => (target instanceof HTMLElement && target.classList.contains('title') ? target : null);
   const tasks = $('tasks');
   tasks.addEventListener('change', (event) => {
-    const id = event.target.closest('li').dataset.id;
-    act(() => agent.editRecord('tasks', id, { done: event.target.checked })).catch(showEditError);
+    const done = /** @type {HTMLInputElement} */ (event.target).checked;
+    act(() => agent.editRecord('tasks', recordId(event), { done })).catch(showEditError);
   });
   tasks.addEventListener('keydown', (event) => {
-    if (!event.target.classList.contains('title')) return;
+    const title = titleOf(event.target);
+    if (!title) return;
     if (event.key === 'Enter') {
       event.preventDefault();
-      event.target.blur();
+      title.blur();
     } else if (event.key === 'Escape') {
-      event.target.textContent = event.target.dataset.saved;
-      event.target.blur();
+      title.textContent = title.dataset.saved ?? '';
+      title.blur();
     }
   });
   tasks.addEventListener('focusin', (event) => {
-    if (event.target.classList.contains('title')) editingTitle = true;
+    if (titleOf(event.target)) editingTitle = true;
   });
   tasks.addEventListener('focusout', async (event) => {
-    const title = event.target;
-    if (!title.classList.contains('title')) return;
+    const title = titleOf(event.target);
+    if (!title) return;
     // A pasted line break would end up in the title.
-    const text = title.textContent.replace(/\s+/g, ' ').trim();
+    const text = (title.textContent ?? '').replace(/\s+/g, ' ').trim();
     const changed = text !== title.dataset.saved;
     if (changed) {
       try {
-        await agent.editRecord('tasks', title.closest('li').dataset.id, { title: text });
+        await agent.editRecord('tasks', recordId(event), { title: text });
         showEditError(null);
       } catch (error) {
         // Keep what was typed, and the caret in it, so nothing is lost (the panes
@@ -177,24 +208,24 @@ export function startPanes(agent, refresh) {
         return;
       }
     }
-    const isTitle = (element) => element?.classList.contains('title');
     // Moving on to another title: the panes wait for that edit too.
-    if (isTitle(event.relatedTarget) || isTitle(document.activeElement)) return;
+    if (titleOf(event.relatedTarget) || titleOf(document.activeElement)) return;
     editingTitle = false;
     if (changed) await refresh();
     else if (deferredPanes) renderPanes(deferredPanes);
   });
-  const remove = (collection) => (event) => {
-    if (!event.target.classList.contains('delete')) return;
-    const id = event.target.closest('li').dataset.id;
+  /** @param {'tasks' | 'notes'} collection */
+  const remove = (collection) => (/** @type {Event} */ event) => {
+    if (!/** @type {HTMLElement} */ (event.target).classList.contains('delete')) return;
+    const id = recordId(event);
     act(() => agent.removeRecord(collection, id)).catch(showEditError);
   };
   tasks.addEventListener('click', remove('tasks'));
   $('notes').addEventListener('click', remove('notes'));
   $('conflicts').addEventListener('click', (event) => {
-    const button = event.target.closest('button');
-    if (!button) return;
-    act(() => agent.resolveConflict(button.dataset.conflict, button.dataset.op)).catch(showEditError);
+    const { conflict, op } = /** @type {HTMLElement} */ (event.target).closest('button')?.dataset ?? {};
+    if (!conflict || !op) return;
+    act(() => agent.resolveConflict(conflict, op)).catch(showEditError);
   });
 }
 

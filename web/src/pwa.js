@@ -15,7 +15,9 @@ export function startNetworkIndicator() {
     $('network').textContent = online ? 'Online' : 'Offline';
     // Pairing can only happen on the server; a disabled fieldset greys out its controls
     // without touching their own disabled state, which the Sync section manages.
-    for (const group of document.querySelectorAll('fieldset.needs-server')) group.disabled = !online;
+    for (const group of document.querySelectorAll('fieldset.needs-server')) {
+      if (group instanceof HTMLFieldSetElement) group.disabled = !online;
+    }
   };
   addEventListener('online', show);
   addEventListener('offline', show);
@@ -49,7 +51,7 @@ export async function startServiceWorker() {
     if (wasControlled) location.reload();
   });
   $('update-reload').addEventListener('click', async () => {
-    $('update-reload').disabled = true;
+    $('update-reload', HTMLButtonElement).disabled = true;
     if (!wasControlled) {
       // The old worker did not serve this page (its first visit): no 'controlling' comes.
       const waiting = (await navigator.serviceWorker.getRegistration())?.waiting;

@@ -1,0 +1,2 @@
+// The page loads build.py's copy of comlink's ESM build; its types are the npm package's.
+export * from 'comlink';
