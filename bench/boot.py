@@ -15,7 +15,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from e2e.harness import DIST, ServerProcess, launch_chromium, wait_for_boot
+from tools.harness import DIST, ServerProcess, launch_chromium, wait_for_boot
 
 from . import report
 

@@ -51,10 +51,10 @@ import numpy as np
 from playwright.sync_api import BrowserContext, Page, Playwright, Route, Worker, sync_playwright
 from tokenizers import Tokenizer
 
-from e2e.harness import CHROMIUM, CHROMIUM_ARGS, DIST, ROOT, ServerProcess, wait_for_boot
 from py_agent.diagnostics import embedding_latency
 from py_agent.encoder import Encoder, ModelManifest, load_manifest, load_tokenizer
 from py_agent.platform import inference_runtime, load_resource
+from tools.harness import CHROMIUM, CHROMIUM_ARGS, DIST, ROOT, ServerProcess, wait_for_boot
 
 from . import report
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from e2e.harness import free_port, wait_until_healthy
+from tools.harness import free_port, wait_until_healthy
 
 from . import report
 

@@ -25,7 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from playwright.sync_api import Page, Route, sync_playwright
 
-from e2e.harness import ServerProcess, launch_chromium
+from tools.harness import ServerProcess, launch_chromium
 
 from . import report
 

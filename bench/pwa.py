@@ -3,7 +3,7 @@
     python -m bench.pwa [--runs 3]
 
 Each run starts a browser with a fresh profile on disk (a disk HTTP cache, as people have)
-behind a byte-counting proxy (e2e.harness.ByteCounter: every byte the server sends, to the
+behind a byte-counting proxy (tools.harness.ByteCounter: every byte the server sends, to the
 page, its workers or the service worker):
 
 - cold: the first visit, from the network; then until the service worker has precached
@@ -28,7 +28,7 @@ from typing import Any
 
 from playwright.sync_api import Page, sync_playwright
 
-from e2e.harness import (
+from tools.harness import (
     BOOT_TIMEOUT_MS,
     CHROMIUM,
     CHROMIUM_ARGS,

@@ -25,9 +25,9 @@ from typing import Any
 
 import httpx
 
-from e2e.harness import ServerProcess
 from py_agent.sync.hlc import HybridClock, system_wall_ms
 from py_agent.sync.ops import new_op
+from tools.harness import ServerProcess
 
 from . import report
 
@@ -141,9 +141,8 @@ def one_run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         server = ServerProcess(Path(data))
         server.start()
         try:
-            # The harness keeps the child private; the bench only reads its CPU counter.
-            assert server._process is not None
-            wait_until_idle(server._process.pid)
+            assert server.pid is not None
+            wait_until_idle(server.pid)
             bulk = asyncio.run(throughput(server.url, args.ops))
             many = asyncio.run(concurrent(server.url, args.devices, args.per_device))
         finally:

@@ -2,7 +2,7 @@
 three modes, in one run, with τ chosen on the validation split only.
 
     python -m bench.understanding            # writes bench/results/understanding.json
-    python -m bench.understanding --markdown # and prints the README's tables
+    python -m bench.understanding --markdown # and prints the tables docs/understanding.md shows
 
 τ is the threshold below which the device asks the server. It is chosen on valid (never
 on a test split): the τ with the highest valid cascade accuracy among those sending at most
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import RESULTS, write
+from bench.tables import TABLES, Results
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -31,6 +32,7 @@ DATA = ROOT / "data"
 NOW = "2026-11-18T10:00:00+00:00"
 BUDGET = 0.20
 MODES = ("local", "cloud", "cascade")
+UNDERSTANDING_TABLES = ("understanding", "understanding-targets", "understanding-slots")
 
 
 def split_file(split: str, out: Path) -> Path:
@@ -117,52 +119,22 @@ def measure() -> dict[str, Any]:
     }
 
 
-def pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
-
-
-def markdown(result: dict[str, Any]) -> str:
-    tau = result["threshold"]["chosen"]
-    lines = [
-        f"| set | device (int8) | server model | cascade at τ = {tau} (sent) | "
-        "confident & wrong | macro-F1 device / server / cascade |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for name, modes in result["sets"].items():
-        local, cloud, cascade = (modes[m] for m in MODES)
-        lines.append(
-            f"| {name} ({local['n']}) | {pct(local['accuracy'])} | {pct(cloud['accuracy'])} | "
-            f"{pct(cascade['accuracy'])} ({pct(cascade['fallback_rate'])}) | "
-            f"{pct(local['confident_wrong'])} | {local['macro_f1']:.3f} / "
-            f"{cloud['macro_f1']:.3f} / {cascade['macro_f1']:.3f} |"
-        )
-    heldout = result["sets"]["heldout"]["local"]
-    worst = min(heldout["recall"].items(), key=lambda item: item[1])
-    lines += [
-        "",
-        f"Held-out slots: due dates and repeat rules {pct(heldout['due_accuracy'])} of "
-        f"{heldout['due_n']} dated requests (rules {pct(heldout['repeat_accuracy'])} of "
-        f"{heldout['repeat_n']}), titles {pct(heldout['title_accuracy'])} of "
-        f"{heldout['title_n']}, lists {pct(heldout['list_accuracy'])} of {heldout['list_n']}, "
-        f"note texts {pct(heldout['note_text_accuracy'])} of {heldout['note_text_n']}; lowest "
-        f"device recall {worst[0]} {pct(worst[1])}. Dated requests of data/eval/dates.jsonl: "
-        f"due {pct(result['dates']['due'])}. Retrieval top-1: {pct(result['retrieval']['top1'])}"
-        f" (easy), {pct(result['retrieval_hard']['top1'])} (hard); task targets "
-        f"{pct(result['retrieval_hard']['targets'])} right, "
-        f"{pct(result['retrieval_hard']['wrong_action'])} acted on a wrong task.",
-    ]
-    return "\n".join(lines)
+def markdown() -> str:
+    """The understanding tables of docs/understanding.md, from the result just written."""
+    results = Results()
+    return "\n\n".join(TABLES[name](results) for name in UNDERSTANDING_TABLES)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--markdown", action="store_true", help="print the README's tables")
+    parser.add_argument("--markdown", action="store_true", help="print the docs' tables")
     args = parser.parse_args()
     result = measure()
     path = write("understanding", result)
     print(f"wrote {path}")
     if args.markdown:
-        print(markdown(result))
+        print(markdown())
+    print("then `python -m bench.report` rewrites the docs' tables")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from .harness import BOOT_TIMEOUT_MS, DIST, ServerProcess, launch_chromium
+from tools.harness import BOOT_TIMEOUT_MS, DIST, ServerProcess, launch_chromium
 
 
 @pytest.fixture(scope="session")
