@@ -7,24 +7,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import json
 import re
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright
+
+from tools.build.service_worker import NOT_PRECACHED
 
 from .harness import (
     BOOT_TIMEOUT_MS,
     CHROMIUM,
     CHROMIUM_ARGS,
     DIST,
-    ROOT,
     ByteCounter,
     ServerProcess,
     say,
@@ -43,16 +41,6 @@ CACHED_URLS = """async () => {
     return urls;
 }"""
 FETCH_TEXT = "(path) => fetch(path).then((response) => response.text())"
-
-
-def load_build_module() -> ModuleType:
-    # By path, as tests/support.py does: "build" is also the name of a PyPI package.
-    if "build_py" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("build_py", ROOT / "build.py")
-        assert spec is not None and spec.loader is not None
-        sys.modules["build_py"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules["build_py"])
-    return sys.modules["build_py"]
 
 
 def build_files(dist: Path = DIST) -> dict[str, int]:
@@ -94,7 +82,7 @@ def test_precache_holds_every_file_and_the_next_load_boots_from_it(
     page: Page, server: ServerProcess
 ) -> None:
     boot_offline_ready(page, server.url)
-    not_precached = set(load_build_module().NOT_PRECACHED)
+    not_precached = set(NOT_PRECACHED)
     expected = {server.url + "/" + rel for rel in build_files()} - {
         server.url + "/" + rel for rel in not_precached
     }

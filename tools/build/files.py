@@ -1,8 +1,4 @@
-"""File helpers shared by build.py and build_models.py (stdlib only).
-
-A module of its own because "build" is also the name of a PyPI package: importing
-these from build.py by name could pick up that package instead.
-"""
+"""File helpers shared by the site build and the model build (stdlib only)."""
 
 from __future__ import annotations
 
@@ -33,6 +29,10 @@ def display(path: Path) -> str:
 def sha256_file(path: Path) -> str:
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def replace_dir(new: Path, target: Path) -> None:

@@ -1,5 +1,5 @@
 """Fine-tune a sentence encoder on the intent data before it is exported: part of
-`python build.py models` (build_models.py calls `finetuned`).
+`python build.py models` (tools/build/models.py calls `finetuned`).
 
 Both encoders are tuned the same way, the device's all-MiniLM-L6-v2 and the server's
 all-mpnet-base-v2: **cross-entropy through a linear layer over the L2-normalised mean-pooled
@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from build_files import cache_root, sha256_file
+from tools.build.files import cache_root, sha256_file
 
 # Bump when a change here changes what the tuning writes.
 FINETUNE_REVISION = 1
@@ -69,7 +69,7 @@ class FinetuneSettings:
     are always kept: a few thousand utterances would only move the words they contain)."""
     max_tokens: int = 64
     variants: int = 0
-    """Variants (build_augment.py: paraphrase, wrapper, typo, casing) added per training
+    """Variants (tools/build/augment.py: paraphrase, wrapper, typo, casing) added per training
     utterance, at most."""
     seed: int = 0
 
