@@ -10,7 +10,7 @@ embeddings. With ``best`` the top score and ``second`` the runner-up:
 - otherwise: that record, and the action happens.
 
 The floors were measured with the device's int8 encoder (all-MiniLM-L6-v2 fine-tuned on the
-intent data, see build_finetune.py) on pairs written for this (the target words a request
+intent data, see tools/build/finetune.py) on pairs written for this (the target words a request
 leaves, against a task title; ``py-agent embed``; tests/test_skills_floors.py holds them):
 
 - 28 true task matches ("paid the rent" / "pay the rent", "eggs" / "grab some eggs", "bike
