@@ -75,6 +75,17 @@ TESTS = Path(__file__).resolve().parent
 NO_MODELS_ENV = "PY_AGENT_MODELS_DIR"
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A module whose every test a `-m "not X and ..."` run leaves out is not even imported
+    (the build's modules import scikit-learn and onnx): the fast tier starts sooner."""
+    left_out = {term.strip() for term in (config.option.markexpr or "").split(" and ")}
+    if collection_path.parent == TESTS:
+        for marker, modules in TIERS.items():
+            if modules.get(collection_path.name) == ALL and f"not {marker}" in left_out:
+                return True
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.parent != TESTS:
