@@ -13,10 +13,16 @@ text on the device. A reply to an action the device carried out unsure of its re
 
 The conversation remembers, in memory only, the last task a turn added, edited,
 completed or listed alone: "it"/"that" in the next request.
+
+Changes run one at a time: a turn, an edit from the page and a second opinion each hold
+the agent's lock from reading the data to committing, so two tabs (or a tab and a second
+opinion) acting at once never build on the same stale read -- the undo stack, the
+counters and the "it" of one would otherwise overwrite the other's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -113,6 +119,7 @@ class Agent:
         self.sync: Callable[[], Awaitable[str]] | None = None
         # Asks the server's model when the device's is unsure; None: never asks.
         self.router: Router | None = None
+        self._changing = asyncio.Lock()  # see the module docstring
 
     async def prepare(self) -> None:
         """Embed records that have no vector from the current model (migrated data,
@@ -136,6 +143,10 @@ class Agent:
         return understanding, False
 
     async def handle(self, text: object, now: datetime) -> Reply:
+        async with self._changing:
+            return await self._handle(text, now)
+
+    async def _handle(self, text: object, now: datetime) -> Reply:
         started = time.perf_counter()
         if not isinstance(text, str):
             raise AgentError(f"a request must be text, got {type(text).__name__}")
@@ -230,7 +241,8 @@ class Agent:
                 )
         settings = RouterSettings(**current)
         stored = {"threshold": settings.threshold, "cloud_help": settings.cloud_help}
-        await self.state.save([Put("meta", "settings", stored)])
+        async with self._changing:
+            await self.state.save([Put("meta", "settings", stored)])
         return settings
 
     async def _route(self, text: str, now: datetime, local: IntentPrediction) -> Route:
@@ -310,7 +322,8 @@ class Agent:
                     continue
                 await self.state.save([second_opinion.retry_later(item, wall_s, random)])
                 break
-            added += await self._second_opinion(item, text, now, cloud)
+            async with self._changing:
+                added += await self._second_opinion(item, text, now, cloud)
         return added
 
     async def _second_opinion(
@@ -350,6 +363,10 @@ class Agent:
 
     async def apply(self, message_id: object, now: datetime) -> Reply:
         """Carry out the action a second opinion proposed (once)."""
+        async with self._changing:
+            return await self._apply(message_id, now)
+
+    async def _apply(self, message_id: object, now: datetime) -> Reply:
         started = time.perf_counter()
         message = await self.state.store.get("messages", str(message_id))
         proposal = None if message is None else message.get("proposal")
@@ -468,6 +485,12 @@ class Agent:
         """Change fields of a task (title, done, due date and time, list, repeat) or a
         note (text). Checking off a repeating task completes its occurrence and moves it
         on, as in the chat."""
+        async with self._changing:
+            return await self._edit(collection, record_id, changes, now)
+
+    async def _edit(
+        self, collection: object, record_id: object, changes: object, now: datetime
+    ) -> JsonObject:
         record = self._record(collection, record_id)
         name, key = str(collection), str(record_id)
         others = _checking_off_repeating(record, changes)
@@ -488,6 +511,10 @@ class Agent:
         return self.state.records[name][key]
 
     async def remove(self, collection: object, record_id: object) -> None:
+        async with self._changing:
+            await self._remove(collection, record_id)
+
+    async def _remove(self, collection: object, record_id: object) -> None:
         record = self._record(collection, record_id)
         name, key = str(collection), str(record_id)
         writes: list[Write] = [Delete(name, key), Delete("embeddings", embedding_key(name, key))]
@@ -498,6 +525,10 @@ class Agent:
 
     async def resolve(self, conflict_id: object, op_id: object) -> None:
         """Settle a conflict by keeping the version written by op ``op_id``."""
+        async with self._changing:
+            await self._resolve(conflict_id, op_id)
+
+    async def _resolve(self, conflict_id: object, op_id: object) -> None:
         conflict = self.state.conflict(str(conflict_id))
         if conflict is None:
             raise AgentError("that conflict is already settled (perhaps on another device)")

@@ -25,10 +25,18 @@ A task's fields are listed in ``py_agent.skills.tasks``; ``list`` and ``repeat``
 so older records lack them, which reads as None.
 
 ``queue`` holds requests answered tentatively while the server could not be asked.
+
+A chat message's id is ``<wall ms, 13 digits>-<sequence, 3 digits>-<6 random hex>``: ids
+sort in the order the messages were made (never going back, even when the wall clock
+does, since ``load`` resumes after the newest id stored), and two agents writing to the
+same store at once (two tabs before one of them took the lead) still never make the same
+id. Messages from before this scheme have ids ``00000001``, … which sort before all of them.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -53,6 +61,9 @@ SCHEMA_VERSION = 3
 WallMs = Callable[[], int]
 # meta records State keeps in memory (``State.meta``) and updates on save.
 KEPT_META = ("settings", "stats", "install", "undo")
+# Message ids made in one millisecond before the id moves on to the next one.
+MESSAGES_PER_MS = 1000
+MESSAGE_ID = re.compile(r"(\d{13})-(\d{3})-[0-9a-f]{6}")
 
 
 def new_id() -> str:
@@ -160,6 +171,7 @@ class State:
         self.records = {"tasks": self.tasks, "notes": self.notes}
         self.vectors = {"tasks": VectorIndex(), "notes": VectorIndex()}
         self.message_count = 0
+        self._message_clock = (0, -1)  # (wall ms, sequence) of the newest message id
         self.revision = 0  # counts changes that arrived from other devices
         self.queue: dict[str, JsonObject] = {}
         self.meta: dict[str, JsonObject] = {}  # settings, stats, install: small, read often
@@ -198,7 +210,9 @@ class State:
             table.clear()
             for record_id, fields in replica.records(collection).items():
                 table[record_id] = {"id": record_id, **fields}
-        self.message_count = len(await self.store.get_all("messages"))
+        messages = await self.store.get_all("messages")
+        self.message_count = len(messages)
+        self._message_clock = _newest_message_clock(str(m.get("id", "")) for m in messages)
         self.queue = {str(item["id"]): item for item in await self.store.get_all("queue")}
         self.meta = {}
         for name in KEPT_META:
@@ -313,10 +327,20 @@ class State:
             else:
                 table[record_id] = {"id": record_id, **fields}
 
+    def new_message_id(self) -> str:
+        """A chat message id no message ever had (see the module docstring)."""
+        last_ms, last_seq = self._message_clock
+        ms = max(self._wall_ms(), last_ms)
+        seq = last_seq + 1 if ms == last_ms else 0
+        if seq >= MESSAGES_PER_MS:
+            ms, seq = ms + 1, 0
+        self._message_clock = (ms, seq)
+        return f"{ms:013d}-{seq:03d}-{secrets.token_hex(3)}"
+
     def message(self, role: str, text: str, at: datetime, **details: Any) -> Put:
         self.message_count += 1
         record = {
-            "id": f"{self.message_count:08d}",
+            "id": self.new_message_id(),
             "role": role,
             "text": text,
             "at": at.isoformat(),
@@ -495,6 +519,16 @@ class State:
         meta = {**self.sync_meta, "account": None, "pairing_code": None}
         await self.store.commit([Put("meta", "sync", meta)])
         self.sync_meta = meta
+
+
+def _newest_message_clock(ids: Iterable[str]) -> tuple[int, int]:
+    """The (wall ms, sequence) of the newest id in ``ids`` made by ``new_message_id``."""
+    newest = (0, -1)
+    for message_id in ids:
+        match = MESSAGE_ID.fullmatch(message_id)
+        if match:
+            newest = max(newest, (int(match[1]), int(match[2])))
+    return newest
 
 
 async def migrate(store: Store) -> int:

@@ -4,13 +4,17 @@ and e2e). The skills' own rules are in tests/test_skills_*.py."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 from support import AGENT_NOW as NOW
 from support import say, words_agent
 
 from py_agent.agent import Agent, AgentError
+from py_agent.platform import Write
 from py_agent.router import CloudAnswer, Route
 from py_agent.slots import slots_json
 from py_agent.state import open_state
@@ -113,6 +117,39 @@ async def test_turns_are_persisted_and_cached(agent: Agent, tmp_path: Path) -> N
     assert [m["role"] for m in history] == ["user", "agent", "user", "agent"]
     assert history[1]["intent"] == "task.add" and history[1]["confidence"] == 0.99
     assert len(reopened.tasks) == 2 and len(reopened.vectors["tasks"]) == 2
+
+
+async def test_turns_and_edits_at_once_each_build_on_the_last(agent: Agent) -> None:
+    """Two tabs send their turns and edits to one agent without waiting for each other:
+    the agent runs them one at a time, so no turn's undo entry, counter or message is lost."""
+    # Embedding and committing yield to the event loop, as onnxruntime-web and IndexedDB do.
+    embed, commit = agent.encoder.embed, agent.state.store.commit
+
+    async def yielding_embed(text: str) -> np.ndarray:
+        await asyncio.sleep(0)
+        return await embed(text)
+
+    async def yielding_commit(writes: Sequence[Write]) -> None:
+        await asyncio.sleep(0)
+        await commit(writes)
+
+    agent.encoder.embed = yielding_embed  # type: ignore[method-assign]
+    agent.state.store.commit = yielding_commit  # type: ignore[method-assign]
+    await say(agent, "add buy milk")
+    [milk] = agent.state.tasks
+    texts = [f"add task number {n}" for n in range(6)]
+    await asyncio.gather(
+        *(agent.handle(text, NOW) for text in texts),
+        agent.edit("tasks", milk, {"done": True}, NOW),
+    )
+    history = await agent.state.history()
+    assert len(history) == 2 * (1 + len(texts))
+    assert len({m["id"] for m in history}) == len(history)
+    assert sorted(m["text"] for m in history if m["role"] == "user") == sorted(
+        ["add buy milk", *texts]
+    )
+    assert len(agent.state.tasks) == 1 + len(texts) and agent.state.tasks[milk]["done"]
+    assert len(agent.state.meta["undo"]["entries"]) == 2 + len(texts)
 
 
 async def test_sync_now_reports_what_the_sync_said(agent: Agent) -> None:

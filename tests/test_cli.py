@@ -112,8 +112,9 @@ def test_chat_now_without_an_offset_is_local_time(
         "remind me to buy milk tomorrow\n",
     )
     assert code == 0
-    (messages,) = [json.loads(value) for key, value in table(db, "messages") if key.endswith("1")]
-    assert messages["at"] == datetime(2026, 11, 18, 23, 30).astimezone().isoformat()
+    first = json.loads(table(db, "messages")[0][1])  # ids sort in the order they were made
+    assert first["role"] == "user"
+    assert first["at"] == datetime(2026, 11, 18, 23, 30).astimezone().isoformat()
     assert export(db, capsys)["tasks"][0]["due"] == "2026-11-19"
 
 

@@ -116,3 +116,42 @@ def test_cache_is_lru_with_expiry() -> None:
     assert normalise_utterance("  Show   MY tasks ") == "show my tasks"
     with pytest.raises(ValueError, match="maxsize"):
         TTLCache(0, 1)
+
+
+async def test_message_ids_are_never_reused(tmp_path: Path) -> None:
+    """Two States over one store (two tabs before one took the lead) and a wall clock
+    that goes back: every id is new, and ids sort in the order they were made."""
+    location = str(tmp_path / "agent.db")
+    wall = [1_800_000_000_000]
+    first = await open_state(location, model="m1", wall_ms=lambda: wall[0])
+    second = await open_state(location, model="m1", wall_ms=lambda: wall[0])
+    made = []
+    for state in (first, second, first, second):
+        put = state.message("user", "hello", NOW)
+        made.append(put.key)
+        await state.save([put])
+    assert len(set(made)) == 4
+    assert sorted(made[::2]) == made[::2] and sorted(made[1::2]) == made[1::2]
+
+    wall[0] -= 60_000  # the clock went back a minute
+    reopened = await open_state(location, model="m1", wall_ms=lambda: wall[0])
+    later = [reopened.message("agent", "hi", NOW).key for _ in range(3)]
+    assert min(later) > max(made) and sorted(later) == later
+    assert len(await reopened.history()) == 4
+
+
+async def test_message_ids_sort_after_the_old_numbered_ones(tmp_path: Path) -> None:
+    location = str(tmp_path / "agent.db")
+    store = await open_store(location, COLLECTIONS)
+    old = {"id": "00000007", "role": "user", "text": "before", "at": NOW.isoformat()}
+    await store.commit([Put("messages", "00000007", old)])
+    state = await open_state(location, model="m1")
+    await state.save([state.message("agent", "after", NOW)])
+    assert [m["text"] for m in await state.history()] == ["before", "after"]
+
+
+async def test_a_burst_in_one_millisecond_moves_the_id_on(tmp_path: Path) -> None:
+    state = await open_state(str(tmp_path / "agent.db"), model="m1", wall_ms=lambda: 5_000)
+    ids = [state.new_message_id() for _ in range(1005)]
+    assert len(set(ids)) == 1005 and sorted(ids) == ids
+    assert ids[-1].startswith("0000000005001-004-")

@@ -73,12 +73,19 @@ class IndexedDBStore:
 
     async def get(self, collection: str, key: str) -> JsonObject | None:
         check_collection(self.collections, collection)
-        value = await py_agent_js.idb.get(self._db, collection, key)
+        try:
+            value = await py_agent_js.idb.get(self._db, collection, key)
+        except JsException as exc:
+            raise _store_error(exc, f"reading {collection}/{key} failed") from exc
         return None if value is None else _record(value)
 
     async def get_all(self, collection: str) -> list[JsonObject]:
         check_collection(self.collections, collection)
-        records = json.loads(await py_agent_js.idb.getAllJson(self._db, collection))
+        try:
+            text = await py_agent_js.idb.getAllJson(self._db, collection)
+        except JsException as exc:
+            raise _store_error(exc, f"reading {collection} failed") from exc
+        records = json.loads(text)
         for record in records:
             if not isinstance(record, dict):
                 raise StoreError(f"a stored {collection} record is not an object: {record!r:.80}")
@@ -97,10 +104,19 @@ class IndexedDBStore:
         try:
             await py_agent_js.idb.commit(self._db, json.dumps(batch))
         except JsException as exc:
-            raise StoreError(f"commit of {len(writes)} writes failed: {exc}") from exc
+            raise _store_error(exc, f"commit of {len(writes)} writes failed") from exc
 
     async def close(self) -> None:
         self._db.close()
+
+
+def _store_error(exc: JsException, what: str) -> StoreError:
+    """A failed IndexedDB call as a StoreError. When another tab's newer version (or the
+    browser) closed the connection, the bridge's message says what to do (reload), and
+    is the whole message."""
+    if getattr(exc, "name", "") == "StoreClosed":
+        return StoreError(str(exc.message))
+    return StoreError(f"{what}: {exc}")
 
 
 def _record(value: JsProxy) -> JsonObject:

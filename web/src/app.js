@@ -9,6 +9,7 @@ import { $ } from './dom.js';
 import { panes, startPanes } from './panes.js';
 import { startNetworkIndicator, startServiceWorker } from './pwa.js';
 import { startSync } from './sync_view.js';
+import { shareAgent } from './tabs.js';
 
 // Chosen by bench/ort_threads.py (see README "Benchmarks").
 const DEFAULT_THREADS = 2;
@@ -60,16 +61,13 @@ function showIsolation() {
 async function boot() {
   document.body.dataset.state = 'booting';
   showIsolation();
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-  /** @type {Promise<never>} */
-  const workerFailed = new Promise((_, reject) => {
-    worker.addEventListener('error', (event) => {
-      event.preventDefault();
-      reject(new Error(`the agent worker failed to start: ${event.message || 'a module did not load'}`));
-    });
-  });
-  const agent = connect(worker);
-  window.pyAgent = agent;
+  // One tab runs the worker; the others use it through that tab (tabs.js).
+  const { agent, failed: workerFailed } = shareAgent(() => {
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    return { agent: connect(worker), worker };
+  }, { callback: Comlink.proxy });
+  // Every method name reaches the leader's worker, so the shared agent is the page's API.
+  window.pyAgent = /** @type {import('./api.js').PyAgent} */ (/** @type {unknown} */ (agent));
 
   /** @type {(error: Error) => void} */
   let stalled = () => {};
@@ -95,7 +93,7 @@ async function boot() {
   };
 
   const result = await Promise.race([
-    agent.boot({ numThreads: requestedThreads() }, Comlink.proxy(onStage)),
+    window.pyAgent.boot({ numThreads: requestedThreads() }, Comlink.proxy(onStage)),
     workerFailed,
     stallPromise,
   ]);
@@ -107,17 +105,17 @@ async function boot() {
   $('self-check').addEventListener('click', async () => {
     $('self-check-result').textContent = 'Checking…';
     try {
-      $('self-check-result').textContent = JSON.stringify(await agent.selfCheck(), null, 2);
+      $('self-check-result').textContent = JSON.stringify(await window.pyAgent.selfCheck(), null, 2);
     } catch (error) {
       $('self-check-result').textContent = `Self-check failed: ${/** @type {Error} */ (error).message}`;
     }
   });
-  const refresh = panes(agent);
-  startPanes(agent, refresh);
-  startData(agent, refresh);
-  const refreshStats = await startCloud(agent);
-  await startChat(agent, refresh, refreshStats);
-  await startSync(agent, refresh);
+  const refresh = panes(window.pyAgent);
+  startPanes(window.pyAgent, refresh);
+  startData(window.pyAgent, refresh);
+  const refreshStats = await startCloud(window.pyAgent);
+  await startChat(window.pyAgent, refresh, refreshStats);
+  await startSync(window.pyAgent, refresh);
   document.body.dataset.state = 'ready';
 }
 

@@ -7,7 +7,88 @@ import * as ortModule from './ort/ort.wasm.min.mjs';
 // Python's to_js(dict, dict_converter=...) needs a plain function.
 export const fromEntries = (/** @type {Iterable<[string, unknown]>} */ entries) => Object.fromEntries(entries);
 
-/** @typedef {import('./vendor/idb.js').IDBPDatabase} Database */
+// The bridge tells every tab of this origin about its database connections on this
+// channel (web/src/tabs.js shows it): {type: 'blocked' | 'unblocked' | 'blocking' |
+// 'terminated', name, message}.
+export const DB_EVENTS = 'py_agent-db';
+/** @type {BroadcastChannel | null} */
+let dbEvents = null;
+
+/**
+ * @typedef {import('./vendor/idb.js').IDBPDatabase} Database
+ * @typedef {'blocked' | 'unblocked' | 'blocking' | 'terminated'} DbEventType
+ */
+
+/** @param {DbEventType} type @param {string} name @param {string} [message] */
+function tell(type, name, message = '') {
+  try {
+    dbEvents ??= new BroadcastChannel(DB_EVENTS);
+    dbEvents.postMessage({ type, name, message });
+  } catch (error) {
+    console.warn(`py_agent: could not report "${type}" for database ${name}:`, error);
+  }
+}
+
+// Connections closed under us, with the error every later call on them gets (named
+// StoreClosed: py_agent/platform/browser.py passes its message on as it is).
+/** @type {WeakMap<Database, string>} */
+const closedConnections = new WeakMap();
+
+/** @param {Database} db @returns {Database} */
+function usable(db) {
+  const reason = closedConnections.get(db);
+  if (reason) {
+    const error = new Error(reason);
+    error.name = 'StoreClosed';
+    throw error;
+  }
+  return db;
+}
+
+/**
+ * openDB with the multi-tab cases handled. `blocked`: an older connection elsewhere (a tab
+ * still running an older build, or a closing tab's worker) keeps this upgrade waiting:
+ * every tab is told, and the open waits until that connection closes. `blocking`: a newer
+ * version wants to open: this connection closes at once so it can (this worker's data is
+ * then gone, and its page must reload). `terminated`: the browser closed the connection
+ * (site data cleared, disk error).
+ * @param {string} name
+ * @param {number} [version]
+ * @param {(db: Database) => void} [upgrade]
+ * @returns {Promise<Database>}
+ */
+async function openWatched(name, version, upgrade) {
+  /** @type {Database | null} */
+  let db = null;
+  let blocked = false;
+  /** @param {DbEventType} type @param {string} reason */
+  const lost = (type, reason) => {
+    if (db) closedConnections.set(db, reason);
+    tell(type, name, reason);
+  };
+  db = await openDB(name, version, {
+    upgrade,
+    blocked() {
+      blocked = true;
+      tell('blocked', name, 'another py_agent tab still has your data open in its older form: close or reload it to continue');
+    },
+    blocking(currentVersion, blockedVersion, event) {
+      // event.target is the very connection `db` wraps; closing it lets the other open go on.
+      /** @type {IDBDatabase} */ (event.target).close();
+      lost(
+        'blocking',
+        blockedVersion === null
+          ? "py_agent's data was deleted in another tab: reload this tab"
+          : 'py_agent was updated in another tab, which needed this tab to let go of your data: reload this tab',
+      );
+    },
+    terminated() {
+      lost('terminated', "the browser closed py_agent's data (was the site's data cleared?): reload this tab");
+    },
+  });
+  if (blocked) tell('unblocked', name);
+  return db;
+}
 
 /** IndexedDB, one transaction per call. */
 export const idb = {
@@ -17,27 +98,27 @@ export const idb = {
    */
   async open(name, storeNames) {
     const wanted = Array.from(storeNames);
-    let db = await openDB(name);
+    let db = await openWatched(name);
     const missing = wanted.filter((store) => !db.objectStoreNames.contains(store));
     if (missing.length === 0) return db;
     // Object stores can only be created in a version upgrade.
     const version = db.version + 1;
     db.close();
-    db = await openDB(name, version, {
-      upgrade(upgrading) {
-        for (const store of missing) upgrading.createObjectStore(store);
-      },
+    db = await openWatched(name, version, (upgrading) => {
+      for (const store of missing) upgrading.createObjectStore(store);
     });
     return db;
   },
   /** @param {Database} db @param {string} store @param {string} key */
-  get(db, store, key) {
-    return db.get(store, key);
+  async get(db, store, key) {
+    return usable(db).get(store, key);
   },
-  /** Every record of `store` as one JSON text: one FFI crossing instead of one per record. */
-  /** @param {Database} db @param {string} store */
+  /**
+   * Every record of `store` as one JSON text: one FFI crossing instead of one per record.
+   * @param {Database} db @param {string} store
+   */
   async getAllJson(db, store) {
-    return JSON.stringify(await db.getAll(store));
+    return JSON.stringify(await usable(db).getAll(store));
   },
   /**
    * Apply all writes (JSON text of [{op, store, key, value?}]) in one readwrite
@@ -45,12 +126,13 @@ export const idb = {
    * null (to_js makes it undefined, which the JSON read path would then drop).
    * Resolves only after the transaction completed (durably committed), rejects if
    * it aborted.
+   * @param {Database} db @param {string} writesJson
    */
-  async commit(/** @type {Database} */ db, /** @type {string} */ writesJson) {
+  async commit(db, writesJson) {
     /** @type {{ op: 'put' | 'delete', store: string, key: string, value?: unknown }[]} */
     const list = JSON.parse(writesJson);
     if (list.length === 0) return;
-    const tx = db.transaction([...new Set(list.map((w) => w.store))], 'readwrite');
+    const tx = usable(db).transaction([...new Set(list.map((w) => w.store))], 'readwrite');
     const requests = list.map((w) =>
       w.op === 'put' ? tx.objectStore(w.store).put(w.value, w.key) : tx.objectStore(w.store).delete(w.key),
     );
