@@ -114,3 +114,12 @@ def no_torch_in_the_fast_tier(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "not build" in (request.config.option.markexpr or "") and "torch" in sys.modules:
         pytest.fail("a test outside the build tier imported torch: mark it (TIERS above)")
+
+
+@pytest.fixture
+def dist(tmp_path: Path) -> Path:
+    """The smallest web build the server accepts (test_server.py overrides it with more)."""
+    site = tmp_path / "dist"
+    site.mkdir()
+    (site / "index.html").write_text("<!doctype html><title>py_agent</title>")
+    return site

@@ -19,14 +19,6 @@ from server.headers import ISOLATION_HEADERS
 from server.settings import TEST_FAULTS_ENV, Settings
 
 
-@pytest.fixture
-def dist(tmp_path: Path) -> Path:
-    site = tmp_path / "dist"
-    site.mkdir()
-    (site / "index.html").write_text("<!doctype html><title>py_agent</title>")
-    return site
-
-
 def client_for(dist: Path, tmp_path: Path, **settings: Any) -> TestClient:
     app = create_app(Settings(dist_dir=dist, data_dir=tmp_path / "data", **settings))
     return TestClient(app, raise_server_exceptions=False)

@@ -294,14 +294,6 @@ def test_cap(text: str, limit: int, cut_off: bool, expected: str) -> None:
 # Settings (their checks and messages: tests/test_settings.py) and wiring.
 
 
-@pytest.fixture
-def dist(tmp_path: Path) -> Path:
-    site = tmp_path / "dist"
-    site.mkdir()
-    (site / "index.html").write_text("<!doctype html>")
-    return site
-
-
 def test_serve_refuses_bad_generative_settings(
     dist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -34,14 +34,6 @@ DIST = CHECKOUT / "web" / "dist"
 
 
 @pytest.fixture
-def dist(tmp_path: Path) -> Path:
-    site = tmp_path / "dist"
-    site.mkdir()
-    (site / "index.html").write_text("<!doctype html>")
-    return site
-
-
-@pytest.fixture
 def paths(dist: Path, tmp_path: Path) -> list[str]:
     """Flags for a build and data of the test's own."""
     return ["--dist-dir", str(dist), "--data-dir", str(tmp_path / "data")]

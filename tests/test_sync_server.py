@@ -28,14 +28,6 @@ T0 = 1_800_000_000.0
 
 
 @pytest.fixture
-def dist(tmp_path: Path) -> Path:
-    site = tmp_path / "dist"
-    site.mkdir()
-    (site / "index.html").write_text("<!doctype html><title>py_agent</title>")
-    return site
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 
