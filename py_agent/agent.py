@@ -58,7 +58,7 @@ from .slots import (
     list_query,
     parse_slots_json,
 )
-from .state import SYNCED, SetField, State, embedding_key
+from .state import SYNCED, SetField, State, creation_order, embedding_key
 
 MAX_TEXT_CHARS = 2000
 STATS_LATENCIES = 200  # cloud latencies kept for the percentiles
@@ -542,10 +542,10 @@ class Agent:
 
     def snapshot(self) -> dict[str, Any]:
         """Tasks and notes for the page's panes."""
-        tasks_shown = sorted(self.state.tasks.values(), key=lambda t: str(t["created_at"]))
+        tasks_shown = sorted(self.state.tasks.values(), key=creation_order)
         return {
             "tasks": [_task_view(task) for task in tasks_shown],
-            "notes": sorted(self.state.notes.values(), key=lambda n: str(n["created_at"])),
+            "notes": sorted(self.state.notes.values(), key=creation_order),
             "cache": self.cache.stats(),
         }
 

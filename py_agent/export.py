@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from .platform import JsonObject, Put
 from .recurrence import RecurrenceError, canonical_rule
 from .skills.editing import NOTE_MAX, TITLE_MAX
-from .state import State
+from .state import State, creation_order
 
 MAX_BYTES = 20_000_000  # 20 MB
 ID_MAX = 64
@@ -175,7 +175,7 @@ class ImportSummary:
 
 
 def _in_order(records: Iterable[JsonObject]) -> list[JsonObject]:
-    return sorted(records, key=lambda r: (str(r.get("created_at", "")), str(r["id"])))
+    return sorted(records, key=creation_order)
 
 
 def export_data(state: State) -> UserData:

@@ -70,6 +70,12 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def creation_order(record: JsonObject) -> tuple[str, str]:
+    """The sort key for records in the order they were made: ``created_at`` alone ties within
+    a millisecond, and every device must show the same order, so the id breaks ties."""
+    return str(record.get("created_at", "")), str(record["id"])
+
+
 def new_device_id() -> str:
     """A device's id until it is paired (the server then assigns one)."""
     return uuid.uuid4().hex[:16]

@@ -166,3 +166,15 @@ async def test_it_means_the_task_the_conversation_last_touched(agent: Agent) -> 
     assert await say(agent, "mark it as done") == "Marked “buy milk” as done."
     await say(agent, "show my tasks")  # one open task listed alone: "it" now
     assert await say(agent, "delete it") == "Deleted “call mom”."
+
+
+async def test_tasks_made_in_one_instant_show_in_the_same_order_on_every_device(
+    agent: Agent,
+) -> None:
+    # Every turn here runs at NOW, so created_at ties; a device that learnt the tasks in
+    # another order (sync, import) must still list them in the same order.
+    for title in ("post the letter", "renew the car insurance", "call the plumber"):
+        await say(agent, f"remind me to {title}")
+    shown = [t["id"] for t in agent.snapshot()["tasks"]]
+    agent.state.tasks = dict(reversed(agent.state.tasks.items()))
+    assert [t["id"] for t in agent.snapshot()["tasks"]] == shown == sorted(shown)

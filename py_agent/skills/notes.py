@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from ..platform import Delete, JsonObject, Put
 from ..slots import note_target, note_text
-from ..state import State, embedding_key, new_id
+from ..state import State, creation_order, embedding_key, new_id
 from .matching import NOTE_FLOORS, Embed, label, resolve
 from .outcome import Outcome
 
@@ -43,7 +43,7 @@ async def add(
 def list_notes(state: State) -> Outcome:
     if not state.notes:
         return Outcome("You have no notes yet. Try “note that the gate code is 4321”.")
-    notes = sorted(state.notes.values(), key=lambda n: str(n["created_at"]), reverse=True)
+    notes = sorted(state.notes.values(), key=creation_order, reverse=True)
     shown = "\n".join(f"• {note['text']}" for note in notes[:20])
     more = f"\n…and {len(notes) - 20} more." if len(notes) > 20 else ""
     return Outcome(f"Your notes ({len(notes)}):\n{shown}{more}")

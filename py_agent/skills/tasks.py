@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from ..platform import Delete, JsonObject, Put
 from ..recurrence import RecurrenceError, describe_rule, first_occurrence, next_occurrence
 from ..slots import EditSlots, TargetSlots, TaskSlots, target_slots, task_slots
-from ..state import State, embedding_key, new_id
+from ..state import State, creation_order, embedding_key, new_id
 from .matching import TASK_FLOORS, Embed, refers_back, resolve
 from .outcome import Outcome, TargetAction
 
@@ -153,7 +153,7 @@ def select(tasks: list[JsonObject], kind: str, today: date) -> list[JsonObject]:
         "overdue": lambda t: not t["done"] and (d := due(t)) is not None and d < today,
     }
     chosen = [task for task in tasks if tests[kind](task)]
-    return sorted(chosen, key=lambda t: (str(t.get("due_date") or "9999"), str(t["created_at"])))
+    return sorted(chosen, key=lambda t: (str(t.get("due_date") or "9999"), *creation_order(t)))
 
 
 TITLES = {
