@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Page, Route
 
 from tools.harness import (
     BOOT_TIMEOUT_MS,
@@ -34,6 +34,7 @@ __all__ = [
     "DIST",
     "FAULTS_PATH",
     "PAIRING_CODE",
+    "READY",
     "ROOT",
     "SYNCED",
     "TEST_FAULTS_ENV",
@@ -41,6 +42,7 @@ __all__ = [
     "ByteCounter",
     "Device",
     "Devices",
+    "HeldRequests",
     "ServerProcess",
     "free_port",
     "launch_chromium",
@@ -53,6 +55,8 @@ __all__ = [
     "wait_until_healthy",
 ]
 
+# The page's stable hook: the agent can answer (web/src/app.js).
+READY = "document.documentElement.dataset.ready === 'true'"
 SYNCED = "document.body.dataset.sync === 'synced' && document.body.dataset.syncPending === '0'"
 TITLES = "[...document.querySelectorAll('#tasks .title')].map((title) => title.dataset.saved)"
 PAIRING_CODE = re.compile(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}")
@@ -67,6 +71,26 @@ def say(page: Page, text: str) -> str:
     page.press("#input", "Enter")
     page.wait_for_function(f"document.body.dataset.turns === '{turn}'")
     return page.inner_text("#messages li.agent:last-child")
+
+
+class HeldRequests:
+    """Requests of a context matching ``pattern`` wait, unanswered, until ``release()``: a
+    boot held at a known point (e.g. ``**/pyodide.asm.wasm``, which every boot fetches) for
+    as long as a test looks at the page. The context should block service workers, which
+    would otherwise answer the requests where no route sees them."""
+
+    def __init__(self, context: BrowserContext, pattern: str) -> None:
+        self.context = context
+        self.pattern = pattern
+        self.held: list[Route] = []
+        context.route(pattern, self.held.append)
+
+    def release(self) -> None:
+        """Let the held requests and every later one through."""
+        self.context.unroute(self.pattern)
+        for route in self.held:
+            route.continue_()
+        self.held.clear()
 
 
 class Devices:

@@ -1,12 +1,15 @@
-// The page: starts the agent worker, shows boot progress, and never leaves a
-// blank screen — a failed or stalled boot shows the real error.
+// The page: paints at once with the user's stored tasks and notes (preview.js) and a
+// message box that already takes messages (chat.js), starts the agent worker, shows its
+// progress, and enables what needs the agent once it is ready. Never a blank screen: a
+// failed or stalled boot shows the real error.
 import * as Comlink from './vendor/comlink.mjs';
 import { connect } from './api.js';
-import { startChat } from './chat.js';
+import { startChat, startComposer, stopChat } from './chat.js';
 import { startCloud } from './cloud_view.js';
 import { startData } from './data_view.js';
 import { $ } from './dom.js';
 import { panes, startPanes } from './panes.js';
+import { showStored } from './preview.js';
 import { startNetworkIndicator, startServiceWorker } from './pwa.js';
 import { startSync } from './sync_view.js';
 import { shareAgent } from './tabs.js';
@@ -32,7 +35,22 @@ function showError(error) {
   $('boot-error').hidden = false;
   const { stack, message } = error instanceof Error ? error : { stack: '', message: '' };
   $('boot-error-text').textContent = stack || message || String(error);
+  // Not loading any more: what is shown is what was stored, and stays read-only.
+  $('side').removeAttribute('aria-busy');
+  $('messages').removeAttribute('aria-busy');
+  stopChat();
   document.body.dataset.state = 'error';
+}
+
+/** Everything is live: the agent answers, and what needs it is enabled. */
+function showReady() {
+  $('boot').hidden = true;
+  $('needs-agent', HTMLFieldSetElement).disabled = false;
+  $('side').removeAttribute('aria-busy');
+  $('messages').removeAttribute('aria-busy');
+  // A stable hook for tests and outside tools: the agent can answer from now on.
+  document.documentElement.dataset.ready = 'true';
+  document.body.dataset.state = 'ready';
 }
 
 /** @param {Record<string, unknown>} environment */
@@ -59,7 +77,6 @@ function showIsolation() {
 }
 
 async function boot() {
-  document.body.dataset.state = 'booting';
   showIsolation();
   // One tab runs the worker; the others use it through that tab (tabs.js).
   const { agent, failed: workerFailed } = shareAgent(() => {
@@ -78,6 +95,7 @@ async function boot() {
   const onStage = ({ stage, label, fraction }) => {
     clearTimeout(stallTimer.id);
     stallTimer.id = setTimeout(() => stalled(new Error(`boot stalled at "${label}" for ${STALL_MS / 1000} s`)), STALL_MS);
+    // `fraction` is the whole boot's progress, so the bar moves through every stage.
     $('boot-label').textContent = fraction > 0 && fraction < 1 ? `${label} (${Math.round(fraction * 100)}%)` : label;
     $('boot-progress', HTMLProgressElement).value = fraction;
     const stages = $('boot-stages');
@@ -99,8 +117,6 @@ async function boot() {
   ]);
   clearTimeout(stallTimer.id);
   window.pyAgentBoot = result;
-  $('boot').hidden = true;
-  $('app').hidden = false;
   showEnvironment({ ...result.environment, boot_ms: result.total_ms, crossOriginIsolated });
   $('self-check').addEventListener('click', async () => {
     $('self-check-result').textContent = 'Checking…';
@@ -114,10 +130,13 @@ async function boot() {
   startPanes(window.pyAgent, refresh);
   startData(window.pyAgent, refresh);
   const refreshStats = await startCloud(window.pyAgent);
-  await startChat(window.pyAgent, refresh, refreshStats);
+  const sendWaiting = await startChat(window.pyAgent, refresh, refreshStats);
   await startSync(window.pyAgent, refresh);
-  document.body.dataset.state = 'ready';
+  showReady();
+  sendWaiting();
 }
 
 startNetworkIndicator();
+startComposer();
+showStored();
 boot().catch(showError).finally(startServiceWorker);

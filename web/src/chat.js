@@ -1,4 +1,6 @@
-// The chat: history, sending a turn, and how each reply is shown.
+// The chat: history, sending a turn, and how each reply is shown. The message box works
+// from the first paint: what is sent before the agent is ready waits in the chat, and is
+// sent, in order, once it is.
 import * as Comlink from './vendor/comlink.mjs';
 import { $ } from './dom.js';
 
@@ -47,6 +49,8 @@ function badge(text, title) {
 function addMessage(role, text, details) {
   const item = document.createElement('li');
   item.className = role;
+  // A stable hook for tests and outside tools: every answer the agent gave, however it came.
+  if (role === 'agent') item.dataset.role = 'reply';
   const id = details && ('id' in details ? details.id : details.message_id);
   if (id) item.id = `m-${id}`;
   if (details && 'refines' in details && details.refines) {
@@ -92,12 +96,71 @@ function addMessage(role, text, details) {
   return item;
 }
 
+/**
+ * A message the user sent: its text, when it was sent, and its item in the chat.
+ * @typedef {{ text: string, at: string, item: HTMLLIElement }} Turn
+ * @typedef {{ agent: PyAgent, refresh: () => Promise<void>, afterTurn: () => Promise<void> }} Live
+ */
+
+// Messages not handed to the agent yet, kept for this tab (sessionStorage): a reload during
+// the boot, or after a failed one, sends them then. A message is dropped from it as it is
+// handed over, so a reload never sends one twice.
+const WAITING_KEY = 'py_agent-waiting';
+
+/** Set once the agent is ready: turns are then sent as they come. @type {Live | null} */
+let live = null;
+/** Turns not handed to the agent yet, oldest first. @type {Turn[]} */
+const unsent = [];
+/** Turns run one after another, so the agent reads them in the order they were sent. */
+let turns = Promise.resolve();
+let answered = 0;
+
+/** @returns {{ text: string, at: string }[]} */
+function readWaiting() {
+  try {
+    const stored = JSON.parse(sessionStorage.getItem(WAITING_KEY) ?? '[]');
+    if (Array.isArray(stored)) {
+      return stored.filter((turn) => typeof turn?.text === 'string' && typeof turn?.at === 'string');
+    }
+  } catch (error) {
+    console.warn('py_agent: the messages kept from the last load are unreadable, so they are dropped:', error);
+  }
+  return [];
+}
+
+function keepWaiting() {
+  try {
+    if (unsent.length) {
+      sessionStorage.setItem(WAITING_KEY, JSON.stringify(unsent.map(({ text, at }) => ({ text, at }))));
+    } else {
+      sessionStorage.removeItem(WAITING_KEY);
+    }
+  } catch (error) {
+    // Storage full or refused: the messages still wait on this page, only not past a reload.
+    console.warn('py_agent: could not keep the waiting messages for a reload:', error);
+  }
+}
+
+/** @param {Turn} turn @param {'waiting' | 'failed'} state */
+function mark(turn, state) {
+  turn.item.dataset.state = state;
+  turn.item.querySelector('.badge')?.remove();
+  turn.item.append(
+    ' ',
+    state === 'waiting'
+      ? badge('waiting', 'Sent as soon as py_agent has started')
+      : badge('not sent', 'py_agent could not start, so this was not sent'),
+  );
+}
+
 /** @param {Message[]} messages */
 function showHistory(messages) {
   $('messages').replaceChildren();
   for (const message of messages) {
     addMessage(message.role, message.text, message.role === 'agent' ? message : null);
   }
+  // Not in the history yet: they stay below it until their turn.
+  $('messages').append(...unsent.map((turn) => turn.item));
 }
 
 /** @param {Error | null} error */
@@ -106,15 +169,46 @@ function showChatError(error) {
   $('chat-error').hidden = !error;
 }
 
+/** @param {Turn} turn @param {Live} ready */
+async function runTurn(turn, { agent, refresh, afterTurn }) {
+  unsent.splice(unsent.indexOf(turn), 1);
+  delete turn.item.dataset.state;
+  turn.item.querySelector('.badge')?.remove();
+  keepWaiting();
+  showChatError(null);
+  try {
+    // Resolves only after the turn was committed to IndexedDB.
+    const reply = await agent.ask(turn.text, turn.at);
+    addMessage('agent', reply.text, reply);
+    if (reply.changed.length) await refresh();
+  } catch (error) {
+    showChatError(/** @type {Error} */ (error));
+  }
+  document.body.dataset.turns = String(++answered);
+  await afterTurn();
+}
+
+/** @param {Turn} turn @param {Live} ready */
+function take(turn, ready) {
+  turns = turns.then(() => runTurn(turn, ready)).catch(showChatError);
+}
+
+/** @param {string} text @param {string} at */
+function queue(text, at) {
+  /** @type {Turn} */
+  const turn = { text, at, item: addMessage('user', text) };
+  unsent.push(turn);
+  keepWaiting();
+  if (live) take(turn, live);
+  else mark(turn, 'waiting');
+}
+
 /**
- * The chat. `refresh` re-renders the panes after a change; `afterTurn` runs after
- * every turn (the stats panel). Second opinions the worker gets from the server
- * later arrive through watchChat and re-render the history.
- * @param {PyAgent} agent @param {() => Promise<void>} refresh @param {() => Promise<void>} afterTurn
+ * The message box, from the first paint: Enter or Send puts the message in the chat, and
+ * it is sent once the agent is ready (startChat). Arrow keys recall earlier messages.
  */
-export async function startChat(agent, refresh, afterTurn) {
-  showHistory(await agent.history());
-  await refresh();
+export function startComposer() {
+  for (const { text, at } of readWaiting()) queue(text, at);
   const input = $('input', HTMLInputElement);
   /** @type {string[]} */
   const sent = [];
@@ -130,26 +224,41 @@ export async function startChat(agent, refresh, afterTurn) {
       event.preventDefault();
     }
   });
-  $('ask').addEventListener('submit', async (event) => {
+  // The form is method="dialog", so even before this ran a submit went nowhere.
+  $('ask').addEventListener('submit', (event) => {
     event.preventDefault();
     const text = input.value.trim();
     if (!text) return;
     sent.push(text);
     recall = sent.length;
     input.value = '';
-    showChatError(null);
-    addMessage('user', text);
-    try {
-      // Resolves only after the turn was committed to IndexedDB.
-      const reply = await agent.ask(text, localIso());
-      addMessage('agent', reply.text, reply);
-      if (reply.changed.length) await refresh();
-    } catch (error) {
-      showChatError(/** @type {Error} */ (error));
-    }
-    document.body.dataset.turns = String(sent.length);
-    await afterTurn();
+    queue(text, localIso());
   });
+}
+
+/**
+ * The agent could not start: what waits is marked not sent (and kept for the next load),
+ * and the box says why instead of taking more.
+ */
+export function stopChat() {
+  for (const turn of unsent) mark(turn, 'failed');
+  $('chat-status').textContent = 'py_agent could not start, so nothing was sent. Your messages are kept: reload to send them.';
+  $('chat-status').classList.add('error');
+  $('input', HTMLInputElement).disabled = true;
+  /** @type {HTMLButtonElement} */ ($('ask').querySelector('button')).disabled = true;
+}
+
+/**
+ * The chat, once the agent is ready. `refresh` re-renders the panes after a change;
+ * `afterTurn` runs after every turn (the stats panel). Second opinions the worker gets
+ * from the server later arrive through watchChat and re-render the history. Returns the
+ * function that sends what waited, in order, and every later message as it comes.
+ * @param {PyAgent} agent @param {() => Promise<void>} refresh @param {() => Promise<void>} afterTurn
+ * @returns {Promise<() => void>}
+ */
+export async function startChat(agent, refresh, afterTurn) {
+  showHistory(await agent.history());
+  await refresh();
   $('messages').addEventListener('click', async (event) => {
     const button = /** @type {Element} */ (event.target).closest('button.apply');
     if (!(button instanceof HTMLButtonElement) || !button.dataset.message) return;
@@ -176,4 +285,9 @@ export async function startChat(agent, refresh, afterTurn) {
       document.body.dataset.secondOpinions = String(++opinions);
     }),
   );
+  return () => {
+    live = { agent, refresh, afterTurn };
+    $('chat-status').hidden = true;
+    for (const turn of [...unsent]) take(turn, live);
+  };
 }

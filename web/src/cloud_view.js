@@ -8,6 +8,9 @@ import { $ } from './dom.js';
  * @typedef {import('./api.js').PyAgent} PyAgent
  */
 
+// Set once the worker's settings are shown: the stored ones, read late, must not replace them.
+let shownLive = false;
+
 const percent = (/** @type {number | null} */ value) => (value === null ? '—' : `${Math.round(value * 100)}%`);
 const millis = (/** @type {number | null} */ value) => (value === null ? '—' : `${Math.round(value)} ms`);
 
@@ -35,6 +38,20 @@ function showStats(stats) {
 }
 
 /**
+ * The settings as stored, before the worker is ready (preview.js); a setting never saved
+ * shows neither on nor off (the worker's default applies), and the inputs stay disabled
+ * until then (index.html's fieldset #needs-agent).
+ * @param {{ cloud_help?: unknown, threshold?: unknown }} stored
+ */
+export function showStoredSettings(stored) {
+  if (shownLive) return;
+  const cloudHelp = $('cloud-help', HTMLInputElement);
+  cloudHelp.indeterminate = typeof stored.cloud_help !== 'boolean';
+  cloudHelp.checked = stored.cloud_help === true;
+  $('threshold', HTMLInputElement).value = typeof stored.threshold === 'number' ? String(stored.threshold) : '';
+}
+
+/**
  * Binds the settings; returns the function that refreshes the stats panel.
  * @param {PyAgent} agent
  */
@@ -43,6 +60,8 @@ export async function startCloud(agent) {
   const settings = await agent.settings();
   const cloudHelp = $('cloud-help', HTMLInputElement);
   const threshold = $('threshold', HTMLInputElement);
+  shownLive = true;
+  cloudHelp.indeterminate = false;
   cloudHelp.checked = settings.cloud_help;
   threshold.value = String(settings.threshold);
   const mark = (/** @type {RouterSettings} */ saved) => {

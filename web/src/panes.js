@@ -1,4 +1,5 @@
 // The task and note panes and the conflicts list: rendered from the worker, edited in place.
+// Before the worker is ready they show what was stored (preview.js), read-only.
 import { $ } from './dom.js';
 
 /**
@@ -14,6 +15,8 @@ import { $ } from './dom.js';
 let editingTitle = false;
 /** @type {Snapshot | null} */
 let deferredPanes = null;
+// Set once the worker's panes are shown: the stored ones, read late, must not replace them.
+let shownLive = false;
 
 /** @param {string} label */
 function deleteButton(label) {
@@ -25,9 +28,14 @@ function deleteButton(label) {
   return button;
 }
 
-/** @param {TaskView} task */
-function taskItem(task) {
+/**
+ * A task in the list; `editable` once the worker can save the edit.
+ * @param {TaskView} task @param {boolean} editable
+ */
+function taskItem(task, editable) {
   const item = document.createElement('li');
+  // A stable hook for tests and outside tools, as is "note" below.
+  item.dataset.role = 'task';
   item.dataset.id = task.id;
   item.classList.toggle('done', task.done);
   const done = document.createElement('input');
@@ -36,10 +44,12 @@ function taskItem(task) {
   done.setAttribute('aria-label', `Done: ${task.title}`);
   const title = document.createElement('span');
   title.className = 'title';
-  title.contentEditable = 'plaintext-only';
-  title.spellcheck = false;
-  title.setAttribute('role', 'textbox');
-  title.setAttribute('aria-label', 'Task title (Enter saves, Escape cancels)');
+  if (editable) {
+    title.contentEditable = 'plaintext-only';
+    title.spellcheck = false;
+    title.setAttribute('role', 'textbox');
+    title.setAttribute('aria-label', 'Task title (Enter saves, Escape cancels)');
+  }
   title.textContent = task.title;
   title.dataset.saved = task.title;
   item.append(done, title);
@@ -72,6 +82,7 @@ function taskItem(task) {
 /** @param {Note} note */
 function noteItem(note) {
   const item = document.createElement('li');
+  item.dataset.role = 'note';
   item.dataset.id = note.id;
   item.append(note.text, deleteButton(note.text));
   return item;
@@ -84,8 +95,20 @@ function renderPanes(panes) {
     return;
   }
   deferredPanes = null;
-  $('tasks').replaceChildren(...panes.tasks.map(taskItem));
+  shownLive = true;
+  $('tasks').replaceChildren(...panes.tasks.map((task) => taskItem(task, true)));
   $('notes').replaceChildren(...panes.notes.map(noteItem));
+}
+
+/**
+ * The tasks and notes as stored, until the worker's own panes replace them; their
+ * controls stay disabled until then (index.html's fieldset #needs-agent).
+ * @param {{ tasks: TaskView[], notes: Note[] }} stored
+ */
+export function showStoredPanes(stored) {
+  if (shownLive) return;
+  $('tasks').replaceChildren(...stored.tasks.map((task) => taskItem(task, false)));
+  $('notes').replaceChildren(...stored.notes.map(noteItem));
 }
 
 /**
