@@ -83,11 +83,18 @@ class HeldRequests:
         self.context = context
         self.pattern = pattern
         self.held: list[Route] = []
-        context.route(pattern, self.held.append)
+        self.released = False
+        context.route(pattern, self._hold)
+
+    def _hold(self, route: Route) -> None:
+        if self.released:
+            route.fallback()
+        else:
+            self.held.append(route)
 
     def release(self) -> None:
         """Let the held requests and every later one through."""
-        self.context.unroute(self.pattern)
+        self.released = True
         for route in self.held:
             route.continue_()
         self.held.clear()

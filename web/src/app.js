@@ -1,7 +1,7 @@
-// The page: paints at once with the user's stored tasks and notes (preview.js) and a
-// message box that already takes messages (chat.js), starts the agent worker, shows its
-// progress, and enables what needs the agent once it is ready. Never a blank screen: a
-// failed or stalled boot shows the real error.
+// The page: paints at once with a message box that already takes messages (chat.js) and
+// the user's stored tasks and notes (preview.js, loaded on its own); starts the agent
+// worker, shows its progress, and enables what needs the agent once it is ready. Never a
+// blank screen: a failed or stalled boot shows the real error.
 import * as Comlink from './vendor/comlink.mjs';
 import { connect } from './api.js';
 import { startChat, startComposer, stopChat } from './chat.js';
@@ -9,7 +9,6 @@ import { startCloud } from './cloud_view.js';
 import { startData } from './data_view.js';
 import { $ } from './dom.js';
 import { panes, startPanes } from './panes.js';
-import { showStored } from './preview.js';
 import { startNetworkIndicator, startServiceWorker } from './pwa.js';
 import { startSync } from './sync_view.js';
 import { shareAgent } from './tabs.js';
@@ -138,5 +137,4 @@ async function boot() {
 
 startNetworkIndicator();
 startComposer();
-showStored();
 boot().catch(showError).finally(startServiceWorker);

@@ -3,7 +3,8 @@
 // (py_agent/state.py keeps these stores: "tasks" and "notes" by record id, and the
 // settings at "meta"/"settings"). Read-only and short-lived: the database is never created
 // or upgraded here, and the connection closes as soon as the read is done, or at once when
-// the worker wants to upgrade it.
+// the worker wants to upgrade it. index.html loads this module on its own (async), so the
+// read starts without waiting for the rest of the page's scripts.
 import { openDB } from './vendor/idb.js';
 import { showStoredSettings } from './cloud_view.js';
 import { showStoredPanes } from './panes.js';
@@ -73,17 +74,27 @@ async function readStored() {
   }
 }
 
+/** Resolves once the document is parsed: an async module may run before. */
+function parsed() {
+  if (document.readyState !== 'loading') return Promise.resolve();
+  return new Promise((resolve) => document.addEventListener('readystatechange', resolve, { once: true }));
+}
+
 /**
  * Show the stored tasks, notes and settings until the worker's own replace them. Failing
  * to read them only loses the preview: the worker shows the same once it is ready.
  */
-export async function showStored() {
+async function showStored() {
   try {
     const stored = await readStored();
+    await parsed();
     showStoredSettings(stored?.settings ?? {});
     if (stored) showStoredPanes(stored);
   } catch (error) {
+    await parsed();
     showStoredSettings({});
     console.warn('py_agent: could not show the stored tasks and notes before the agent started:', error);
   }
 }
+
+showStored();
