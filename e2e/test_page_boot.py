@@ -77,7 +77,7 @@ def test_a_request_sent_during_boot_is_answered_once_ready(
     runtime.release()
     page.wait_for_function(READY)
     reply = page.locator('[data-role="reply"]')
-    expect(reply).to_have_count(1)
+    expect(reply).to_have_count(1, timeout=BOOT_TIMEOUT_MS)
     expect(reply).to_contain_text("Added “call the plumber”")
     expect(sent).not_to_have_attribute("data-state", "waiting")
     expect(page.locator('[data-role="task"] .title')).to_have_text(["call the plumber"])
@@ -115,7 +115,7 @@ def test_enter_never_navigates_not_even_before_the_scripts_ran(
 
     runtime.release()
     assert wait_for_boot(page) == "ready", page.inner_text("body")
-    expect(page.locator('[data-role="reply"]')).to_contain_text(["Noted"])
+    expect(page.locator('[data-role="reply"]')).to_contain_text(["Noted"], timeout=BOOT_TIMEOUT_MS)
     # Long after either Enter could have started a navigation, this is the same document.
     assert page.evaluate("window.sameDocument") is True
     assert page.url == server.url + "/"
@@ -141,7 +141,7 @@ def test_messages_waiting_when_the_page_reloads_are_sent_after_it(
     expect(page.locator("#messages li.user[data-state='waiting']")).to_have_count(2)
     runtime.release()
     page.wait_for_function(READY)
-    expect(page.locator('[data-role="reply"]')).to_have_count(2)
+    expect(page.locator('[data-role="reply"]')).to_have_count(2, timeout=BOOT_TIMEOUT_MS)
     expect(page.locator('[data-role="reply"]')).to_contain_text(
         ["Added “buy stamps”", "Added “post the letter”"]
     )
