@@ -3,10 +3,10 @@
 The browser never reaches a CDN, so everything the page needs is copied in by the steps
 below, each filling one part of a staging folder beside the dist: web/src, the icons, the
 models' browser files, the npm runtimes, Pyodide and its package wheels, py_agent's wheel,
-and last the service worker that precaches all of it. build.json records the sha256 and size
-of every file (tools/build/check.py verifies a dist against it later), and the staging
-folder replaces the dist only once complete, so a failed build never leaves a dist that
-looks valid.
+the service worker that precaches all of it, and last the compressed copies the server sends
+in place of the files that compress. build.json records the sha256 and size of every file
+(tools/build/check.py verifies a dist against it later), and the staging folder replaces
+the dist only once complete, so a failed build never leaves a dist that looks valid.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.build.browser_models import copy_models
+from tools.build.compress import precompress
 from tools.build.dist import MANIFEST, Build, BuildError, Config, npm_version
 from tools.build.files import display, replace_dir, sha256_file
 from tools.build.icons import WEB_MANIFEST, draw_icons
@@ -79,8 +80,10 @@ STEPS: tuple[Callable[[Build], str], ...] = (
     copy_pyodide,
     copy_ort,
     copy_python_wheels,
-    # Last: it precaches everything the steps above put in the dist.
+    # It precaches everything the steps above put in the dist.
     build_service_worker,
+    # After the service worker, which must not precache the compressed copies.
+    precompress,
 )
 
 
