@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import time
 from pathlib import Path
 
 import brotli
@@ -12,12 +13,19 @@ import pytest
 
 from server.precompressed import PRECOMPRESSED, validated
 from tools.build import dist as build_dist
+from tools.build import files as build_files
 from tools.build import pyodide, web, wheels
 from tools.build.compress import precompress
 from tools.build.service_worker import build_service_worker
 
 SCRIPT = b"export const words = [" + b'"compressible", ' * 400 + b"];\n"
 ZIPPED = os.urandom(8192)  # as a wheel is: already deflated
+
+
+@pytest.fixture(autouse=True)
+def machine_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copies' cache is the machine's (shared by every clone): a test's own here."""
+    monkeypatch.setenv(build_files.CACHE_ENV, str(tmp_path / "machine-cache"))
 
 
 def staged(tmp_path: Path, files: dict[str, bytes], name: str = "staging") -> build_dist.Build:
@@ -61,13 +69,18 @@ def test_a_rebuild_takes_the_copies_from_the_cache(tmp_path: Path) -> None:
         assert (again.staging / name).read_bytes() == (first.staging / name).read_bytes()
 
 
-def test_copies_of_files_no_build_has_any_more_leave_the_cache(tmp_path: Path) -> None:
-    precompress(staged(tmp_path, {"app.js": SCRIPT}, "old"))
-    newer = SCRIPT.replace(b"compressible", b"compressed")
-    precompress(staged(tmp_path, {"app.js": newer}, "new"))
-    cached = [path.read_bytes() for path in (tmp_path / "cache" / "precompressed").iterdir()]
-    assert sorted(map(len, cached)) == sorted(
-        [len(gzip.compress(newer, compresslevel=9, mtime=0)), len(brotli.compress(newer))]
+def test_copies_no_build_used_for_a_month_leave_the_cache(tmp_path: Path) -> None:
+    other = SCRIPT.replace(b"compressible", b"compressed")
+    precompress(staged(tmp_path, {"app.js": SCRIPT, "old.js": other}, "first"))
+    cache = tmp_path / "machine-cache" / "precompressed"
+    month_ago = time.time() - 31 * 24 * 3600
+    for path in cache.iterdir():
+        os.utime(path, (month_ago, month_ago))
+
+    assert "0 compressed" in precompress(staged(tmp_path, {"app.js": SCRIPT}, "again"))
+    left = [path.read_bytes() for path in cache.iterdir()]
+    assert sorted(left) == sorted(
+        [gzip.compress(SCRIPT, compresslevel=9, mtime=0), brotli.compress(SCRIPT)]
     )
 
 

@@ -7,12 +7,14 @@ The last step: the service worker's precache list is already made, so the copies
 precached (the browser keeps a response's decoded bytes, whatever coding brought them).
 build.json lists them like every file of the dist, so --check verifies them too.
 
-Each copy is cached by its file's sha256 and the coding's level, so a rebuild compresses
-only what changed; the misses run in a process per core (brotli holds the GIL).
+Each copy is cached by its file's sha256 and the coding's level, in the machine's build
+cache (files.cache_root(): the same for every clone and every test build), so a rebuild
+compresses only what changed; the misses run in a process per core (brotli holds the GIL).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -27,6 +29,7 @@ import brotli
 
 from server.precompressed import PRECOMPRESSED, SUFFIXES, sibling
 from tools.build.dist import Build
+from tools.build.files import cache_root
 
 # gzip -9 leaves the code, text and wasm of this dist at 0.19-0.62 of their size, the int8
 # model, the icons and the intent head's .npz at 0.73-0.90, and the wheels and the stdlib
@@ -41,6 +44,8 @@ GZIP_LEVEL = 9
 BROTLI_QUALITY = 11
 DENSE_BROTLI_QUALITY = 9
 DENSE_RATIO = 0.7
+# Copies no build has used for this long leave the cache.
+UNUSED_FOR_S = 30 * 24 * 3600
 
 
 def encode(coding: str, level: int, path: Path) -> bytes:
@@ -70,9 +75,8 @@ class Copies:
     def __init__(self, b: Build, pool: Executor) -> None:
         self.b = b
         self.pool = pool
-        self.cache = b.cfg.cache / "precompressed"
+        self.cache = cache_root() / "precompressed"
         self.cache.mkdir(parents=True, exist_ok=True)
-        self.used: set[str] = set()
         self.made = 0
         self.listing: dict[str, dict[str, int]] = {}
 
@@ -82,7 +86,6 @@ class Copies:
     def add(self, rels: Iterable[str], coding: str, level: Callable[[str], int]) -> list[str]:
         """Add each of ``rels``'s copy in ``coding`` that is worth it; return their files."""
         jobs = [Job(rel, coding, level(rel), self.b.sha256(rel)) for rel in rels]
-        self.used.update(job.name for job in jobs)
         misses = {job: self._submit(job) for job in jobs if not (self.cache / job.name).is_file()}
         kept = []
         for job in jobs:
@@ -99,8 +102,10 @@ class Copies:
     def _copy(self, job: Job, making: Future[bytes] | None) -> bytes:
         if making is None:
             try:
-                return (self.cache / job.name).read_bytes()
-            except FileNotFoundError:  # pruned by a build of other files running beside this
+                data = (self.cache / job.name).read_bytes()
+                os.utime(self.cache / job.name)  # its last use, for prune()
+                return data
+            except FileNotFoundError:  # pruned since, by a build running beside this one
                 making = self._submit(job)
         data = making.result()
         self._store(job.name, data)
@@ -115,11 +120,14 @@ class Copies:
         os.replace(tmp, self.cache / name)
 
     def prune(self) -> None:
-        """Drop the copies no file of this build has (hidden files are half-written copies
-        of a build running beside this one)."""
+        """Drop the copies no build has used for UNUSED_FOR_S (and what a build that
+        crashed left half-written): every clone shares the cache, so a copy this build
+        did not use may be another's."""
+        too_old = time.time() - UNUSED_FOR_S
         for entry in self.cache.iterdir():
-            if entry.name not in self.used and not entry.name.startswith("."):
-                entry.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat().st_mtime < too_old:
+                    entry.unlink()
 
 
 def precompress(b: Build) -> str:
