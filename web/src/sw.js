@@ -13,7 +13,7 @@ importScripts(
   'workbox/workbox-precaching.prod.js',
 );
 
-const { precaching, routing } = self.workbox;
+const { precaching } = self.workbox;
 
 precaching.addPlugins([
   {
@@ -28,18 +28,6 @@ precaching.addPlugins([
 // Nothing the app loads varies by query (?threads=2 is read by the page itself).
 precaching.precacheAndRoute(self.__WB_MANIFEST, { ignoreURLParametersMatching: [/.*/] });
 precaching.cleanupOutdatedCaches();
-
-// The boot asks for the runtime's sizes with HEAD, for its progress bar; answer that
-// from the precache too, or an offline boot would fail on it.
-routing.registerRoute(
-  ({ url }) => precaching.getCacheKeyForURL(url.href) !== undefined,
-  async ({ request }) => {
-    const cached = await precaching.matchPrecache(request.url);
-    if (!cached) return fetch(request);
-    return new Response(null, { status: cached.status, headers: cached.headers });
-  },
-  'HEAD',
-);
 
 self.addEventListener('message', (event) => {
   if (event.data?.type === 'SKIP_WAITING') self.skipWaiting();

@@ -3,9 +3,13 @@
 // watchSync, watchChat) goes to py_agent.worker_api by name: the page's window.pyAgent
 // (api.js) is a proxy over one Comlink method, `call`. Python also owns time: after each
 // call it says when automatic work is next due, and this worker keeps the one timer.
+//
+// A revisit restores Python from a memory snapshot (snapshot.js) instead of starting it;
+// see docs/architecture.md, "Boot".
 import * as Comlink from './vendor/comlink.mjs';
-import { loadPyodide } from './pyodide/pyodide.mjs';
+import { loadPyodide, version as pyodideVersion } from './pyodide/pyodide.mjs';
 import * as bridge from './bridge.js';
+import * as snapshots from './snapshot.js';
 
 /**
  * @typedef {import('./types.js').After} After
@@ -15,14 +19,19 @@ import * as bridge from './bridge.js';
  * @typedef {import('./types.js').ModelInfo} ModelInfo
  * @typedef {import('./types.js').PythonApi} PythonApi
  * @typedef {import('./types.js').Success | import('./types.js').Failure} WorkerReply
+ * @typedef {import('./pyodide/pyodide.mjs').PyodideInterface} Pyodide
  * @typedef {{ stage: string, label: string, fraction: number, ms?: number }} Stage
+ * @typedef {{ url: string, sha256: string }} Wheel
+ * @typedef {{ unpack: Wheel[], load: string[] }} WheelIndex
  * @typedef {{
  *   timings: Record<string, number>, total_ms: number, environment: Environment,
  *   model: ModelInfo & { load_ms: Record<string, { download: number, verify: number, create: number }> },
+ *   snapshot: { restored: boolean, rejected: string | null },
  * }} BootResult
  * @typedef {object} WorkerApi The worker's own methods (everything else is Python's).
  * @property {(options: { numThreads: number }, onStage: (stage: Stage) => void) => Promise<BootResult>} boot
- *   Boot everything, reporting each stage: download, python, numpy, packages, model, ready.
+ *   Boot everything, reporting each stage (python, numpy, packages, model, ready) and the
+ *   whole boot's progress as `fraction`.
  * @property {(callback: (status: SyncStatus) => Promise<void> | void) => Promise<void>} watchSync
  *   Call `callback(status)` now and whenever the sync status changes.
  * @property {(callback: () => Promise<void> | void) => Promise<void>} watchChat
@@ -32,11 +41,15 @@ import * as bridge from './bridge.js';
 
 const PYODIDE_URL = new URL('./pyodide/', import.meta.url).href;
 const ORT_URL = new URL('./ort/', import.meta.url).href;
-const WHEELS_URL = new URL('./wheels/', import.meta.url).href;
-// The runtime files loadPyodide fetches; fetched first with progress so the
-// page can show "download runtime" apart from "start Python". loadPyodide
-// then finds them in the HTTP cache (a revalidation, not a second download).
-const RUNTIME_FILES = ['pyodide.asm.wasm', 'python_stdlib.zip', 'pyodide.asm.js', 'pyodide-lock.json'];
+const ROOT_URL = new URL('./', import.meta.url).href;
+// The stages of a boot, each with its share of the progress bar (about its share of a
+// first visit's time; a revisit moves through the same stages faster).
+const STAGES = /** @type {const} */ ([
+  ['python', 'Starting Python', 0.3],
+  ['numpy', 'Loading numpy', 0.25],
+  ['packages', 'Loading py_agent', 0.15],
+  ['model', 'Loading the model and your data', 0.3],
+]);
 
 /**
  * Start downloading, verifying and compiling the model while Pyodide starts. It
@@ -57,22 +70,6 @@ async function prefetchModel() {
   await bridge.ort.loadSession(`${folder}/${name}`, file.sha256);
 }
 
-/** @param {string[]} urls @param {(bytes: number) => void} onBytes */
-async function fetchWithProgress(urls, onBytes) {
-  await Promise.all(
-    urls.map(async (url) => {
-      const response = await fetch(url);
-      if (!response.ok || !response.body) throw new Error(`GET ${url}: HTTP ${response.status}`);
-      const reader = response.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        onBytes(value.byteLength);
-      }
-    }),
-  );
-}
-
 /** @param {string} url */
 async function fetchJson(url) {
   const response = await fetch(url);
@@ -84,10 +81,14 @@ async function fetchJson(url) {
   }
 }
 
-/** @param {string} url */
-async function contentLength(url) {
-  const response = await fetch(url, { method: 'HEAD' });
-  return Number(response.headers.get('content-length')) || 0;
+/** A wheel's bytes, refused unless they are the build's. @param {Wheel} wheel */
+async function fetchWheel({ url, sha256 }) {
+  const response = await fetch(ROOT_URL + url);
+  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
+  const bytes = await response.arrayBuffer();
+  const actual = await snapshots.sha256(bytes);
+  if (actual !== sha256) throw new Error(`${url}: sha256 is ${actual}, but wheels/index.json expects ${sha256}`);
+  return bytes;
 }
 
 /** @param {number} numThreads */
@@ -96,6 +97,46 @@ function checkThreads(numThreads) {
     throw new Error(`numThreads must be an integer from 1 to 16, got ${numThreads}`);
   }
   return numThreads;
+}
+
+/** @param {Pyodide} pyodide @param {ArrayBuffer[]} wheels */
+function unpack(pyodide, wheels) {
+  // The file system is not part of a snapshot: a restored Python unpacks them again.
+  for (const wheel of wheels) pyodide.unpackArchive(wheel, 'wheel');
+}
+
+/**
+ * Python with the pure-Python wheels unpacked and py_agent.preload imported: restored
+ * from the stored snapshot when there is a usable one, else started and snapshotted
+ * (before numpy: a snapshot cannot hold shared libraries). `made` is the new snapshot,
+ * to store once the whole boot has worked.
+ * @param {WheelIndex} index
+ * @returns {Promise<{ pyodide: Pyodide, made: Uint8Array<ArrayBuffer> | null, rejected: string | null }>}
+ */
+async function startPython(index) {
+  const wheels = Promise.all(index.unpack.map(fetchWheel));
+  const stored = await snapshots.find(snapshots.keyFor(pyodideVersion, index.unpack));
+  let { rejected } = stored;
+  if (stored.bytes) {
+    try {
+      // Pyodide loads its runtime while the snapshot is read and checked.
+      const pyodide = await loadPyodide({ indexURL: PYODIDE_URL, _loadSnapshot: stored.bytes });
+      unpack(pyodide, await wheels);
+      return { pyodide, made: null, rejected: null };
+    } catch (error) {
+      rejected = `it did not restore: ${/** @type {Error} */ (error).message}`;
+    }
+  }
+  if (rejected) {
+    console.warn(`py_agent: starting Python afresh, the stored snapshot was refused (${rejected})`);
+    await snapshots.remove();
+  }
+  const pyodide = await loadPyodide({ indexURL: PYODIDE_URL, _makeSnapshot: true });
+  unpack(pyodide, await wheels);
+  pyodide.pyimport('py_agent.preload');
+  // A fresh copy of the heap: its buffer is a plain ArrayBuffer.
+  const made = /** @type {Uint8Array<ArrayBuffer>} */ (pyodide.makeMemorySnapshot());
+  return { pyodide, made, rejected };
 }
 
 // -- Python ------------------------------------------------------------------------------
@@ -182,63 +223,51 @@ const own = {
     /** @type {Record<string, number>} */
     const timings = {};
     let stageStart = started;
+    let done = 0;
     /** @type {string | null} */
     let current = null;
-    /** @param {string} name @param {string} label */
-    const stage = (name, label) => {
+    /** @param {string} name */
+    const stage = (name) => {
       const now = performance.now();
       if (current) timings[current] = Math.round(now - stageStart);
+      const index = STAGES.findIndex(([id]) => id === current);
+      if (index >= 0) done += STAGES[index][2];
+      const [, label] = STAGES.find(([id]) => id === name) ?? [name, 'Ready'];
       current = name;
       stageStart = now;
-      onStage({ stage: name, label, fraction: 0, ms: Math.round(now - started) });
+      onStage({ stage: name, label, fraction: Math.min(done, 1), ms: Math.round(now - started) });
     };
 
-    stage('download', 'Downloading the runtime');
+    stage('python');
     bridge.ort.configure({ numThreads: threads, wasmPaths: ORT_URL });
     const modelReady = prefetchModel();
     modelReady.catch(() => {}); // awaited at the model stage, where its error is reported
-    const urls = RUNTIME_FILES.map((name) => PYODIDE_URL + name);
-    const total = (await Promise.all(urls.map(contentLength))).reduce((a, b) => a + b, 0);
-    let received = 0;
-    await fetchWithProgress(urls, (bytes) => {
-      received += bytes;
-      onStage({ stage: 'download', label: 'Downloading the runtime', fraction: total ? received / total : 0 });
-    });
+    /** @type {WheelIndex} */
+    const index = await fetchJson(ROOT_URL + 'wheels/index.json');
+    const { pyodide, made, rejected } = await startPython(index);
 
-    stage('python', 'Starting Python');
-    const pyodide = await loadPyodide({ indexURL: PYODIDE_URL });
+    stage('numpy');
+    await pyodide.loadPackage(index.load, { checkIntegrity: true });
 
-    stage('numpy', 'Loading numpy');
-    await pyodide.loadPackage(['numpy', 'micropip'], { checkIntegrity: true });
-
-    stage('packages', 'Installing py_agent');
-    const index = await fetchJson(WHEELS_URL + 'index.json');
-    // py_agent's dependencies that Pyodide ships (python-dateutil, …), from the same
-    // sha256-checked dist folder as numpy; numpy again is a no-op.
-    await pyodide.loadPackage(index.pyodide_packages ?? [], { checkIntegrity: true });
+    stage('packages');
     pyodide.registerJsModule('py_agent_js', bridge);
-    const micropip = pyodide.pyimport('micropip');
-    // deps=False: every dependency is either a Pyodide package loaded above or a
-    // wheel listed in index.json; micropip must never look for one on PyPI.
-    await micropip.install.callKwargs(
-      index.install.map((/** @type {string} */ file) => WHEELS_URL + file),
-      { deps: false },
-    );
     dispatch = pyodide.pyimport('py_agent.worker_api').api.dispatch;
 
-    stage('model', 'Loading the model');
+    stage('model');
     await modelReady;
     const tz = Intl.DateTimeFormat().resolvedOptions().timeZone ?? 'UTC';
     const model = await must('loadModel', [tz, navigator.language ?? 'en']);
     const environment = await must('environment', []);
 
-    stage('ready', 'Ready');
-    onStage({ stage: 'ready', label: 'Ready', fraction: 1, ms: Math.round(performance.now() - started) });
+    stage('ready');
+    // Kept for the next visit only now that this one worked.
+    if (made) snapshots.write(snapshots.keyFor(pyodideVersion, index.unpack), made).catch((error) => console.warn('py_agent: the snapshot was not kept:', error));
     return {
       timings,
       total_ms: Math.round(performance.now() - started),
       environment,
       model: { ...model, load_ms: bridge.ort.timings },
+      snapshot: { restored: !made, rejected },
     };
   },
 
