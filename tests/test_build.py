@@ -108,7 +108,13 @@ def project(real_dist, tmp_path) -> Path:
     shutil.copytree(ROOT / "py_agent", root / "py_agent", ignore=shutil.ignore_patterns("*.pyc"))
     (root / "web" / "src").mkdir(parents=True)
     (root / "web" / "src" / "index.html").write_text("<!doctype html>\n")
-    for rel in ("src/sw.js", "src/manifest.webmanifest", "build_sw.mjs", "package-lock.json"):
+    for rel in (
+        "src/sw.js",
+        "src/manifest.webmanifest",
+        "build_sw.mjs",
+        "build_pyc.mjs",
+        "package-lock.json",
+    ):
         shutil.copyfile(ROOT / "web" / rel, root / "web" / rel)
     (root / "web" / "node_modules").symlink_to(ROOT / "web" / "node_modules")
     write_fake_model(root, tmp_path)
@@ -164,8 +170,17 @@ def test_real_build_has_the_layout_the_worker_expects(real_dist):
     unpack = [wheel["url"] for wheel in index["unpack"]]
     assert unpack[-1].startswith("wheels/py_agent-")
     assert [url.split("/")[1].split("-")[0] for url in unpack[:-1]] == ["python_dateutil", "six"]
-    for wheel in index["unpack"]:
+    for wheel in [*index["unpack"], index["bytecode"]]:
         assert sha256(real_dist / wheel["url"]) == wheel["sha256"]
+    # Bytecode for every module of the wheels, numpy's tests aside, compiled by Pyodide's
+    # Python (3.12) and never checked against the sources' mtimes.
+    with zipfile.ZipFile(real_dist / index["bytecode"]["url"]) as archive:
+        names = archive.namelist()
+        agent = archive.read("py_agent/__pycache__/agent.cpython-312.pyc")
+    assert "numpy/__pycache__/__init__.cpython-312.pyc" in names
+    assert "dateutil/__pycache__/rrule.cpython-312.pyc" in names
+    assert not [name for name in names if "/tests/" in name]
+    assert int.from_bytes(agent[4:8], "little") == 0b01  # hash-based, unchecked
     manifest = json.loads((real_dist / "build.json").read_text())
     assert (manifest["pyodide"], manifest["ort"]) == ("0.27.7", "1.30.0")
     on_disk = {p.relative_to(real_dist).as_posix() for p in real_dist.rglob("*") if p.is_file()}

@@ -70,7 +70,7 @@ def check_wheels(dist: Path, present: set[str]) -> list[str]:
     lock = read_pyodide_lock(dist / PYODIDE_LOCK)
     index = read_json(dist / WHEEL_INDEX)
     problems = []
-    for wheel in index["unpack"]:
+    for wheel in [*index["unpack"], index["bytecode"]]:
         rel = wheel["url"]
         if rel not in present:
             problems.append(f"{rel}: listed in {WHEEL_INDEX} but missing")

@@ -4,7 +4,9 @@ package alone, and a pure-Python wheel for each core dependency Pyodide does not
 wheels/index.json tells the worker how: ``unpack`` lists the pure-Python wheels (these, and
 Pyodide's own pure ones such as python-dateutil) with their sha256, which the worker checks
 and unpacks itself before its memory snapshot; ``load`` names the Pyodide packages with
-shared libraries (numpy), which it loads with ``loadPackage`` after the snapshot."""
+shared libraries (numpy), which it loads with ``loadPackage`` after the snapshot;
+``bytecode`` is the archive of all their modules' compiled bytecode (tools/build/bytecode.py),
+unpacked after them."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from typing import Any
 
 from hatchling.builders.wheel import WheelBuilder
 
+from tools.build.bytecode import add_bytecode
 from tools.build.dist import Build, BuildError, Config, Runner, read_json
 from tools.build.files import sha256_file
 from tools.build.pyodide import PyodideLock
@@ -199,7 +202,13 @@ def copy_python_wheels(b: Build) -> str:
     packages = b.lock.closure(b.deps.pyodide)
     unpack = [{"url": f"pyodide/{p.file_name}", "sha256": p.sha256} for p in packages if p.pure]
     unpack += [{"url": f"wheels/{path.name}", "sha256": sha256_file(path)} for path in install]
-    index = {"unpack": unpack, "load": [p.name for p in packages if not p.pure]}
+    installed = [b.staging / wheel["url"] for wheel in unpack]
+    installed += [b.staging / f"pyodide/{p.file_name}" for p in packages if not p.pure]
+    index = {
+        "unpack": unpack,
+        "load": [p.name for p in packages if not p.pure],
+        "bytecode": add_bytecode(b, installed),
+    }
     b.add_bytes(json.dumps(index, indent=2).encode() + b"\n", WHEEL_INDEX, "tools/build/wheels.py")
     return (
         f"wheels: {wheel.name}{' (cached)' if cached else ' (built)'}, "

@@ -22,7 +22,7 @@ import * as snapshots from './snapshot.js';
  * @typedef {import('./pyodide/pyodide.mjs').PyodideInterface} Pyodide
  * @typedef {{ stage: string, label: string, fraction: number, ms?: number }} Stage
  * @typedef {{ url: string, sha256: string }} Wheel
- * @typedef {{ unpack: Wheel[], load: string[] }} WheelIndex
+ * @typedef {{ unpack: Wheel[], load: string[], bytecode: Wheel }} WheelIndex
  * @typedef {{
  *   timings: Record<string, number>, total_ms: number, environment: Environment,
  *   model: ModelInfo & { load_ms: Record<string, { download: number, verify: number, create: number }> },
@@ -81,7 +81,7 @@ async function fetchJson(url) {
   }
 }
 
-/** A wheel's bytes, refused unless they are the build's. @param {Wheel} wheel */
+/** A wheel's (or the bytecode archive's) bytes, refused unless they are the build's. @param {Wheel} wheel */
 async function fetchWheel({ url, sha256 }) {
   const response = await fetch(ROOT_URL + url);
   if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
@@ -99,10 +99,16 @@ function checkThreads(numThreads) {
   return numThreads;
 }
 
-/** @param {Pyodide} pyodide @param {ArrayBuffer[]} wheels */
-function unpack(pyodide, wheels) {
+/**
+ * The wheels, and their modules' bytecode beside them (numpy's too: its wheel, loaded
+ * later, lands in the same folders).
+ * @param {Pyodide} pyodide @param {{ wheels: ArrayBuffer[], bytecode: ArrayBuffer }} files
+ */
+function unpack(pyodide, { wheels, bytecode }) {
   // The file system is not part of a snapshot: a restored Python unpacks them again.
   for (const wheel of wheels) pyodide.unpackArchive(wheel, 'wheel');
+  const sitePackages = pyodide.runPython("__import__('sysconfig').get_paths()['purelib']");
+  pyodide.unpackArchive(bytecode, 'zip', { extractDir: sitePackages });
 }
 
 /**
@@ -114,14 +120,16 @@ function unpack(pyodide, wheels) {
  * @returns {Promise<{ pyodide: Pyodide, made: Uint8Array<ArrayBuffer> | null, rejected: string | null }>}
  */
 async function startPython(index) {
-  const wheels = Promise.all(index.unpack.map(fetchWheel));
+  const files = Promise.all([Promise.all(index.unpack.map(fetchWheel)), fetchWheel(index.bytecode)]).then(
+    ([wheels, bytecode]) => ({ wheels, bytecode }),
+  );
   const stored = await snapshots.find(snapshots.keyFor(pyodideVersion, index.unpack));
   let { rejected } = stored;
   if (stored.bytes) {
     try {
       // Pyodide loads its runtime while the snapshot is read and checked.
       const pyodide = await loadPyodide({ indexURL: PYODIDE_URL, _loadSnapshot: stored.bytes });
-      unpack(pyodide, await wheels);
+      unpack(pyodide, await files);
       return { pyodide, made: null, rejected: null };
     } catch (error) {
       rejected = `it did not restore: ${/** @type {Error} */ (error).message}`;
@@ -132,7 +140,7 @@ async function startPython(index) {
     await snapshots.remove();
   }
   const pyodide = await loadPyodide({ indexURL: PYODIDE_URL, _makeSnapshot: true });
-  unpack(pyodide, await wheels);
+  unpack(pyodide, await files);
   pyodide.pyimport('py_agent.preload');
   // A fresh copy of the heap: its buffer is a plain ArrayBuffer.
   const made = /** @type {Uint8Array<ArrayBuffer>} */ (pyodide.makeMemorySnapshot());
