@@ -78,7 +78,7 @@ def ready(page: Page) -> dict[str, Any]:
 
 def add_data(page: Page) -> None:
     for request in ("remind me to renew the passport", "note that the gate code is 4321"):
-        page.evaluate("(text) => window.pyAgent.ask(text)", request)
+        page.evaluate("(text) => window.pyAgent.ask(text, new Date().toISOString())", request)
 
 
 def first_visit(page: Page, proxy: ByteCounter) -> dict[str, Any]:

@@ -129,6 +129,10 @@ async function startPython(index) {
     try {
       // Pyodide loads its runtime while the snapshot is read and checked.
       const pyodide = await loadPyodide({ indexURL: PYODIDE_URL, _loadSnapshot: stored.bytes });
+      // Pyodide keeps its options for good: detach the snapshot's bytes, now copied into
+      // its heap, or they stay in memory (21 MB) for the worker's life.
+      const { buffer } = await stored.bytes;
+      structuredClone(buffer, { transfer: [buffer] });
       unpack(pyodide, await files);
       return { pyodide, made: null, rejected: null };
     } catch (error) {
