@@ -58,7 +58,7 @@ from .slots import (
     list_query,
     parse_slots_json,
 )
-from .state import SYNCED, SetField, State, creation_order, embedding_key
+from .state import SYNCED, RecordViews, SetField, State, creation_order, embedding_key
 
 MAX_TEXT_CHARS = 2000
 STATS_LATENCIES = 200  # cloud latencies kept for the percentiles
@@ -123,14 +123,16 @@ class Agent:
 
     async def prepare(self) -> None:
         """Embed records that have no vector from the current model (migrated data,
-        or a new model), in one commit."""
+        or a new model), and store the default settings where none are (the page shows
+        the stored ones before the agent starts), in one commit."""
         vectors = [
             (collection, str(record["id"]), await self.encoder.embed(str(record[key])))
             for collection, key in SYNCED.items()
             for record in self.state.missing_vectors(collection)
         ]
-        if vectors:
-            await self.state.save([], vectors)
+        defaults = [] if "settings" in self.state.meta else [self._settings_write(self.settings)]
+        if vectors or defaults:
+            await self.state.save(defaults, vectors)
 
     async def understand(self, text: str) -> tuple[Understanding, bool]:
         key = normalise_utterance(text)
@@ -240,10 +242,16 @@ class Agent:
                     f"got {value!r}"
                 )
         settings = RouterSettings(**current)
-        stored = {"threshold": settings.threshold, "cloud_help": settings.cloud_help}
         async with self._changing:
-            await self.state.save([Put("meta", "settings", stored)])
+            await self.state.save([self._settings_write(settings)])
         return settings
+
+    @staticmethod
+    def _settings_write(settings: RouterSettings) -> Put:
+        """meta/settings: always both fields, which the page reads from the store."""
+        return Put(
+            "meta", "settings", {"threshold": settings.threshold, "cloud_help": settings.cloud_help}
+        )
 
     async def _route(self, text: str, now: datetime, local: IntentPrediction) -> Route:
         if self.router is None:
@@ -572,3 +580,13 @@ def _task_view(task: JsonObject) -> JsonObject:
         **task,
         "repeat_text": tasks.describe_repeat(repeat) if repeat else None,
     }
+
+
+def _note_view(note: JsonObject) -> JsonObject:
+    return note
+
+
+# Tasks and notes as the page shows them: in snapshot(), and stored by State for the page
+# to show before Python starts (open_state's ``views``). A change here needs a migration
+# of the stored views (py_agent.state).
+PAGE_VIEWS: RecordViews = {"tasks": _task_view, "notes": _note_view}

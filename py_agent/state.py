@@ -6,6 +6,21 @@ ops (``py_agent.sync``): every change to one is ops appended to ``ops`` and to t
 reads are the merge of those ops (``State.tasks``/``State.notes``). The conversation
 and the embeddings stay on the device.
 
+Replaying every op at each start costs seconds with 10,000 notes, so each commit also
+keeps, per record (key ``<collection>:<record id>``), its merged state in ``replica``
+(``{"collection", "record_id", "record", "conflict"}``: the record as shown, or None once
+deleted, and whether a field is in conflict) and its ops in ``record_ops`` (``{"collection",
+"record_id", "ops"}``, compact JSON text). ``load`` reads ``replica`` alone; a record's ops
+are merged into ``State.replica`` only when something needs them (a change to it, ops
+pulled for it, pushing its pending ops, a conflict on it). Fields merge independently, so
+this gives the replica that replaying everything would. It relies on one writer at a time
+(``web/src/tabs.js``: only the leader tab's worker writes).
+
+The page shows tasks and notes before Python starts, from ``tasks`` and ``notes``: each
+record's view (``RecordViews``: the worker gives the agent's ``py_agent.agent.PAGE_VIEWS``),
+kept in step in the same commit as every change and removed with the record. A change to
+what a view holds needs a migration that rebuilds them.
+
 Every change is one ``commit``, so a change the UI acknowledges has been durably
 written. ``meta/schema`` holds the schema version; ``open_state`` migrates older
 data forward, one version at a time. Other meta records:
@@ -24,7 +39,8 @@ data forward, one version at a time. Other meta records:
 A task's fields are listed in ``py_agent.skills.tasks``; ``list`` and ``repeat`` came later,
 so older records lack them, which reads as None.
 
-``queue`` holds requests answered tentatively while the server could not be asked.
+``outbox`` entries ``{"op_id", "hlc", "collection", "record_id"}`` are the ops waiting to be
+pushed. ``queue`` holds requests answered tentatively while the server could not be asked.
 
 A chat message's id is ``<wall ms, 13 digits>-<sequence, 3 digits>-<6 random hex>``: ids
 sort in the order the messages were made (never going back, even when the wall clock
@@ -35,12 +51,17 @@ id. Messages from before this scheme have ids ``00000001``, … which sort befor
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from base64 import b64decode
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -51,12 +72,33 @@ from .sync.client import SyncAccount
 from .sync.hlc import HybridClock, Timestamp, system_wall_ms
 from .sync.merge import Conflict, Replica
 from .sync.ops import MAX_PARENTS, TOMBSTONE, Op, OpError, canonical_json, new_op
-from .vectors import VectorIndex, decode_vector, encode_vector
+from .vectors import VectorIndex, decode_vectors, encode_vector
 
-COLLECTIONS = ("tasks", "notes", "messages", "embeddings", "meta", "ops", "outbox", "queue")
+COLLECTIONS = (
+    "tasks",
+    "notes",
+    "messages",
+    "embeddings",
+    "meta",
+    "ops",
+    "outbox",
+    "queue",
+    "replica",
+    "record_ops",
+)
 # The collections that sync between devices, and the field of each that is embedded.
 SYNCED = {"tasks": "title", "notes": "text"}
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+# A synced record as the page shows it, from the record as merged (with its "id").
+RecordView = Callable[[JsonObject], JsonObject]
+RecordViews = Mapping[str, RecordView]
+Key = tuple[str, str]  # (collection, record id)
+# Records merged with a read each, concurrently; more are merged from one read of them all.
+MERGE_ONE_BY_ONE = 64
+# The collections ``load`` reads whole. In the browser the worker starts reading them while
+# Python starts (web/src/bridge.js, STATE_STORES: the same list).
+LOADED = ("replica", "outbox", "messages", "queue", "embeddings")
 
 WallMs = Callable[[], int]
 # meta records State keeps in memory (``State.meta``) and updates on save.
@@ -85,6 +127,10 @@ def embedding_key(collection: str, record_id: str) -> str:
     return f"{collection}:{record_id}"
 
 
+# Where no page shows the records (the command line, tests): no views are kept.
+NO_VIEWS: RecordViews = MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class SetField:
     """Write one field of a synced record even when the value does not change: keeping
@@ -99,11 +145,85 @@ class SetField:
 Change = Write | SetField
 
 
-def _op_writes(op: Op, pending: bool = True) -> list[Write]:
-    writes: list[Write] = [Put("ops", op.op_id, op.to_json())]
-    if pending:
-        writes.append(Put("outbox", op.op_id, {"op_id": op.op_id, "hlc": op.hlc}))
+def _outbox_entry(op: Op) -> JsonObject:
+    return {
+        "op_id": op.op_id,
+        "hlc": op.hlc,
+        "collection": op.collection,
+        "record_id": op.record_id,
+    }
+
+
+def _op_writes(op: Op) -> list[Write]:
+    return [Put("ops", op.op_id, op.to_json()), Put("outbox", op.op_id, _outbox_entry(op))]
+
+
+def _keys(ops: Iterable[Op]) -> set[Key]:
+    return {(op.collection, op.record_id) for op in ops}
+
+
+def _damaged(problem: object) -> StoreError:
+    return StoreError(f"this device's sync data is damaged: {problem}")
+
+
+def _row_ops(collection: str, record_id: str, text: str) -> list[Op]:
+    try:
+        return [
+            Op(
+                op_id=op_id,
+                device_id=device_id,
+                collection=collection,
+                record_id=record_id,
+                field=field,
+                value=value,
+                hlc=hlc,
+                parents=tuple(parents),
+            )
+            for op_id, device_id, field, value, hlc, parents in json.loads(text)
+        ]
+    except (OpError, TypeError, ValueError) as exc:
+        raise _damaged(f"the ops of {collection}/{record_id}: {exc}") from None
+
+
+def _record_writes(
+    replica: Replica,
+    views: RecordViews,
+    keys: Iterable[Key],
+    shown: Mapping[str, Mapping[str, JsonObject]],
+) -> list[Write]:
+    """Each record's merged state and ops (module docstring), and its view wherever it
+    differs from ``shown`` (the records as the page showed them until now)."""
+    writes: list[Write] = []
+    for collection, record_id in sorted(keys):
+        key, fields = embedding_key(collection, record_id), replica.record(collection, record_id)
+        record = None if fields is None else {"id": record_id, **fields}
+        where = {"collection": collection, "record_id": record_id}
+        conflict = replica.in_conflict(collection, record_id)
+        ops = [
+            [op.op_id, op.device_id, op.field, op.value, op.hlc, list(op.parents)]
+            for op in replica.record_ops(collection, record_id)
+        ]
+        text = json.dumps(ops, ensure_ascii=False, separators=(",", ":"))
+        writes.append(Put("replica", key, {**where, "record": record, "conflict": conflict}))
+        writes.append(Put("record_ops", key, {**where, "ops": text}))
+        view = views.get(collection)
+        if view is None or record == shown.get(collection, {}).get(record_id):
+            continue
+        if record is None:
+            writes.append(Delete(collection, record_id))
+        else:
+            writes.append(Put(collection, record_id, view(record)))
     return writes
+
+
+async def _stored_ops(store: Store) -> list[Op]:
+    ops = []
+    for record in await store.get_all("ops"):
+        try:
+            ops.append(Op.from_json(record, where=f"stored op {record.get('op_id')!r}"))
+        except OpError as exc:
+            raise _damaged(exc) from None
+    return ops
 
 
 def _device_record(clock: HybridClock) -> Put:
@@ -115,7 +235,7 @@ def _device_record(clock: HybridClock) -> Put:
     )
 
 
-async def _v1_to_v2(store: Store) -> list[Write]:
+async def _v1_to_v2(store: Store, views: RecordViews) -> list[Write]:
     """Version 1 kept each note's embedding inside the note. Version 2 keeps
     embeddings in their own collection, tagged with the model that made them, so
     notes stay small and a new model can re-embed without touching them."""
@@ -131,7 +251,7 @@ async def _v1_to_v2(store: Store) -> list[Write]:
     return writes
 
 
-async def _v2_to_v3(store: Store) -> list[Write]:
+async def _v2_to_v3(store: Store, views: RecordViews) -> list[Write]:
     """Version 3 syncs: tasks and notes become ops, all waiting in the outbox, so the
     device's existing data reaches its other devices once it is paired."""
     clock = HybridClock(new_device_id(), system_wall_ms)
@@ -152,8 +272,35 @@ async def _v2_to_v3(store: Store) -> list[Write]:
     return writes
 
 
-# MIGRATIONS[n] upgrades version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Store], Awaitable[list[Write]]]] = {1: _v1_to_v2, 2: _v2_to_v3}
+async def _v3_to_v4(store: Store, views: RecordViews) -> list[Write]:
+    """Version 4 keeps each record's merged state in ``replica`` and its view for the page
+    in ``tasks``/``notes`` (module docstring), made here by replaying the ops one last
+    time; outbox entries name their record, so pushing them merges only those; and
+    embeddings are bytes instead of base64 text, read without decoding."""
+    replica = Replica()
+    replica.apply(await _stored_ops(store))
+    writes = _record_writes(replica, views, _keys(replica.ops()), {})
+    for record in await store.get_all("embeddings"):
+        vector = record.get("vector")
+        if isinstance(vector, str):  # base64 text until now
+            writes.append(
+                Put("embeddings", str(record["key"]), {**record, "vector": b64decode(vector)})
+            )
+    for entry in await store.get_all("outbox"):
+        op = replica.op(str(entry.get("op_id")))
+        if op is None:  # an entry whose op is gone could never be pushed
+            writes.append(Delete("outbox", str(entry.get("op_id"))))
+        else:
+            writes.append(Put("outbox", op.op_id, _outbox_entry(op)))
+    return writes
+
+
+# MIGRATIONS[n] upgrades version n to n + 1, given the page's views of records.
+MIGRATIONS: dict[int, Callable[[Store, RecordViews], Awaitable[list[Write]]]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+}
 
 
 class State:
@@ -161,16 +308,26 @@ class State:
 
     It is also the device's ``SyncLog`` (``py_agent.sync.client``): its outbox,
     cursor and the merge of pulled ops. A failed commit reloads memory from the
-    store, so memory never shows what the store does not hold.
+    store, so memory never shows what the store does not hold. ``views`` make the
+    page's ``tasks`` and ``notes`` (module docstring).
     """
 
-    def __init__(self, store: Store, model: str, wall_ms: WallMs = system_wall_ms) -> None:
+    def __init__(
+        self,
+        store: Store,
+        model: str,
+        wall_ms: WallMs = system_wall_ms,
+        views: RecordViews = NO_VIEWS,
+    ) -> None:
         self.store = store
         self.model = model
+        self.views = views
         self._wall_ms = wall_ms
         self.replica = Replica()
+        self._unmerged: set[Key] = set()  # records whose ops are not in the replica yet
         self.clock = HybridClock(new_device_id(), wall_ms)
         self.outbox: dict[str, str] = {}  # op id -> hlc
+        self._outbox_records: dict[str, Key] = {}  # op id -> its record
         self.sync_meta: JsonObject = {}
         self.tasks: dict[str, JsonObject] = {}
         self.notes: dict[str, JsonObject] = {}
@@ -185,10 +342,18 @@ class State:
     # -- loading -----------------------------------------------------------------------
 
     async def load(self) -> None:
-        device = await self.store.get("meta", "device")
+        """Read the device's data: each record as its row holds it (module docstring),
+        with the ops of records in conflict merged at once."""
+        store = self.store
+        device, sync_meta, *kept = await asyncio.gather(
+            *(store.get("meta", name) for name in ("device", "sync", *KEPT_META))
+        )
+        rows, outbox, messages, queue, embeddings = await asyncio.gather(
+            *(store.get_all(collection) for collection in LOADED)
+        )
         if device is None:
             clock = HybridClock(new_device_id(), self._wall_ms)
-            await self.store.commit([_device_record(clock)])
+            await store.commit([_device_record(clock)])
         else:
             last = device.get("clock")
             clock = HybridClock(
@@ -196,44 +361,107 @@ class State:
                 self._wall_ms,
                 None if last is None else Timestamp.decode(str(last)),
             )
-        ops = []
-        for record in await self.store.get_all("ops"):
-            try:
-                ops.append(Op.from_json(record, where=f"stored op {record.get('op_id')!r}"))
-            except OpError as exc:
-                raise StoreError(f"this device's sync data is damaged: {exc}") from None
-        replica = Replica()
-        replica.apply(ops)
-        self.replica, self.clock = replica, clock
-        self.outbox = {str(r["op_id"]): str(r["hlc"]) for r in await self.store.get_all("outbox")}
-        self.sync_meta = await self.store.get("meta", "sync") or {
+        self.clock = clock
+        try:
+            conflicts = self._load_records(rows)
+            self.outbox, self._outbox_records = {}, {}
+            for entry in outbox:
+                op_id = str(entry["op_id"])
+                self.outbox[op_id] = str(entry["hlc"])
+                self._outbox_records[op_id] = (str(entry["collection"]), str(entry["record_id"]))
+        except (KeyError, TypeError) as exc:
+            raise _damaged(f"a stored record lacks {exc}") from None
+        await self._merge(conflicts)
+        self.sync_meta = sync_meta or {
             "account": None,
             "cursor": None,
             "space_id": None,
             "pairing_code": None,
         }
-        for collection, table in self.records.items():
-            table.clear()
-            for record_id, fields in replica.records(collection).items():
-                table[record_id] = {"id": record_id, **fields}
-        messages = await self.store.get_all("messages")
         self.message_count = len(messages)
         self._message_clock = _newest_message_clock(str(m.get("id", "")) for m in messages)
-        self.queue = {str(item["id"]): item for item in await self.store.get_all("queue")}
-        self.meta = {}
-        for name in KEPT_META:
-            value = await self.store.get("meta", name)
-            if value is not None:
-                self.meta[name] = value
-        self.vectors = {"tasks": VectorIndex(), "notes": VectorIndex()}
-        for record in await self.store.get_all("embeddings"):
+        self.queue = {str(item["id"]): item for item in queue}
+        self.meta = {
+            name: value for name, value in zip(KEPT_META, kept, strict=True) if value is not None
+        }
+        self._load_vectors(embeddings)
+
+    def _load_records(self, rows: list[JsonObject]) -> list[Key]:
+        """The records as their merged states show them, none merged yet; answers those
+        in conflict."""
+        self.replica, self._unmerged = Replica(), set()
+        for table in self.records.values():
+            table.clear()
+        conflicts = []
+        for row in rows:
+            key = (str(row["collection"]), str(row["record_id"]))
+            self._unmerged.add(key)
+            record = row["record"]
+            if isinstance(record, dict) and key[0] in self.records:
+                self.records[key[0]][key[1]] = record
+            if row["conflict"]:
+                conflicts.append(key)
+        return conflicts
+
+    def _load_vectors(self, embeddings: list[JsonObject]) -> None:
+        """The current model's vectors of the records shown, one matrix per collection."""
+        self.vectors = {collection: VectorIndex() for collection in SYNCED}
+        found: dict[str, list[tuple[str, bytes]]] = {collection: [] for collection in SYNCED}
+        for record in embeddings:
             collection, _, record_id = str(record.get("key", "")).partition(":")
+            vector = record.get("vector")
             if (
-                collection in self.vectors
+                collection in found
                 and record.get("model") == self.model
                 and record_id in self.records[collection]
+                and isinstance(vector, bytes)
             ):
-                self.vectors[collection].add(record_id, decode_vector(record["vector"]))
+                found[collection].append((record_id, vector))
+        for collection, vectors in found.items():
+            lengths = Counter(len(data) for _, data in vectors if data and len(data) % 4 == 0)
+            if not lengths:
+                continue
+            # A vector of another length is damaged: left out, its record is embedded again.
+            [(length, _)] = lengths.most_common(1)
+            usable = [(record_id, data) for record_id, data in vectors if len(data) == length]
+            self.vectors[collection].add_many(
+                [record_id for record_id, _ in usable],
+                decode_vectors([data for _, data in usable]),
+            )
+
+    async def _reload(self) -> None:
+        """After a failed commit: memory as the store holds it, with the records merged
+        until now merged again."""
+        merged = _keys(self.replica.ops())
+        await self.load()
+        await self._merge(merged)
+
+    async def _merge(self, keys: Iterable[Key]) -> None:
+        """Bring the ops of ``keys`` into the replica where they are not yet (see load)."""
+        wanted = sorted(self._unmerged.intersection(keys))
+        if not wanted:
+            return
+        if len(wanted) <= MERGE_ONE_BY_ONE:
+            found = await asyncio.gather(
+                *(self.store.get("record_ops", embedding_key(*key)) for key in wanted)
+            )
+            rows = dict(zip(wanted, found, strict=True))
+        else:
+            rows = {
+                (str(row.get("collection")), str(row.get("record_id"))): row
+                for row in await self.store.get_all("record_ops")
+            }
+        ops: list[Op] = []
+        for key in wanted:
+            row = rows.get(key)
+            if row is None:
+                raise _damaged(f"the ops of {key[0]}/{key[1]} are missing")
+            ops += _row_ops(*key, str(row.get("ops")))
+        self.replica.apply(ops)
+        self._unmerged.difference_update(wanted)
+
+    def _record_writes(self, keys: Iterable[Key]) -> list[Write]:
+        return _record_writes(self.replica, self.views, keys, self.records)
 
     # -- embeddings --------------------------------------------------------------------
 
@@ -267,6 +495,9 @@ class State:
         try:
             ops: list[Op] = []
             plain: list[Write] = []
+            await self._merge(
+                (c.collection, c.record_id if isinstance(c, SetField) else c.key) for c in changes
+            )
             for change in changes:
                 if isinstance(change, SetField):
                     ops += self._write(
@@ -276,15 +507,18 @@ class State:
                     ops += self._ops_for(change)
                 else:
                     plain.append(change)
+            keys = _keys(ops)
             op_writes = [write for op in ops for write in _op_writes(op)]
             meta = [_device_record(self.clock)] if ops else []
             vector_writes = [self.vector_write(c, i, v) for c, i, v in vectors]
-            await self.store.commit([*plain, *op_writes, *meta, *vector_writes])
+            await self.store.commit(
+                [*plain, *op_writes, *self._record_writes(keys), *meta, *vector_writes]
+            )
         except BaseException:
-            await self.load()  # the replica may hold ops the store does not
+            await self._reload()  # the replica may hold ops the store does not
             raise
-        self.outbox.update((op.op_id, op.hlc) for op in ops)
-        self._materialize({(op.collection, op.record_id) for op in ops})
+        self._pending(ops)
+        self._materialize(keys)
         for write in plain:
             kept = {"queue": self.queue, "meta": self.meta}.get(write.collection)
             if kept is None or (write.collection == "meta" and write.key not in KEPT_META):
@@ -296,6 +530,11 @@ class State:
         for collection, record_id, vector in vectors:
             if record_id in self.records[collection]:
                 self.vectors[collection].add(record_id, vector)
+
+    def _pending(self, ops: Iterable[Op]) -> None:
+        for op in ops:
+            self.outbox[op.op_id] = op.hlc
+            self._outbox_records[op.op_id] = (op.collection, op.record_id)
 
     def _write(self, collection: str, record_id: str, field: str, value: JsonValue) -> list[Op]:
         return self.replica.write(
@@ -371,6 +610,7 @@ class State:
 
     async def pending(self, limit: int) -> list[Op]:
         oldest = sorted(self.outbox, key=self.outbox.__getitem__)[:limit]
+        await self._merge(self._outbox_records[op_id] for op_id in oldest)
         return [op for op in map(self.replica.op, oldest) if op is not None]
 
     async def pending_count(self) -> int:
@@ -381,7 +621,7 @@ class State:
         if known:
             await self.store.commit([Delete("outbox", op_id) for op_id in known])
             for op_id in known:
-                del self.outbox[op_id]
+                del self.outbox[op_id], self._outbox_records[op_id]
 
     async def cursor(self) -> str | None:
         cursor = self.sync_meta.get("cursor")
@@ -393,21 +633,23 @@ class State:
         for op in ops:
             self.clock.observe(Timestamp.decode(op.hlc))
         try:
+            await self._merge(_keys(ops))
             fresh_ids = set(self.replica.apply(ops))
             fresh = [op for op in ops if op.op_id in fresh_ids]
-            keys = {(op.collection, op.record_id) for op in fresh}
+            keys = _keys(fresh)
             stale = self._stale_embeddings(keys)
             meta = {**self.sync_meta, "cursor": cursor}
             await self.store.commit(
                 [
                     *(Put("ops", op.op_id, op.to_json()) for op in fresh),
+                    *self._record_writes(keys),
                     *(Delete("embeddings", embedding_key(c, i)) for c, i in stale),
                     Put("meta", "sync", meta),
                     _device_record(self.clock),
                 ]
             )
         except BaseException:
-            await self.load()
+            await self._reload()
             raise
         self.sync_meta = meta
         for collection, record_id in stale:
@@ -452,9 +694,12 @@ class State:
             clock.observe(previous)
         try:
             if account.space_id == self.sync_meta.get("space_id"):
+                await self._merge(self._outbox_records.values())
                 ops = self._restamp_pending(clock)
             else:
+                await self._merge(list(self._unmerged))
                 ops = self._carry_everything(clock)
+            keys = _keys(ops)
             meta = {
                 "account": account.to_json(),
                 "cursor": None,
@@ -466,16 +711,18 @@ class State:
                 [
                     *(Delete("outbox", op_id) for op_id in self.outbox),
                     *(write for op in ops for write in _op_writes(op)),
+                    *self._record_writes(keys),
                     Put("meta", "sync", meta),
                     _device_record(clock),
                 ]
             )
         except BaseException:
-            await self.load()
+            await self._reload()
             raise
         self.sync_meta = meta
-        self.outbox = {op.op_id: op.hlc for op in ops}
-        self._materialize({(op.collection, op.record_id) for op in ops})
+        self.outbox, self._outbox_records = {}, {}
+        self._pending(ops)
+        self._materialize(keys)
 
     def _restamp_pending(self, clock: HybridClock) -> list[Op]:
         fields = {
@@ -537,8 +784,9 @@ def _newest_message_clock(ids: Iterable[str]) -> tuple[int, int]:
     return newest
 
 
-async def migrate(store: Store) -> int:
-    """Bring the store to SCHEMA_VERSION; returns the version it found."""
+async def migrate(store: Store, views: RecordViews = NO_VIEWS) -> int:
+    """Bring the store to SCHEMA_VERSION; returns the version it found. ``views``: how the
+    page shows records (see State)."""
     meta = await store.get("meta", "schema")
     found = int(meta["version"]) if meta else SCHEMA_VERSION
     if meta is None and (await store.get_all("notes") or await store.get_all("tasks")):
@@ -550,7 +798,7 @@ async def migrate(store: Store) -> int:
         )
     version = found
     while version < SCHEMA_VERSION:
-        writes = await MIGRATIONS[version](store)
+        writes = await MIGRATIONS[version](store, views)
         version += 1
         await store.commit([*writes, Put("meta", "schema", {"version": version})])
     if meta is None and found == SCHEMA_VERSION:
@@ -558,9 +806,14 @@ async def migrate(store: Store) -> int:
     return found
 
 
-async def open_state(location: str, model: str, wall_ms: WallMs = system_wall_ms) -> State:
+async def open_state(
+    location: str,
+    model: str,
+    wall_ms: WallMs = system_wall_ms,
+    views: RecordViews = NO_VIEWS,
+) -> State:
     store = await open_store(location, COLLECTIONS)
-    await migrate(store)
-    state = State(store, model, wall_ms)
+    await migrate(store, views)
+    state = State(store, model, wall_ms, views)
     await state.load()
     return state

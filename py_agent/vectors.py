@@ -1,21 +1,32 @@
-"""Embeddings as data: float32 vectors stored as base64, and an in-memory index of them."""
+"""Embeddings as data: float32 vectors stored as bytes, and an in-memory index of them."""
 
 from __future__ import annotations
 
-import base64
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
 
-def encode_vector(vector: NDArray[np.float32] | list[float]) -> str:
-    """float32 bytes as base64: one string per record, which IndexedDB and SQLite both
-    store as is, and which loads without boxing each number through the FFI."""
-    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+def encode_vector(vector: NDArray[np.float32] | list[float]) -> bytes:
+    """little-endian float32 bytes: both stores keep them as they are, and a load reads
+    them without decoding text."""
+    return np.asarray(vector, dtype="<f4").tobytes()
 
 
-def decode_vector(text: str) -> NDArray[np.float32]:
-    return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32)
+def decode_vector(data: bytes) -> NDArray[np.float32]:
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+def decode_vectors(blobs: Sequence[bytes]) -> NDArray[np.float32]:
+    """Vectors of one length as the rows of one matrix: their bytes joined and read once,
+    instead of an array per vector."""
+    if len({len(data) for data in blobs}) > 1:
+        raise ValueError("the vectors differ in length")
+    if not blobs:
+        return np.zeros((0, 0), dtype=np.float32)
+    matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
+    return matrix.astype(np.float32, copy=False)
 
 
 class VectorIndex:
@@ -47,6 +58,20 @@ class VectorIndex:
         self._data[count] = row
         self._rows[record_id] = count
         self.ids.append(record_id)
+
+    def add_many(self, ids: Sequence[str], rows: NDArray[np.float32]) -> None:
+        """``rows[i]`` under ``ids[i]``; into an empty index (a load) as one copy."""
+        if not ids:
+            return
+        if self.ids or len(set(ids)) != len(ids):
+            for record_id, row in zip(ids, rows, strict=True):
+                self.add(record_id, row)
+            return
+        if len(ids) != len(rows):
+            raise ValueError(f"{len(ids)} ids for {len(rows)} vectors")
+        self._data = np.array(rows, dtype=np.float32).reshape(len(ids), -1)
+        self.ids = list(ids)
+        self._rows = {record_id: row for row, record_id in enumerate(self.ids)}
 
     def remove(self, record_id: str) -> None:
         index = self._rows.pop(record_id, None)

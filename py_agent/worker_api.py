@@ -23,7 +23,7 @@ from functools import cache
 from typing import cast
 
 from . import diagnostics, export, second_opinion
-from .agent import Agent, AgentError, Reply
+from .agent import PAGE_VIEWS, Agent, AgentError, Reply
 from .device_sync import DeviceSync, PairingError, ServerIdentity, conflicts_json
 from .encoder import Encoder, EncoderError, load_encoder
 from .intents import load_intent_head
@@ -191,7 +191,8 @@ async def load_model(tz: str, locale: str) -> ModelInfo:
     _encoder = await load_encoder(MODELS_ROOT, _runtime())
     head = await load_intent_head(MODELS_ROOT)
     manifest = _encoder.manifest
-    state = await open_state(STATE_DB, model=f"{manifest.name}/{manifest.version}")
+    model = f"{manifest.name}/{manifest.version}"
+    state = await open_state(STATE_DB, model=model, views=PAGE_VIEWS)
     agent = Agent(state, _encoder, head)
     sync = DeviceSync(state, _transport(), after_pull=agent.prepare)
     agent.sync = sync.chat_reply

@@ -17,12 +17,12 @@ from pyodide.ffi import JsException, JsProxy, to_js
 
 from .integrity import check_sha256
 from .interfaces import (
+    Delete,
     HttpResponse,
     InferenceError,
     IntegrityError,
     JsonObject,
     JsonValue,
-    Put,
     ResourceError,
     StoreError,
     TransportError,
@@ -60,7 +60,8 @@ async def load_resource(location: str, sha256: str | None = None) -> bytes:
 
 
 class IndexedDBStore:
-    """Each call is one IndexedDB transaction opened and finished inside JS.
+    """Each call is one IndexedDB transaction opened and finished inside JS; records cross
+    as JSON text, their bytes fields as one buffer beside it.
 
     A transaction cannot span Python awaits: IndexedDB commits it as soon as
     the event loop turns with no request pending, which happens whenever
@@ -74,35 +75,44 @@ class IndexedDBStore:
     async def get(self, collection: str, key: str) -> JsonObject | None:
         check_collection(self.collections, collection)
         try:
-            value = await py_agent_js.idb.get(self._db, collection, key)
+            read = await py_agent_js.idb.getPacked(self._db, collection, key)
         except JsException as exc:
             raise _store_error(exc, f"reading {collection}/{key} failed") from exc
-        return None if value is None else _record(value)
+        records = _unpack(collection, read)
+        return records[0] if records else None
 
     async def get_all(self, collection: str) -> list[JsonObject]:
         check_collection(self.collections, collection)
         try:
-            text = await py_agent_js.idb.getAllJson(self._db, collection)
+            read = await py_agent_js.idb.getAllPacked(self._db, collection)
         except JsException as exc:
             raise _store_error(exc, f"reading {collection} failed") from exc
-        records = json.loads(text)
-        for record in records:
-            if not isinstance(record, dict):
-                raise StoreError(f"a stored {collection} record is not an object: {record!r:.80}")
-        return records  # type: ignore[no-any-return]
+        return _unpack(collection, read)
 
     async def commit(self, writes: Sequence[Write]) -> None:
-        batch = []
+        batch: list[JsonObject] = []
+        data = bytearray()  # the bytes fields of every put, one after the other
         for write in writes:
             check_collection(self.collections, write.collection)
-            if isinstance(write, Put):
-                batch.append(
-                    {"op": "put", "store": write.collection, "key": write.key, "value": write.value}
-                )
-            else:
+            if isinstance(write, Delete):
                 batch.append({"op": "delete", "store": write.collection, "key": write.key})
+                continue
+            item: JsonObject = {
+                "op": "put",
+                "store": write.collection,
+                "key": write.key,
+                "value": write.value,
+            }
+            binary = {name: v for name, v in write.value.items() if isinstance(v, bytes)}
+            if binary:
+                item["value"] = {k: v for k, v in write.value.items() if k not in binary}
+                item["bytes"] = {}
+                for name, value in binary.items():
+                    item["bytes"][name] = [len(data), len(value)]
+                    data += value
+            batch.append(item)
         try:
-            await py_agent_js.idb.commit(self._db, json.dumps(batch))
+            await py_agent_js.idb.commit(self._db, json.dumps(batch), to_js(memoryview(data)))
         except JsException as exc:
             raise _store_error(exc, f"commit of {len(writes)} writes failed") from exc
 
@@ -119,11 +129,19 @@ def _store_error(exc: JsException, what: str) -> StoreError:
     return StoreError(f"{what}: {exc}")
 
 
-def _record(value: JsProxy) -> JsonObject:
-    record = value.to_py() if isinstance(value, JsProxy) else value
-    if not isinstance(record, dict):
-        raise StoreError(f"stored record is not an object: {record!r:.80}")
-    return record
+def _unpack(collection: str, read: JsProxy) -> list[JsonObject]:
+    """Records as ``idb.getAllPacked`` sends them: JSON text, and their bytes fields as one
+    buffer (one copy across the FFI, not one per record) with where each one lies."""
+    records = json.loads(str(read.json))
+    for record in records:
+        if not isinstance(record, dict):
+            raise StoreError(f"a stored {collection} record is not an object: {record!r:.80}")
+    fields = json.loads(str(read.fields))
+    if fields:
+        data = memoryview(read.bytes.to_bytes())
+        for index, name, offset, length in fields:
+            records[index][name] = bytes(data[offset : offset + length])
+    return records  # type: ignore[no-any-return]
 
 
 async def open_store(location: str, collections: Sequence[str]) -> IndexedDBStore:

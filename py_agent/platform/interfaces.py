@@ -39,6 +39,8 @@ class StoreError(Exception):
 
 class Store(Protocol):
     """Keyed JSON records in named collections (IndexedDB object stores, SQLite tables).
+    A record's top-level field may also hold ``bytes``, stored as such (embeddings: a
+    load reads them without decoding text).
 
     ``commit`` applies all its writes in one transaction or none of them: a
     caller acknowledges a change only after ``commit`` returned.

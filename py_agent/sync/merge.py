@@ -222,6 +222,18 @@ class Replica:
         fields = self._fields.get(collection, {}).get(record_id)
         return None if fields is None else self._displayed(fields)
 
+    def record_ops(self, collection: str, record_id: str) -> list[Op]:
+        """Every op received for one record, sorted by (hlc, op_id): applied to an empty
+        replica, they give this record exactly as it is here (fields merge independently)."""
+        fields = self._fields.get(collection, {}).get(record_id, {})
+        return sorted((op for state in fields.values() for op in state.ops.values()), key=_order)
+
+    def in_conflict(self, collection: str, record_id: str) -> bool:
+        """Whether any field of the record (deleted or not) is in conflict."""
+        self._refresh()
+        fields = self._fields.get(collection, {}).get(record_id, {})
+        return any((collection, record_id, name) in self._conflicts for name in fields)
+
     def records(self, collection: str) -> dict[str, dict[str, JsonValue]]:
         """Every record of ``collection`` that is not deleted, by record id."""
         self._refresh()

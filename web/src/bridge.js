@@ -90,8 +90,54 @@ async function openWatched(name, version, upgrade) {
   return db;
 }
 
+// The stores py_agent.state.State.load reads whole (its LOADED, which a test compares):
+// the worker starts reading them while Python starts (idb.prefetch).
+export const STATE_STORES = ['replica', 'outbox', 'messages', 'queue', 'embeddings'];
+
+/**
+ * Reads started before Python asked, by database name: each store's records, packed,
+ * for the first getAllPacked of that store. A commit drops them (they would be stale).
+ * @type {Map<string, Promise<Map<string, Packed>>>}
+ */
+const readAhead = new Map();
+
+/**
+ * `stores` of database `name` read in one transaction, on a connection of its own that
+ * gives way at once to an upgrade. Nothing when the database does not exist yet: it is
+ * never created here.
+ * @param {string} name @param {string[]} stores @returns {Promise<Map<string, Packed>>}
+ */
+async function readStores(name, stores) {
+  const databases = await indexedDB.databases();
+  if (!databases.some((database) => database.name === name)) return new Map();
+  const db = await openDB(name, undefined, {
+    blocking(_current, _blocked, event) {
+      /** @type {IDBDatabase} */ (event.target).close();
+    },
+  });
+  try {
+    const present = stores.filter((store) => db.objectStoreNames.contains(store));
+    if (present.length === 0) return new Map();
+    const transaction = db.transaction(present, 'readonly');
+    const records = await Promise.all(present.map((store) => transaction.objectStore(store).getAll()));
+    return new Map(present.map((store, i) => [store, pack(records[i])]));
+  } finally {
+    db.close();
+  }
+}
+
 /** IndexedDB, one transaction per call. */
 export const idb = {
+  /**
+   * Start reading the stores Python's first load reads, while Python starts: that load's
+   * getAllPacked of each takes its read instead of reading again.
+   * @param {string} name @param {string[]} [stores]
+   */
+  prefetch(name, stores = STATE_STORES) {
+    const reads = readStores(name, stores);
+    reads.catch(() => {}); // a failed read ahead only means reading when asked
+    readAhead.set(name, reads);
+  },
   /**
    * Open `name`, creating any object store in `storeNames` that is missing.
    * @param {string} name @param {Iterable<string>} storeNames
@@ -109,36 +155,89 @@ export const idb = {
     });
     return db;
   },
-  /** @param {Database} db @param {string} store @param {string} key */
-  async get(db, store, key) {
-    return usable(db).get(store, key);
+  /**
+   * One record (or none) of `store`, packed as getAllPacked packs them.
+   * @param {Database} db @param {string} store @param {string} key
+   */
+  async getPacked(db, store, key) {
+    const record = await usable(db).get(store, key);
+    return pack(record === undefined ? [] : [record]);
   },
   /**
-   * Every record of `store` as one JSON text: one FFI crossing instead of one per record.
+   * Every record of `store`, packed: one FFI crossing instead of one per record.
    * @param {Database} db @param {string} store
    */
-  async getAllJson(db, store) {
-    return JSON.stringify(await usable(db).getAll(store));
+  async getAllPacked(db, store) {
+    const ahead = readAhead.get(usable(db).name);
+    if (ahead) {
+      const reads = await ahead.catch(() => new Map());
+      const packed = reads.get(store);
+      reads.delete(store);
+      if (packed && readAhead.get(db.name) === ahead) return packed; // no commit since
+    }
+    return pack(await usable(db).getAll(store));
   },
   /**
-   * Apply all writes (JSON text of [{op, store, key, value?}]) in one readwrite
+   * Apply all writes (JSON text of [{op, store, key, value?, bytes?}]) in one readwrite
    * transaction. JSON rather than converted objects: Python's None must arrive as
-   * null (to_js makes it undefined, which the JSON read path would then drop).
+   * null (to_js makes it undefined, which the JSON read path would then drop). A put's
+   * `bytes` ({field: [offset, length]}) places slices of `data` into its value's fields.
    * Resolves only after the transaction completed (durably committed), rejects if
    * it aborted.
-   * @param {Database} db @param {string} writesJson
+   * @param {Database} db @param {string} writesJson @param {Uint8Array} data
    */
-  async commit(db, writesJson) {
-    /** @type {{ op: 'put' | 'delete', store: string, key: string, value?: unknown }[]} */
+  async commit(db, writesJson, data) {
+    /** @type {{ op: 'put' | 'delete', store: string, key: string, value?: Record<string, unknown>, bytes?: Record<string, [number, number]> }[]} */
     const list = JSON.parse(writesJson);
     if (list.length === 0) return;
+    readAhead.delete(db.name);
     const tx = usable(db).transaction([...new Set(list.map((w) => w.store))], 'readwrite');
-    const requests = list.map((w) =>
-      w.op === 'put' ? tx.objectStore(w.store).put(w.value, w.key) : tx.objectStore(w.store).delete(w.key),
-    );
+    const requests = list.map((w) => {
+      if (w.op === 'delete') return tx.objectStore(w.store).delete(w.key);
+      const value = w.value ?? {};
+      for (const [field, [offset, length]] of Object.entries(w.bytes ?? {})) {
+        value[field] = data.slice(offset, offset + length);
+      }
+      return tx.objectStore(w.store).put(value, w.key);
+    });
     await Promise.all([...requests, tx.done]);
   },
 };
+
+/** @typedef {{ json: string, fields: string, bytes: Uint8Array }} Packed */
+
+/**
+ * Records for Python: `json`, the records as JSON text with their bytes fields (Uint8Array,
+ * e.g. embeddings) set to null; those fields' bytes one after the other in `bytes`, and
+ * `fields`, JSON of [[record index, field, offset, length], ...] saying where each lies.
+ * @param {unknown[]} records @returns {Packed}
+ */
+function pack(records) {
+  /** @type {[number, string, number, number][]} */
+  const fields = [];
+  /** @type {Uint8Array[]} */
+  const parts = [];
+  let size = 0;
+  records.forEach((record, index) => {
+    if (record === null || typeof record !== 'object') return;
+    const fieldsOf = /** @type {Record<string, unknown>} */ (record);
+    for (const [field, value] of Object.entries(fieldsOf)) {
+      if (value instanceof Uint8Array) {
+        fields.push([index, field, size, value.byteLength]);
+        parts.push(value);
+        size += value.byteLength;
+        fieldsOf[field] = null;
+      }
+    }
+  });
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    bytes.set(part, offset);
+    offset += part.byteLength;
+  }
+  return { json: JSON.stringify(records), fields: JSON.stringify(fields), bytes };
+}
 
 /**
  * @typedef {import('./ort/ort.wasm.min.mjs').InferenceSession} Session
