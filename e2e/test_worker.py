@@ -91,9 +91,9 @@ def test_boot_reports_every_stage(page: Page, server: ServerProcess) -> None:
     stages = page.eval_on_selector_all(
         "#boot-stages li", "items => items.map(i => i.dataset.stage)"
     )
-    assert stages == ["download", "python", "numpy", "packages", "model", "ready"]
+    assert stages == ["python", "numpy", "packages", "model", "ready"]
     boot = page.evaluate("window.pyAgentBoot")
-    assert set(boot["timings"]) == {"download", "python", "numpy", "packages", "model"}
+    assert set(boot["timings"]) == {"python", "numpy", "packages", "model"}
     assert boot["environment"]["platform"] == "browser"
     assert boot["environment"]["threads"] == 1
 
