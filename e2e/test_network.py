@@ -49,7 +49,7 @@ from .harness import (
 RESULTS = ROOT / os.environ.get("PY_AGENT_NETWORK_RESULTS", ".cache/results/network.json")
 # How long the device waits for a sync answer (DeviceSync keeps SyncClient's default).
 SYNC_TIMEOUT_S = float(inspect.signature(SyncClient).parameters["timeout_s"].default)
-BOOT_STAGES = ["download", "python", "numpy", "packages", "model", "ready"]
+BOOT_STAGES = ["python", "numpy", "packages", "model", "ready"]
 
 # Everything the device keeps for sync, read from its IndexedDB beside the worker.
 DEVICE_STORE = """async () => {
@@ -427,11 +427,11 @@ def test_slow_first_visit(
             "#boot-stages li", "items => items.map(i => i.dataset.stage)"
         )
         assert stages == BOOT_STAGES
-        # The download showed its progress as it went, not one jump to done.
+        # The model's download showed its progress as it went, not one jump to done.
         shown = [
             int(match[1])
             for label in texts(page, "boot-label")
-            if (match := re.fullmatch(r"Downloading the runtime \((\d+)%\)", label))
+            if (match := re.fullmatch(r".* \(downloading the model: (\d+)%\)", label))
         ]
         assert len(set(shown)) >= 3 and shown == sorted(shown) and shown[-1] <= 100
         scenario["progress_updates"] = len(shown)

@@ -165,11 +165,11 @@ def test_real_build_has_the_layout_the_worker_expects(real_dist):
     for rel in check.REQUIRED_FILES:
         assert (real_dist / rel).is_file(), rel
     index = json.loads((real_dist / "wheels" / "index.json").read_text())
-    # Pure-Python wheels are unpacked before the memory snapshot; numpy is loaded after it.
-    assert index["load"] == ["numpy"]
+    # The worker unpacks every wheel itself, Pyodide's with their lock's sha256.
     unpack = [wheel["url"] for wheel in index["unpack"]]
     assert unpack[-1].startswith("wheels/py_agent-")
-    assert [url.split("/")[1].split("-")[0] for url in unpack[:-1]] == ["python_dateutil", "six"]
+    names = [url.split("/")[1].split("-")[0] for url in unpack[:-1]]
+    assert names == ["numpy", "python_dateutil", "six"]
     for wheel in [*index["unpack"], index["bytecode"]]:
         assert sha256(real_dist / wheel["url"]) == wheel["sha256"]
     # Bytecode for every module of the wheels, numpy's tests aside, compiled by Pyodide's
@@ -198,8 +198,8 @@ def test_worker_installs_what_the_build_lists():
     one fails at import time."""
     worker = (ROOT / "web" / "src" / "worker.js").read_text()
     assert "index.unpack.map(fetchWheel)" in worker
-    assert re.search(r"loadPackage\(index\.load\b", worker)
-    assert "micropip" not in worker
+    assert "fetchWheel(index.bytecode)" in worker
+    assert "micropip" not in worker and "loadPackage" not in worker
 
 
 def test_check_passes_on_a_fresh_dist(real_dist, capsys):
@@ -389,10 +389,10 @@ def test_pure_dependency_is_installed_before_py_agent(project, official_packages
     site.build(cfg)
     index = json.loads((cfg.dist / "wheels" / "index.json").read_text())
     assert [wheel["url"] for wheel in index["unpack"]] == [
+        f"pyodide/{NUMPY_WHEEL}",
         "wheels/tiny_pure-1.0-py3-none-any.whl",
         "wheels/py_agent-0.1.0-py3-none-any.whl",
     ]
-    assert index["load"] == ["numpy"]
     assert (cfg.dist / "wheels" / "tiny_pure-1.0-py3-none-any.whl").is_file()
 
     again = FakeRunner()

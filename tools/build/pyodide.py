@@ -38,12 +38,6 @@ class LockPackage:
     sha256: str
     depends: tuple[str, ...]
 
-    @property
-    def pure(self) -> bool:
-        """A pure-Python wheel: the worker unpacks it before its memory snapshot, which
-        cannot hold the shared libraries of the others (numpy)."""
-        return self.file_name.endswith("-none-any.whl")
-
 
 @dataclass(frozen=True)
 class PyodideLock:

@@ -1,12 +1,11 @@
 """The Python wheels the worker installs: py_agent's own, built by hatchling from the core
 package alone, and a pure-Python wheel for each core dependency Pyodide does not ship.
 
-wheels/index.json tells the worker how: ``unpack`` lists the pure-Python wheels (these, and
-Pyodide's own pure ones such as python-dateutil) with their sha256, which the worker checks
-and unpacks itself before its memory snapshot; ``load`` names the Pyodide packages with
-shared libraries (numpy), which it loads with ``loadPackage`` after the snapshot;
-``bytecode`` is the archive of all their modules' compiled bytecode (tools/build/bytecode.py),
-unpacked after them."""
+wheels/index.json tells the worker what to install: ``unpack`` lists every wheel (these, and
+Pyodide's own, numpy included) with its sha256, which the worker checks and unpacks itself
+(numpy's shared libraries are then loaded when numpy is imported, never those of modules the
+core does not import); ``bytecode`` is the archive of their modules' compiled bytecode
+(tools/build/bytecode.py), unpacked beside them."""
 
 from __future__ import annotations
 
@@ -200,15 +199,10 @@ def copy_python_wheels(b: Build) -> str:
     for path in install:
         b.add_file(path, f"wheels/{path.name}")
     packages = b.lock.closure(b.deps.pyodide)
-    unpack = [{"url": f"pyodide/{p.file_name}", "sha256": p.sha256} for p in packages if p.pure]
+    unpack = [{"url": f"pyodide/{p.file_name}", "sha256": p.sha256} for p in packages]
     unpack += [{"url": f"wheels/{path.name}", "sha256": sha256_file(path)} for path in install]
-    installed = [b.staging / wheel["url"] for wheel in unpack]
-    installed += [b.staging / f"pyodide/{p.file_name}" for p in packages if not p.pure]
-    index = {
-        "unpack": unpack,
-        "load": [p.name for p in packages if not p.pure],
-        "bytecode": add_bytecode(b, installed),
-    }
+    bytecode = add_bytecode(b, [b.staging / wheel["url"] for wheel in unpack])
+    index = {"unpack": unpack, "bytecode": bytecode}
     b.add_bytes(json.dumps(index, indent=2).encode() + b"\n", WHEEL_INDEX, "tools/build/wheels.py")
     return (
         f"wheels: {wheel.name}{' (cached)' if cached else ' (built)'}, "

@@ -91,11 +91,11 @@ async function boot() {
   /** @type {Promise<never>} */
   const stallPromise = new Promise((_, reject) => { stalled = reject; });
   /** @param {import('./worker.js').Stage} stage */
-  const onStage = ({ stage, label, fraction }) => {
+  const onStage = ({ stage, label, detail, fraction }) => {
     clearTimeout(stallTimer.id);
     stallTimer.id = setTimeout(() => stalled(new Error(`boot stalled at "${label}" for ${STALL_MS / 1000} s`)), STALL_MS);
     // `fraction` is the whole boot's progress, so the bar moves through every stage.
-    $('boot-label').textContent = fraction > 0 && fraction < 1 ? `${label} (${Math.round(fraction * 100)}%)` : label;
+    $('boot-label').textContent = detail ? `${label} (${detail})` : label;
     $('boot-progress', HTMLProgressElement).value = fraction;
     const stages = $('boot-stages');
     const last = /** @type {HTMLElement | null} */ (stages.lastElementChild);

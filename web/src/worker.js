@@ -20,9 +20,9 @@ import * as snapshots from './snapshot.js';
  * @typedef {import('./types.js').PythonApi} PythonApi
  * @typedef {import('./types.js').Success | import('./types.js').Failure} WorkerReply
  * @typedef {import('./pyodide/pyodide.mjs').PyodideInterface} Pyodide
- * @typedef {{ stage: string, label: string, fraction: number, ms?: number }} Stage
+ * @typedef {{ stage: string, label: string, detail?: string, fraction: number, ms?: number }} Stage
  * @typedef {{ url: string, sha256: string }} Wheel
- * @typedef {{ unpack: Wheel[], load: string[], bytecode: Wheel }} WheelIndex
+ * @typedef {{ unpack: Wheel[], bytecode: Wheel }} WheelIndex
  * @typedef {{
  *   timings: Record<string, number>, total_ms: number, environment: Environment,
  *   model: ModelInfo & { load_ms: Record<string, { download: number, verify: number, create: number }> },
@@ -56,18 +56,18 @@ const STAGES = /** @type {const} */ ([
  * mirrors py_agent.encoder.load_encoder's choice of files, so that Python's
  * later requests for the same URLs join these downloads instead of repeating them.
  */
-async function prefetchModel() {
+async function prefetchModel(/** @type {(part: number) => void} */ onDownload) {
   /** @param {Promise<Uint8Array>} bytes */
   const json = async (bytes) => JSON.parse(new TextDecoder().decode(await bytes));
   const index = await json(bridge.http.prefetch('models/manifest.json'));
   const folder = `models/${index.encoder}`;
   const manifest = await json(bridge.http.prefetch(`${folder}/manifest.json`));
   bridge.http.prefetch(`${folder}/${manifest.tokenizer.vocab}`);
-  /** @type {[string, { precision: string, sha256: string }][]} */
+  /** @type {[string, { precision: string, sha256: string, bytes: number }][]} */
   const files = Object.entries(manifest.files);
   const [name, file] = files.find(([, f]) => f.precision === 'int8') ?? [];
   if (!name || !file) throw new Error(`${folder}/manifest.json lists no int8 model`);
-  await bridge.ort.loadSession(`${folder}/${name}`, file.sha256);
+  await bridge.ort.loadSession(`${folder}/${name}`, file.sha256, (received) => onDownload(received / file.bytes));
 }
 
 /** @param {string} url */
@@ -100,8 +100,8 @@ function checkThreads(numThreads) {
 }
 
 /**
- * The wheels, and their modules' bytecode beside them (numpy's too: its wheel, loaded
- * later, lands in the same folders).
+ * The wheels (numpy's too: only importing it would load its shared libraries, which a
+ * snapshot cannot hold), and their modules' bytecode beside them.
  * @param {Pyodide} pyodide @param {{ wheels: ArrayBuffer[], bytecode: ArrayBuffer }} files
  */
 function unpack(pyodide, { wheels, bytecode }) {
@@ -112,7 +112,7 @@ function unpack(pyodide, { wheels, bytecode }) {
 }
 
 /**
- * Python with the pure-Python wheels unpacked and py_agent.preload imported: restored
+ * Python with the wheels unpacked and py_agent.preload imported: restored
  * from the stored snapshot when there is a usable one, else started and snapshotted
  * (before numpy: a snapshot cannot hold shared libraries). `made` is the new snapshot,
  * to store once the whole boot has worked.
@@ -149,6 +149,57 @@ async function startPython(index) {
   // A fresh copy of the heap: its buffer is a plain ArrayBuffer.
   const made = /** @type {Uint8Array<ArrayBuffer>} */ (pyodide.makeMemorySnapshot());
   return { pyodide, made, rejected };
+}
+
+/**
+ * The boot's progress as the page sees it: the stage, the whole boot's fraction, and the
+ * model's download while it lasts (on a slow first visit most of the wait is there).
+ */
+class Progress {
+  /** @param {(stage: Stage) => void} onStage */
+  constructor(onStage) {
+    this.onStage = onStage;
+    this.started = performance.now();
+    this.stageStarted = this.started;
+    /** @type {Record<string, number>} */
+    this.timings = {};
+    this.done = 0; // the finished stages' share
+    this.share = 0;
+    this.current = '';
+    this.label = '';
+    this.downloaded = 1; // of the model; 1 until its download reports
+    this.reported = 0;
+  }
+
+  /** @param {string} name */
+  stage(name) {
+    const now = performance.now();
+    if (this.current) this.timings[this.current] = Math.round(now - this.stageStarted);
+    this.done += this.share;
+    [, this.label, this.share] = STAGES.find(([id]) => id === name) ?? [name, 'Ready', 0];
+    this.current = name;
+    this.stageStarted = now;
+    this.report();
+  }
+
+  /** @param {number} part of the model downloaded, 0 to 1 */
+  download(part) {
+    this.downloaded = Math.min(part, 1);
+    // A download from the service worker's cache reports hundreds of chunks in a blink.
+    if (this.downloaded === 1 || performance.now() - this.reported > 100) this.report();
+  }
+
+  report() {
+    const downloading = this.downloaded < 1;
+    this.reported = performance.now();
+    this.onStage({
+      stage: this.current,
+      label: this.label,
+      detail: downloading ? `downloading the model: ${Math.floor(this.downloaded * 100)}%` : undefined,
+      fraction: Math.min(this.done + (downloading ? this.share * this.downloaded : 0), 1),
+      ms: Math.round(this.reported - this.started),
+    });
+  }
 }
 
 // -- Python ------------------------------------------------------------------------------
@@ -231,52 +282,36 @@ const own = {
   async boot({ numThreads }, onStage) {
     if (dispatch) throw new Error('already booted');
     const threads = checkThreads(numThreads);
-    const started = performance.now();
-    /** @type {Record<string, number>} */
-    const timings = {};
-    let stageStart = started;
-    let done = 0;
-    /** @type {string | null} */
-    let current = null;
-    /** @param {string} name */
-    const stage = (name) => {
-      const now = performance.now();
-      if (current) timings[current] = Math.round(now - stageStart);
-      const index = STAGES.findIndex(([id]) => id === current);
-      if (index >= 0) done += STAGES[index][2];
-      const [, label] = STAGES.find(([id]) => id === name) ?? [name, 'Ready'];
-      current = name;
-      stageStart = now;
-      onStage({ stage: name, label, fraction: Math.min(done, 1), ms: Math.round(now - started) });
-    };
+    const progress = new Progress(onStage);
 
-    stage('python');
+    progress.stage('python');
     bridge.ort.configure({ numThreads: threads, wasmPaths: ORT_URL });
-    const modelReady = prefetchModel();
+    const modelReady = prefetchModel((part) => progress.download(part));
     modelReady.catch(() => {}); // awaited at the model stage, where its error is reported
     /** @type {WheelIndex} */
     const index = await fetchJson(ROOT_URL + 'wheels/index.json');
     const { pyodide, made, rejected } = await startPython(index);
 
-    stage('numpy');
-    await pyodide.loadPackage(index.load, { checkIntegrity: true });
+    progress.stage('numpy');
+    // Its shared libraries load as it imports them (not those of numpy.random, fft, tests).
+    pyodide.pyimport('numpy');
 
-    stage('packages');
+    progress.stage('packages');
     pyodide.registerJsModule('py_agent_js', bridge);
     dispatch = pyodide.pyimport('py_agent.worker_api').api.dispatch;
 
-    stage('model');
+    progress.stage('model');
     await modelReady;
     const tz = Intl.DateTimeFormat().resolvedOptions().timeZone ?? 'UTC';
     const model = await must('loadModel', [tz, navigator.language ?? 'en']);
     const environment = await must('environment', []);
 
-    stage('ready');
+    progress.stage('ready');
     // Kept for the next visit only now that this one worked.
     if (made) snapshots.write(snapshots.keyFor(pyodideVersion, index.unpack), made).catch((error) => console.warn('py_agent: the snapshot was not kept:', error));
     return {
-      timings,
-      total_ms: Math.round(performance.now() - started),
+      timings: progress.timings,
+      total_ms: Math.round(performance.now() - progress.started),
       environment,
       model: { ...model, load_ms: bridge.ort.timings },
       snapshot: { restored: !made, rejected },
