@@ -96,9 +96,6 @@ RecordViews = Mapping[str, RecordView]
 Key = tuple[str, str]  # (collection, record id)
 # Records merged with a read each, concurrently; more are merged from one read of them all.
 MERGE_ONE_BY_ONE = 64
-# The collections ``load`` reads whole. In the browser the worker starts reading them while
-# Python starts (web/src/bridge.js, STATE_STORES: the same list).
-LOADED = ("replica", "outbox", "messages", "queue", "embeddings")
 
 WallMs = Callable[[], int]
 # meta records State keeps in memory (``State.meta``) and updates on save.
@@ -349,7 +346,10 @@ class State:
             *(store.get("meta", name) for name in ("device", "sync", *KEPT_META))
         )
         rows, outbox, messages, queue, embeddings = await asyncio.gather(
-            *(store.get_all(collection) for collection in LOADED)
+            *(
+                store.get_all(collection)
+                for collection in ("replica", "outbox", "messages", "queue", "embeddings")
+            )
         )
         if device is None:
             clock = HybridClock(new_device_id(), self._wall_ms)
@@ -406,7 +406,7 @@ class State:
     def _load_vectors(self, embeddings: list[JsonObject]) -> None:
         """The current model's vectors of the records shown, one matrix per collection."""
         self.vectors = {collection: VectorIndex() for collection in SYNCED}
-        found: dict[str, list[tuple[str, bytes]]] = {collection: [] for collection in SYNCED}
+        found: dict[str, list[tuple[str, bytes | memoryview]]] = {c: [] for c in SYNCED}
         for record in embeddings:
             collection, _, record_id = str(record.get("key", "")).partition(":")
             vector = record.get("vector")
@@ -414,7 +414,7 @@ class State:
                 collection in found
                 and record.get("model") == self.model
                 and record_id in self.records[collection]
-                and isinstance(vector, bytes)
+                and isinstance(vector, (bytes, memoryview))
             ):
                 found[collection].append((record_id, vector))
         for collection, vectors in found.items():

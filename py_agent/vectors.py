@@ -18,14 +18,14 @@ def decode_vector(data: bytes) -> NDArray[np.float32]:
     return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
 
-def decode_vectors(blobs: Sequence[bytes]) -> NDArray[np.float32]:
-    """Vectors of one length as the rows of one matrix: their bytes joined and read once,
-    instead of an array per vector."""
+def decode_vectors(blobs: Sequence[bytes | memoryview]) -> NDArray[np.float32]:
+    """Vectors of one length as the rows of one (writable) matrix: their bytes joined and
+    read once, instead of an array per vector."""
     if len({len(data) for data in blobs}) > 1:
         raise ValueError("the vectors differ in length")
     if not blobs:
         return np.zeros((0, 0), dtype=np.float32)
-    matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
+    matrix = np.frombuffer(bytearray().join(blobs), dtype="<f4").reshape(len(blobs), -1)
     return matrix.astype(np.float32, copy=False)
 
 
@@ -60,7 +60,9 @@ class VectorIndex:
         self.ids.append(record_id)
 
     def add_many(self, ids: Sequence[str], rows: NDArray[np.float32]) -> None:
-        """``rows[i]`` under ``ids[i]``; into an empty index (a load) as one copy."""
+        """``rows[i]`` under ``ids[i]``. Into an empty index (a load), ``rows`` (one row per
+        id) becomes its storage as it is when it is a writable float32 matrix, and else a
+        copy of it: 10,000 vectors are not held twice."""
         if not ids:
             return
         if self.ids or len(set(ids)) != len(ids):
@@ -69,7 +71,7 @@ class VectorIndex:
             return
         if len(ids) != len(rows):
             raise ValueError(f"{len(ids)} ids for {len(rows)} vectors")
-        self._data = np.array(rows, dtype=np.float32).reshape(len(ids), -1)
+        self._data = np.require(rows, np.float32, ["C_CONTIGUOUS", "WRITEABLE"])
         self.ids = list(ids)
         self._rows = {record_id: row for row, record_id in enumerate(self.ids)}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,19 @@ from py_agent.agent import PAGE_VIEWS, Agent
 from py_agent.device_sync import DeviceSync
 from py_agent.export import export_data, import_data
 from py_agent.platform import Delete, Put, Store, open_store
-from py_agent.state import COLLECTIONS, LOADED, SYNCED, SetField, State, migrate, open_state
+from py_agent.state import (
+    COLLECTIONS,
+    MERGE_ONE_BY_ONE,
+    SYNCED,
+    SetField,
+    State,
+    migrate,
+    open_state,
+)
 from py_agent.sync.hlc import HybridClock, system_wall_ms
 from py_agent.sync.merge import Replica
 from py_agent.sync.ops import Op
+from py_agent.vectors import VectorIndex, decode_vectors
 
 T0 = 1_800_000_000.0
 
@@ -343,7 +351,36 @@ async def test_a_damaged_embedding_is_left_out_and_embedded_again(tmp_path: Path
     )
 
 
-def test_the_worker_reads_ahead_what_a_load_reads() -> None:
-    bridge = (Path(__file__).parents[1] / "web" / "src" / "bridge.js").read_text()
-    [listed] = re.findall(r"export const STATE_STORES = \[(.*?)\];", bridge)
-    assert tuple(re.findall(r"'(\w+)'", listed)) == LOADED
+async def test_many_records_are_merged_from_one_read(tmp_path: Path) -> None:
+    location = tmp_path / "agent.db"
+    state = await open_state(str(location), "m", views=PAGE_VIEWS)
+    count = MERGE_ONE_BY_ONE + 6
+    await state.save(
+        [Put("notes", f"n{i:03d}", {"id": f"n{i:03d}", "text": f"{i}"}) for i in range(count)]
+    )
+    reopened = await open_state(str(location), "m", views=PAGE_VIEWS)
+    reads = []
+    get_all = reopened.store.get_all
+
+    async def counting(collection: str) -> list[dict[str, Any]]:
+        reads.append(collection)
+        return await get_all(collection)
+
+    reopened.store.get_all = counting  # type: ignore[method-assign]
+    pending = await reopened.pending(1000)
+    assert reads == ["record_ops"] and len(reopened.replica) == len(pending) == count
+    assert [op.op_id for op in pending] == [op.op_id for op in await state.pending(1000)]
+    await assert_starts_as_replayed(reopened, location)
+
+
+def test_vectors_load_as_one_matrix_and_refuse_mixed_lengths() -> None:
+    rows = np.arange(12, dtype="<f4").reshape(3, 4)
+    matrix = decode_vectors([row.tobytes() for row in rows])
+    np.testing.assert_array_equal(matrix, rows)
+    index = VectorIndex()
+    index.add_many(["a", "b", "c"], matrix)
+    index.remove("a")  # the loaded matrix is the index's own, writable storage
+    index.add_many(["d", "b"], rows[:2])  # into a filled index: one by one
+    assert sorted(index.ids) == ["b", "c", "d"]
+    with pytest.raises(ValueError, match="differ in length"):
+        decode_vectors([b"\0" * 8, b"\0" * 4])

@@ -40,7 +40,7 @@ class StoreError(Exception):
 class Store(Protocol):
     """Keyed JSON records in named collections (IndexedDB object stores, SQLite tables).
     A record's top-level field may also hold ``bytes``, stored as such (embeddings: a
-    load reads them without decoding text).
+    load reads them without decoding text); it reads back as ``bytes`` or a ``memoryview``.
 
     ``commit`` applies all its writes in one transaction or none of them: a
     caller acknowledges a change only after ``commit`` returned.

@@ -90,54 +90,8 @@ async function openWatched(name, version, upgrade) {
   return db;
 }
 
-// The stores py_agent.state.State.load reads whole (its LOADED, which a test compares):
-// the worker starts reading them while Python starts (idb.prefetch).
-export const STATE_STORES = ['replica', 'outbox', 'messages', 'queue', 'embeddings'];
-
-/**
- * Reads started before Python asked, by database name: each store's records, packed,
- * for the first getAllPacked of that store. A commit drops them (they would be stale).
- * @type {Map<string, Promise<Map<string, Packed>>>}
- */
-const readAhead = new Map();
-
-/**
- * `stores` of database `name` read in one transaction, on a connection of its own that
- * gives way at once to an upgrade. Nothing when the database does not exist yet: it is
- * never created here.
- * @param {string} name @param {string[]} stores @returns {Promise<Map<string, Packed>>}
- */
-async function readStores(name, stores) {
-  const databases = await indexedDB.databases();
-  if (!databases.some((database) => database.name === name)) return new Map();
-  const db = await openDB(name, undefined, {
-    blocking(_current, _blocked, event) {
-      /** @type {IDBDatabase} */ (event.target).close();
-    },
-  });
-  try {
-    const present = stores.filter((store) => db.objectStoreNames.contains(store));
-    if (present.length === 0) return new Map();
-    const transaction = db.transaction(present, 'readonly');
-    const records = await Promise.all(present.map((store) => transaction.objectStore(store).getAll()));
-    return new Map(present.map((store, i) => [store, pack(records[i])]));
-  } finally {
-    db.close();
-  }
-}
-
 /** IndexedDB, one transaction per call. */
 export const idb = {
-  /**
-   * Start reading the stores Python's first load reads, while Python starts: that load's
-   * getAllPacked of each takes its read instead of reading again.
-   * @param {string} name @param {string[]} [stores]
-   */
-  prefetch(name, stores = STATE_STORES) {
-    const reads = readStores(name, stores);
-    reads.catch(() => {}); // a failed read ahead only means reading when asked
-    readAhead.set(name, reads);
-  },
   /**
    * Open `name`, creating any object store in `storeNames` that is missing.
    * @param {string} name @param {Iterable<string>} storeNames
@@ -168,13 +122,6 @@ export const idb = {
    * @param {Database} db @param {string} store
    */
   async getAllPacked(db, store) {
-    const ahead = readAhead.get(usable(db).name);
-    if (ahead) {
-      const reads = await ahead.catch(() => new Map());
-      const packed = reads.get(store);
-      reads.delete(store);
-      if (packed && readAhead.get(db.name) === ahead) return packed; // no commit since
-    }
     return pack(await usable(db).getAll(store));
   },
   /**
@@ -190,7 +137,6 @@ export const idb = {
     /** @type {{ op: 'put' | 'delete', store: string, key: string, value?: Record<string, unknown>, bytes?: Record<string, [number, number]> }[]} */
     const list = JSON.parse(writesJson);
     if (list.length === 0) return;
-    readAhead.delete(db.name);
     const tx = usable(db).transaction([...new Set(list.map((w) => w.store))], 'readwrite');
     const requests = list.map((w) => {
       if (w.op === 'delete') return tx.objectStore(w.store).delete(w.key);
@@ -262,10 +208,13 @@ function hex(buffer) {
   return Array.from(new Uint8Array(buffer), (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
-/** @param {string} url @param {string} location @param {string} sha256 */
-async function createVerifiedSession(url, location, sha256) {
+/**
+ * @param {string} url @param {string} location @param {string} sha256
+ * @param {(received: number) => void} [onProgress]
+ */
+async function createVerifiedSession(url, location, sha256, onProgress) {
   const started = performance.now();
-  const bytes = await download(url);
+  const bytes = await download(url, onProgress);
   const downloaded = performance.now();
   const actual = hex(await crypto.subtle.digest('SHA-256', bytes));
   if (actual !== sha256) {
@@ -306,13 +255,15 @@ export const ort = {
   /**
    * The session for the model at `location`, refused unless its bytes hash to `sha256`.
    * One session per URL: the worker starts this at boot and Python's call joins it.
-   * @param {string} location @param {string} sha256 @returns {Promise<Session>}
+   * `onProgress(received)` hears the bytes downloaded so far, when this call downloads.
+   * @param {string} location @param {string} sha256
+   * @param {(received: number) => void} [onProgress] @returns {Promise<Session>}
    */
-  loadSession(location, sha256) {
+  loadSession(location, sha256, onProgress) {
     const url = absolute(location);
     let session = sessions.get(url);
     if (!session) {
-      session = createVerifiedSession(url, location, sha256);
+      session = createVerifiedSession(url, location, sha256, onProgress);
       session.catch(() => sessions.delete(url)); // a failed load may be retried
       sessions.set(url, session);
     }
@@ -355,10 +306,28 @@ export const ort = {
 const absolute = (/** @type {string} */ location) => new URL(location, self.location.href).href;
 
 /** @param {string} url */
-async function download(url) {
+/** @param {string} url @param {(received: number) => void} [onProgress] bytes so far */
+async function download(url, onProgress) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
-  return new Uint8Array(await response.arrayBuffer());
+  if (!onProgress || !response.body) return new Uint8Array(await response.arrayBuffer());
+  /** @type {Uint8Array[]} */
+  const chunks = [];
+  let received = 0;
+  for (const reader = response.body.getReader(); ; ) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.byteLength;
+    onProgress(received);
+  }
+  const bytes = new Uint8Array(received);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
 }
 
 // Downloads the worker starts at boot, before Python runs; Python's first
