@@ -305,29 +305,35 @@ export const ort = {
 /** Relative locations resolve against the worker's URL, as Python's requests do. */
 const absolute = (/** @type {string} */ location) => new URL(location, self.location.href).href;
 
-/** @param {string} url */
-/** @param {string} url @param {(received: number) => void} [onProgress] bytes so far */
+/**
+ * The bytes at `url`. `onProgress` hears how many have arrived, from a copy of the body read
+ * here: the download itself must not wait for this thread, which Python's synchronous work
+ * keeps busy for up to seconds (a body read chunk by chunk here stalls meanwhile).
+ * @param {string} url @param {(received: number) => void} [onProgress]
+ */
 async function download(url, onProgress) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
-  if (!onProgress || !response.body) return new Uint8Array(await response.arrayBuffer());
-  /** @type {Uint8Array[]} */
-  const chunks = [];
-  let received = 0;
-  for (const reader = response.body.getReader(); ; ) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    received += value.byteLength;
-    onProgress(received);
+  const progress = onProgress && response.clone().body?.getReader();
+  const bytes = response.arrayBuffer();
+  if (progress && onProgress) {
+    const report = async () => {
+      let received = 0;
+      for (;;) {
+        const { done, value } = await progress.read();
+        if (done) return;
+        received += value.byteLength;
+        onProgress(received);
+      }
+    };
+    report().catch(() => {}); // cancelled below, once the bytes are in
+    const stop = () => progress.cancel().catch(() => {});
+    bytes.then((all) => {
+      stop();
+      onProgress(all.byteLength);
+    }, stop);
   }
-  const bytes = new Uint8Array(received);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return new Uint8Array(await bytes);
 }
 
 // Downloads the worker starts at boot, before Python runs; Python's first
