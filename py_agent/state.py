@@ -8,9 +8,10 @@ and the embeddings stay on the device.
 
 Replaying every op at each start costs seconds with 10,000 notes, so each commit also
 keeps, per record (key ``<collection>:<record id>``), its merged state in ``replica``
-(``{"collection", "record_id", "record", "conflict"}``: the record as shown, or None once
-deleted, and whether a field is in conflict) and its ops in ``record_ops`` (``{"collection",
-"record_id", "ops"}``, compact JSON text). ``load`` reads ``replica`` alone; a record's ops
+(``{"collection", "record_id", "record", "conflict", "pending"}``: the record as shown, or
+None once deleted, whether a field is in conflict, and its ops waiting in the outbox, op id
+-> hlc) and its ops in ``record_ops`` (``{"collection", "record_id", "ops"}``, compact JSON
+text). ``load`` reads ``replica`` alone, not the outbox (an entry per op); a record's ops
 are merged into ``State.replica`` only when something needs them (a change to it, ops
 pulled for it, pushing its pending ops, a conflict on it). Fields merge independently, so
 this gives the replica that replaying everything would. It relies on one writer at a time
@@ -39,8 +40,8 @@ data forward, one version at a time. Other meta records:
 A task's fields are listed in ``py_agent.skills.tasks``; ``list`` and ``repeat`` came later,
 so older records lack them, which reads as None.
 
-``outbox`` entries ``{"op_id", "hlc", "collection", "record_id"}`` are the ops waiting to be
-pushed. ``queue`` holds requests answered tentatively while the server could not be asked.
+``outbox`` entries ``{"op_id", "hlc"}`` are the ops waiting to be pushed. ``queue`` holds
+requests answered tentatively while the server could not be asked.
 
 A chat message's id is ``<wall ms, 13 digits>-<sequence, 3 digits>-<6 random hex>``: ids
 sort in the order the messages were made (never going back, even when the wall clock
@@ -88,7 +89,7 @@ COLLECTIONS = (
 )
 # The collections that sync between devices, and the field of each that is embedded.
 SYNCED = {"tasks": "title", "notes": "text"}
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # A synced record as the page shows it, from the record as merged (with its "id").
 RecordView = Callable[[JsonObject], JsonObject]
@@ -142,17 +143,11 @@ class SetField:
 Change = Write | SetField
 
 
-def _outbox_entry(op: Op) -> JsonObject:
-    return {
-        "op_id": op.op_id,
-        "hlc": op.hlc,
-        "collection": op.collection,
-        "record_id": op.record_id,
-    }
-
-
 def _op_writes(op: Op) -> list[Write]:
-    return [Put("ops", op.op_id, op.to_json()), Put("outbox", op.op_id, _outbox_entry(op))]
+    return [
+        Put("ops", op.op_id, op.to_json()),
+        Put("outbox", op.op_id, {"op_id": op.op_id, "hlc": op.hlc}),
+    ]
 
 
 def _keys(ops: Iterable[Op]) -> set[Key]:
@@ -187,22 +182,30 @@ def _record_writes(
     views: RecordViews,
     keys: Iterable[Key],
     shown: Mapping[str, Mapping[str, JsonObject]],
+    pending: Mapping[Key, Mapping[str, str]],
+    ops_changed: bool = True,
 ) -> list[Write]:
-    """Each record's merged state and ops (module docstring), and its view wherever it
-    differs from ``shown`` (the records as the page showed them until now)."""
+    """Each record's merged state with its ``pending`` ops, its ops unless they are as
+    they were (module docstring), and its view wherever it differs from ``shown`` (the
+    records as the page showed them until now)."""
     writes: list[Write] = []
     for collection, record_id in sorted(keys):
         key, fields = embedding_key(collection, record_id), replica.record(collection, record_id)
         record = None if fields is None else {"id": record_id, **fields}
         where = {"collection": collection, "record_id": record_id}
-        conflict = replica.in_conflict(collection, record_id)
-        ops = [
-            [op.op_id, op.device_id, op.field, op.value, op.hlc, list(op.parents)]
-            for op in replica.record_ops(collection, record_id)
-        ]
-        text = json.dumps(ops, ensure_ascii=False, separators=(",", ":"))
-        writes.append(Put("replica", key, {**where, "record": record, "conflict": conflict}))
-        writes.append(Put("record_ops", key, {**where, "ops": text}))
+        state = {
+            "record": record,
+            "conflict": replica.in_conflict(collection, record_id),
+            "pending": dict(pending.get((collection, record_id), {})),
+        }
+        writes.append(Put("replica", key, {**where, **state}))
+        if ops_changed:
+            ops = [
+                [op.op_id, op.device_id, op.field, op.value, op.hlc, list(op.parents)]
+                for op in replica.record_ops(collection, record_id)
+            ]
+            text = json.dumps(ops, ensure_ascii=False, separators=(",", ":"))
+            writes.append(Put("record_ops", key, {**where, "ops": text}))
         view = views.get(collection)
         if view is None or record == shown.get(collection, {}).get(record_id):
             continue
@@ -276,7 +279,7 @@ async def _v3_to_v4(store: Store, views: RecordViews) -> list[Write]:
     embeddings are bytes instead of base64 text, read without decoding."""
     replica = Replica()
     replica.apply(await _stored_ops(store))
-    writes = _record_writes(replica, views, _keys(replica.ops()), {})
+    writes = _record_writes(replica, views, _keys(replica.ops()), {}, {})
     for record in await store.get_all("embeddings"):
         vector = record.get("vector")
         if isinstance(vector, str):  # base64 text until now
@@ -284,12 +287,32 @@ async def _v3_to_v4(store: Store, views: RecordViews) -> list[Write]:
                 Put("embeddings", str(record["key"]), {**record, "vector": b64decode(vector)})
             )
     for entry in await store.get_all("outbox"):
-        op = replica.op(str(entry.get("op_id")))
-        if op is None:  # an entry whose op is gone could never be pushed
+        if replica.op(str(entry.get("op_id"))) is None:  # its op is gone: never pushed
             writes.append(Delete("outbox", str(entry.get("op_id"))))
-        else:
-            writes.append(Put("outbox", op.op_id, _outbox_entry(op)))
     return writes
+
+
+async def _v4_to_v5(store: Store, views: RecordViews) -> list[Write]:
+    """Version 5 keeps each record's pending ops in its merged state too, so a start does
+    not read the outbox, an entry per op."""
+    records = {
+        str(op.get("op_id")): (str(op.get("collection")), str(op.get("record_id")))
+        for op in await store.get_all("ops")
+    }
+    pending: dict[Key, dict[str, str]] = {}
+    for entry in await store.get_all("outbox"):
+        key = records.get(str(entry.get("op_id")))
+        if key is not None:
+            pending.setdefault(key, {})[str(entry["op_id"])] = str(entry.get("hlc"))
+    return [
+        Put(
+            "replica",
+            embedding_key(key[0], key[1]),
+            {**row, "pending": pending.get(key, {})},
+        )
+        for row in await store.get_all("replica")
+        for key in [(str(row.get("collection")), str(row.get("record_id")))]
+    ]
 
 
 # MIGRATIONS[n] upgrades version n to n + 1, given the page's views of records.
@@ -297,6 +320,7 @@ MIGRATIONS: dict[int, Callable[[Store, RecordViews], Awaitable[list[Write]]]] = 
     1: _v1_to_v2,
     2: _v2_to_v3,
     3: _v3_to_v4,
+    4: _v4_to_v5,
 }
 
 
@@ -325,6 +349,7 @@ class State:
         self.clock = HybridClock(new_device_id(), wall_ms)
         self.outbox: dict[str, str] = {}  # op id -> hlc
         self._outbox_records: dict[str, Key] = {}  # op id -> its record
+        self._pending_of: dict[Key, dict[str, str]] = {}  # the outbox by record
         self.sync_meta: JsonObject = {}
         self.tasks: dict[str, JsonObject] = {}
         self.notes: dict[str, JsonObject] = {}
@@ -345,11 +370,8 @@ class State:
         device, sync_meta, *kept = await asyncio.gather(
             *(store.get("meta", name) for name in ("device", "sync", *KEPT_META))
         )
-        rows, outbox, messages, queue, embeddings = await asyncio.gather(
-            *(
-                store.get_all(collection)
-                for collection in ("replica", "outbox", "messages", "queue", "embeddings")
-            )
+        rows, messages, queue, embeddings = await asyncio.gather(
+            *(store.get_all(name) for name in ("replica", "messages", "queue", "embeddings"))
         )
         if device is None:
             clock = HybridClock(new_device_id(), self._wall_ms)
@@ -364,12 +386,7 @@ class State:
         self.clock = clock
         try:
             conflicts = self._load_records(rows)
-            self.outbox, self._outbox_records = {}, {}
-            for entry in outbox:
-                op_id = str(entry["op_id"])
-                self.outbox[op_id] = str(entry["hlc"])
-                self._outbox_records[op_id] = (str(entry["collection"]), str(entry["record_id"]))
-        except (KeyError, TypeError) as exc:
+        except (AttributeError, KeyError, TypeError) as exc:
             raise _damaged(f"a stored record lacks {exc}") from None
         await self._merge(conflicts)
         self.sync_meta = sync_meta or {
@@ -387,9 +404,10 @@ class State:
         self._load_vectors(embeddings)
 
     def _load_records(self, rows: list[JsonObject]) -> list[Key]:
-        """The records as their merged states show them, none merged yet; answers those
-        in conflict."""
+        """The records and the outbox as their merged states show them, none merged yet;
+        answers the records in conflict."""
         self.replica, self._unmerged = Replica(), set()
+        self.outbox, self._outbox_records, self._pending_of = {}, {}, {}
         for table in self.records.values():
             table.clear()
         conflicts = []
@@ -401,6 +419,12 @@ class State:
                 self.records[key[0]][key[1]] = record
             if row["conflict"]:
                 conflicts.append(key)
+            pending = row["pending"]
+            if pending:
+                self._pending_of[key] = pending
+                for op_id, hlc in pending.items():
+                    self.outbox[op_id] = hlc
+                    self._outbox_records[op_id] = key
         return conflicts
 
     def _load_vectors(self, embeddings: list[JsonObject]) -> None:
@@ -460,8 +484,41 @@ class State:
         self.replica.apply(ops)
         self._unmerged.difference_update(wanted)
 
-    def _record_writes(self, keys: Iterable[Key]) -> list[Write]:
-        return _record_writes(self.replica, self.views, keys, self.records)
+    def _record_writes(
+        self,
+        keys: Iterable[Key],
+        pending: Mapping[Key, Mapping[str, str]] | None = None,
+        ops_changed: bool = True,
+    ) -> list[Write]:
+        """See ``_record_writes``; ``pending``: the records' pending ops after the commit,
+        for those it changes."""
+        now = self._pending_of if pending is None else {**self._pending_of, **pending}
+        return _record_writes(self.replica, self.views, keys, self.records, now, ops_changed)
+
+    def _pending_after(
+        self, added: Iterable[Op] = (), acknowledged: Iterable[str] = ()
+    ) -> dict[Key, dict[str, str]]:
+        """The pending ops, op id -> hlc, of each record ``added``/``acknowledged`` change,
+        as they will be."""
+        after: dict[Key, dict[str, str]] = {}
+        for op_id in acknowledged:
+            key = self._outbox_records[op_id]
+            after.setdefault(key, dict(self._pending_of.get(key, {}))).pop(op_id, None)
+        for op in added:
+            key = (op.collection, op.record_id)
+            after.setdefault(key, dict(self._pending_of.get(key, {})))[op.op_id] = op.hlc
+        return after
+
+    def _set_pending(self, after: Mapping[Key, Mapping[str, str]]) -> None:
+        """The outbox in memory, with these records' pending ops as given."""
+        for key, ops in after.items():
+            for op_id in self._pending_of.pop(key, {}):
+                del self.outbox[op_id], self._outbox_records[op_id]
+            if ops:
+                self._pending_of[key] = {str(i): str(hlc) for i, hlc in ops.items()}
+                for op_id, hlc in self._pending_of[key].items():
+                    self.outbox[op_id] = hlc
+                    self._outbox_records[op_id] = key
 
     # -- embeddings --------------------------------------------------------------------
 
@@ -507,17 +564,16 @@ class State:
                     ops += self._ops_for(change)
                 else:
                     plain.append(change)
-            keys = _keys(ops)
+            keys, pending = _keys(ops), self._pending_after(added=ops)
             op_writes = [write for op in ops for write in _op_writes(op)]
             meta = [_device_record(self.clock)] if ops else []
             vector_writes = [self.vector_write(c, i, v) for c, i, v in vectors]
-            await self.store.commit(
-                [*plain, *op_writes, *self._record_writes(keys), *meta, *vector_writes]
-            )
+            records = self._record_writes(keys, pending)
+            await self.store.commit([*plain, *op_writes, *records, *meta, *vector_writes])
         except BaseException:
             await self._reload()  # the replica may hold ops the store does not
             raise
-        self._pending(ops)
+        self._set_pending(pending)
         self._materialize(keys)
         for write in plain:
             kept = {"queue": self.queue, "meta": self.meta}.get(write.collection)
@@ -530,11 +586,6 @@ class State:
         for collection, record_id, vector in vectors:
             if record_id in self.records[collection]:
                 self.vectors[collection].add(record_id, vector)
-
-    def _pending(self, ops: Iterable[Op]) -> None:
-        for op in ops:
-            self.outbox[op.op_id] = op.hlc
-            self._outbox_records[op.op_id] = (op.collection, op.record_id)
 
     def _write(self, collection: str, record_id: str, field: str, value: JsonValue) -> list[Op]:
         return self.replica.write(
@@ -619,9 +670,11 @@ class State:
     async def acknowledge(self, op_ids: Sequence[str]) -> None:
         known = [op_id for op_id in op_ids if op_id in self.outbox]
         if known:
-            await self.store.commit([Delete("outbox", op_id) for op_id in known])
-            for op_id in known:
-                del self.outbox[op_id], self._outbox_records[op_id]
+            pending = self._pending_after(acknowledged=known)
+            await self._merge(pending)  # their merged state is written again
+            records = self._record_writes(pending, pending, ops_changed=False)
+            await self.store.commit([*(Delete("outbox", op_id) for op_id in known), *records])
+            self._set_pending(pending)
 
     async def cursor(self) -> str | None:
         cursor = self.sync_meta.get("cursor")
@@ -700,6 +753,10 @@ class State:
                 await self._merge(list(self._unmerged))
                 ops = self._carry_everything(clock)
             keys = _keys(ops)
+            # The outbox is these ops alone now.
+            pending: dict[Key, dict[str, str]] = {key: {} for key in self._pending_of}
+            for op in ops:
+                pending.setdefault((op.collection, op.record_id), {})[op.op_id] = op.hlc
             meta = {
                 "account": account.to_json(),
                 "cursor": None,
@@ -711,7 +768,7 @@ class State:
                 [
                     *(Delete("outbox", op_id) for op_id in self.outbox),
                     *(write for op in ops for write in _op_writes(op)),
-                    *self._record_writes(keys),
+                    *self._record_writes(pending, pending),
                     Put("meta", "sync", meta),
                     _device_record(clock),
                 ]
@@ -720,8 +777,7 @@ class State:
             await self._reload()
             raise
         self.sync_meta = meta
-        self.outbox, self._outbox_records = {}, {}
-        self._pending(ops)
+        self._set_pending(pending)
         self._materialize(keys)
 
     def _restamp_pending(self, clock: HybridClock) -> list[Op]:
