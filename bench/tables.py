@@ -102,8 +102,8 @@ def threads(load: Load) -> str:
 
 BOOT_STAGES = {
     "python": "start Python (a revisit: restore the snapshot)",
-    "numpy": "load numpy",
-    "packages": "import py_agent (numpy's import included)",
+    "numpy": "import numpy (its shared libraries load here)",
+    "packages": "import py_agent",
     "model": "load model and data (what is left of it when Python asks)",
 }
 BOOT_VISITS = {
