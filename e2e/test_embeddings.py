@@ -108,7 +108,7 @@ def test_model_is_fetched_once_and_before_python_needs_it(
     page.goto(server.url + "/")
     assert wait_for_boot(page) == "ready"
     model = [i for i, url in enumerate(urls) if url.endswith(".onnx")]
-    wheel = [i for i, url in enumerate(urls) if "/wheels/py_agent-" in url]
+    head = [i for i, url in enumerate(urls) if "/models/intent-head/" in url]
     assert len(model) == 1, "the boot prefetch and Python's load must share one download"
-    # Requested while Pyodide was still starting, not after py_agent was installed.
-    assert model[0] < wheel[0]
+    # Requested at the start of the boot, not once Python loads its models (the head first).
+    assert model[0] < head[0]
