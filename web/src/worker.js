@@ -168,6 +168,8 @@ class Progress {
     this.current = '';
     this.label = '';
     this.downloaded = 1; // of the model; 1 until its download reports
+    this.downloadStarted = false;
+    this.fraction = 0;
     this.reported = 0;
   }
 
@@ -184,6 +186,9 @@ class Progress {
 
   /** @param {number} part of the model downloaded, 0 to 1 */
   download(part) {
+    // Reports from the body's copy may come after the whole download is in: never go back.
+    if (this.downloadStarted && part <= this.downloaded) return;
+    this.downloadStarted = true;
     this.downloaded = Math.min(part, 1);
     // A download from the service worker's cache reports hundreds of chunks in a blink.
     if (this.downloaded === 1 || performance.now() - this.reported > 100) this.report();
@@ -192,11 +197,14 @@ class Progress {
   report() {
     const downloading = this.downloaded < 1;
     this.reported = performance.now();
+    // The download moves the bar within a stage; a stage may end before it does: never back.
+    const within = downloading ? this.share * this.downloaded : 0;
+    this.fraction = Math.min(Math.max(this.fraction, this.done + within), 1);
     this.onStage({
       stage: this.current,
       label: this.label,
       detail: downloading ? `downloading the model: ${Math.floor(this.downloaded * 100)}%` : undefined,
-      fraction: Math.min(this.done + (downloading ? this.share * this.downloaded : 0), 1),
+      fraction: this.fraction,
       ms: Math.round(this.reported - this.started),
     });
   }
