@@ -26,7 +26,7 @@ from tools.harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
     ServerProcess,
-    app_bytes,
+    app_files,
     wait_for_boot,
 )
 
@@ -100,7 +100,7 @@ def main() -> None:
         visit: {key: statistics.median(run[visit][key] for run in runs) for key in keys}
         for visit in VISITS
     }
-    dist_bytes = app_bytes()
+    dist_bytes = sum(app_files().values())
     path = report.write(
         "boot",
         {"threads": args.threads, "runs": runs, "median_ms": medians, "dist_bytes": dist_bytes},

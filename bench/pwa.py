@@ -37,7 +37,7 @@ from tools.harness import (
     CHROMIUM_ARGS,
     ByteCounter,
     ServerProcess,
-    app_bytes,
+    app_files,
     launch_chromium,
     wait_for_boot,
 )
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    dist_bytes = app_bytes()
+    dist_bytes = sum(app_files().values())
     runs = []
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         server = ServerProcess(Path(tmp))

@@ -18,6 +18,7 @@ from playwright.sync_api import BrowserContext, Page, Playwright
 
 from server.precompressed import PRECOMPRESSED, sibling
 from tools.build.service_worker import NOT_PRECACHED
+from tools.harness import app_files
 
 from .harness import (
     BOOT_TIMEOUT_MS,
@@ -43,17 +44,6 @@ CACHED_URLS = """async () => {
     return urls;
 }"""
 FETCH_TEXT = "(path) => fetch(path).then((response) => response.text())"
-
-
-def build_files(dist: Path = DIST) -> dict[str, int]:
-    """The app's files and their sizes: build.json's, without the server's precompressed
-    copies (which no browser receives as files of their own)."""
-    files = json.loads((dist / "build.json").read_text())["files"]
-    copies = {PRECOMPRESSED}
-    if (dist / PRECOMPRESSED).is_file():
-        listing = json.loads((dist / PRECOMPRESSED).read_text())
-        copies |= {sibling(rel, coding) for rel, codings in listing.items() for coding in codings}
-    return {rel: entry["bytes"] for rel, entry in files.items() if rel not in copies}
 
 
 def boot(page: Page, url: str) -> None:
@@ -91,12 +81,12 @@ def test_precache_holds_every_file_and_the_next_load_boots_from_it(
 ) -> None:
     boot_offline_ready(page, server.url)
     not_precached = set(NOT_PRECACHED)
-    expected = {server.url + "/" + rel for rel in build_files()} - {
+    expected = {server.url + "/" + rel for rel in app_files()} - {
         server.url + "/" + rel for rel in not_precached
     }
     cached = {url.split("?__WB_REVISION__=")[0] for url in page.evaluate(CACHED_URLS)}
     assert cached == expected
-    assert "pyodide/pyodide.asm.wasm" in build_files() and "sw.js" in not_precached
+    assert "pyodide/pyodide.asm.wasm" in app_files() and "sw.js" in not_precached
 
     served: dict[str, bool] = {}
     page.on(
@@ -147,7 +137,7 @@ def test_first_visit_downloads_each_file_once_and_the_app_is_installable(
         page = persistent.pages[0]
         boot_offline_ready(page, proxy.url)
         first_visit = proxy.received
-        app_bytes = sum(build_files().values())
+        app_bytes = sum(app_files().values())
         # The precache revalidates what the boot downloaded (304s) instead of fetching it
         # again, and the server sends compressed copies where it has them: at most the app
         # once, plus headers and a few API calls.

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 from support import ROOT, sha256
 
-from server.precompressed import PRECOMPRESSED, SUFFIXES, sibling
+from server.precompressed import SUFFIXES
 from tools.build import check, command, pyodide, service_worker, wheels
 from tools.build import dist as build_dist
 from tools.build import encoders as enc
@@ -30,6 +30,7 @@ from tools.build import models as bm
 from tools.build import sources as bs
 from tools.build import web as site
 from tools.build.dist import BuildError
+from tools.harness import app_files
 
 NPM_LOCK = ROOT / "web" / "node_modules" / "pyodide" / "pyodide-lock.json"
 NUMPY_WHEEL = "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"
@@ -500,13 +501,11 @@ def precache_entries(dist: Path) -> list[dict[str, str]]:
 
 def test_real_build_precaches_every_file_but_the_service_workers_own(real_dist):
     files = json.loads((real_dist / "build.json").read_text())["files"]
-    listing = json.loads((real_dist / PRECOMPRESSED).read_text())
     # The server's compressed copies are not files of the app: never precached.
-    copies = {sibling(rel, coding) for rel, codings in listing.items() for coding in codings}
-    app_files = set(files) - copies - {PRECOMPRESSED}
+    app = set(app_files(real_dist))
     entries = precache_entries(real_dist)
-    assert {entry["url"] for entry in entries} == app_files - set(service_worker.NOT_PRECACHED)
-    assert len(entries) == len(app_files) - len(service_worker.NOT_PRECACHED)
+    assert {entry["url"] for entry in entries} == app - set(service_worker.NOT_PRECACHED)
+    assert len(entries) == len(app) - len(service_worker.NOT_PRECACHED)
     for entry in entries:
         digest = bytes.fromhex(files[entry["url"]]["sha256"])
         assert entry["integrity"] == "sha256-" + base64.b64encode(digest).decode()

@@ -47,15 +47,15 @@ TEST_FAULTS_ENV = "PY_AGENT_TEST_FAULTS"
 FAULTS_PATH = "/api/v1/_test/faults"
 
 
-def app_bytes(dist: Path = DIST) -> int:
-    """The app's own files in the dist (build.json), without the server's precompressed
-    copies of them: what the service worker precaches and a browser ends up holding."""
+def app_files(dist: Path = DIST) -> dict[str, int]:
+    """The app's own files in the dist (build.json) and their sizes, without the server's
+    precompressed copies of them: what the service worker precaches and a browser holds."""
     files = json.loads((dist / "build.json").read_text())["files"]
     copies = {PRECOMPRESSED}
     if (dist / PRECOMPRESSED).is_file():
         listing = json.loads((dist / PRECOMPRESSED).read_text())
         copies |= {sibling(rel, coding) for rel, codings in listing.items() for coding in codings}
-    return sum(entry["bytes"] for rel, entry in files.items() if rel not in copies)
+    return {rel: entry["bytes"] for rel, entry in files.items() if rel not in copies}
 
 
 def free_port() -> int:
