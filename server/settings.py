@@ -326,6 +326,16 @@ class Settings(BaseSettings):
         Field(description="failed pairings per client address a minute (then 429)"),
         at_least(1),
     ] = 10
+    live_streams_per_device: Annotated[
+        int,
+        Field(description="live-sync streams open per device (a new one closes the oldest)"),
+        between(1, 100),
+    ] = 4
+    live_streams_per_space: Annotated[
+        int,
+        Field(description="live-sync streams open per space (then 429: the device polls)"),
+        between(1, 10_000),
+    ] = 64
     # Out-of-scope answers and structured readings (server/generative.py, structured.py);
     # None = no backend: a fixed fallback, and the server model's reading alone.
     generative: Annotated[

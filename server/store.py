@@ -121,6 +121,9 @@ class SyncStore(Protocol):
     async def all_ops(self, space_id: str, after_seq: int = 0) -> list[StoredOp]:
         """Every op of the space after ``after_seq``, oldest first."""
 
+    async def last_seq(self, space_id: str) -> int:
+        """The seq of the space's newest op (0 before the first): its newest cursor."""
+
     async def close(self) -> None: ...
 
 
@@ -450,6 +453,15 @@ class SQLiteSyncStore:
             return [StoredOp(seq, body) for seq, body in rows]
 
         return await self._run(scan)
+
+    async def last_seq(self, space_id: str) -> int:
+        def head() -> int:
+            row = self.db.execute(
+                "SELECT last_seq FROM spaces WHERE space_id = ?", (space_id,)
+            ).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._run(head)
 
     async def close(self) -> None:
         def close() -> None:

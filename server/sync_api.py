@@ -8,6 +8,8 @@ it with a pairing code and then syncs with a bearer token:
     POST /api/v1/spaces/{id}/pairing-code        → 201 {space_id, pairing_code} (revokes the old)
     POST /api/v1/sync {cursor, ops}              → {acked, ops, cursor, has_more}
     GET  /api/v1/spaces/{id}/state               → {space_id, seq, records, conflicts}
+    GET  /api/v1/spaces/{id}/events              → a Server-Sent Events stream of the
+                                                   space's newest cursor (``server.live``)
 
 Secrets are stored only as sha256: a pairing code carries 80 random bits and a
 token 256, so a fast hash is enough (nothing to brute-force offline), and the
@@ -32,10 +34,12 @@ import re
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -46,6 +50,7 @@ from py_agent.sync.merge import Replica
 from py_agent.sync.ops import Op, OpError
 
 from .api import BEARER_CHALLENGE, ApiError, bearer_token
+from .live import PING_S, SEND_TIMEOUT_S, Listener, SpaceChanges, TooManyStreams
 from .settings import Settings
 from .store import CursorAheadError, Device, OpConflictError, Page, Pushed, SyncStore
 
@@ -242,12 +247,14 @@ class SyncService:
     clock: Clock = time.monotonic  # rate limits
     wall_clock: Clock = time.time  # expiry of pairing codes, stored timestamps
     replicas: SpaceReplicas = field(init=False)
+    changes: SpaceChanges = field(init=False)  # the live streams
     sync_limit: TokenBuckets = field(init=False)  # per device
     pairing_failures: FailureWindow = field(init=False)  # per client address
 
     def __post_init__(self) -> None:
         s = self.settings
         self.replicas = SpaceReplicas(self.store)
+        self.changes = SpaceChanges(s.live_streams_per_device, s.live_streams_per_space)
         self.sync_limit = TokenBuckets(s.sync_rate_per_s, s.sync_burst, self.clock)
         self.pairing_failures = FailureWindow(s.pairing_failures_per_min, 60.0, self.clock)
 
@@ -509,6 +516,14 @@ async def sync(request: Request) -> Response:
                 422, f"ops[{exc.index}].op_id: {exc}", field=f"ops[{exc.index}].op_id"
             ) from None
         acked = pushed.acked
+        if pushed.new:
+            last_seq = pushed.first_seq + len(pushed.new) - 1
+            svc.changes.publish(device.space_id, last_seq)
+            # The page ran up to the head, and this push's ops follow on from it: the
+            # device has every op up to its own last one, so its cursor moves past its
+            # own ops and the change its push announced does not send it pulling again.
+            if not page.has_more and pushed.first_seq == page.last_seq + 1:
+                page = page._replace(last_seq=last_seq)
         try:
             await svc.replicas.after_push(device.space_id, pushed)
         except Exception:  # the push is durable; the replica rebuilds on the next state read
@@ -539,10 +554,56 @@ async def space_state(request: Request) -> JSONResponse:
         return JSONResponse({"space_id": device.space_id, "seq": entry.applied_seq, **state})
 
 
+async def space_events(request: Request) -> Response:
+    """The live stream: authenticated like /sync, and opening one spends a sync token,
+    so a device reconnecting in a loop is slowed down like one syncing in a loop."""
+    svc = service(request)
+    device = await device_of_space(request)
+    wait = svc.sync_limit.take(device.device_id)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "too many sync requests from this device; slow down",
+            headers=retry_after_header(wait),
+        )
+    try:
+        listener = svc.changes.open(device.space_id, device.device_id)
+    except TooManyStreams as exc:
+        raise ApiError(429, str(exc), headers=retry_after_header(PING_S)) from None
+    # Read after the listener is open: a push committed in between is either in this
+    # cursor or published to the listener, never in neither.
+    try:
+        head = await svc.store.last_seq(device.space_id)
+    except BaseException:
+        svc.changes.close(listener)
+        raise
+    listener.cursor = max(listener.cursor, head)
+    listener.changed.clear()
+    return EventSourceResponse(
+        _changes(svc.changes, listener),
+        ping=PING_S,
+        send_timeout=SEND_TIMEOUT_S,
+        # The generator's own cleanup does not run when it never started (a HEAD request,
+        # or a client gone before the first event); this does.
+        background=BackgroundTask(svc.changes.close, listener),
+    )
+
+
+async def _changes(changes: SpaceChanges, listener: Listener) -> AsyncIterator[ServerSentEvent]:
+    try:
+        cursor: int | None = listener.cursor
+        while cursor is not None:
+            yield ServerSentEvent(str(cursor), event="changed", id=str(cursor))
+            cursor = await changes.next(listener)
+    finally:
+        changes.close(listener)
+
+
 routes = [
     Route("/spaces", create_space, methods=["POST"]),
     Route("/spaces/{space_id}/pairing-code", new_pairing_code_route, methods=["POST"]),
     Route("/spaces/{space_id}/state", space_state, methods=["GET"]),
+    Route("/spaces/{space_id}/events", space_events, methods=["GET"]),
     Route("/devices", add_device, methods=["POST"]),
     Route("/sync", sync, methods=["POST"]),
 ]

@@ -95,6 +95,8 @@ SAMPLES = {
     "PY_AGENT_SYNC_RATE_PER_S": ("1.5", "sync_rate_per_s", 1.5),
     "PY_AGENT_SYNC_BURST": ("6", "sync_burst", 6),
     "PY_AGENT_PAIRING_FAILURES_PER_MIN": ("3", "pairing_failures_per_min", 3),
+    "PY_AGENT_LIVE_STREAMS_PER_DEVICE": ("2", "live_streams_per_device", 2),
+    "PY_AGENT_LIVE_STREAMS_PER_SPACE": ("5", "live_streams_per_space", 5),
     "PY_AGENT_GENERATIVE_URL": ("http://h:1/v1/", "generative.base_url", "http://h:1/v1"),
     "PY_AGENT_GENERATIVE_MODEL": (" m ", "generative.model", "m"),
     "PY_AGENT_GENERATIVE_API_KEY": ("sk-1", "generative.api_key", "sk-1"),
