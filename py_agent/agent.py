@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,12 +38,16 @@ from .encoder import Encoder, EncoderError
 from .intents import IntentHead, IntentPrediction
 from .platform import Delete, JsonObject, Put, Write
 from .router import (
+    CONSENTS,
     DEFAULT_THRESHOLD,
     CloudAnswer,
     CloudUnavailable,
+    ConsentChoice,
     Route,
     Router,
     RouterSettings,
+    settings_after,
+    stored_consent,
 )
 from .skills import answers, conversation, history, notes, task_edit, tasks, undo
 from .skills.editing import EditError, apply_edit, describe_edit
@@ -68,6 +72,9 @@ TENTATIVE_QUEUED = (
 )
 TENTATIVE = "\n(A guess: I'm not sure I understood, and the server couldn't help.)"
 GUESS = "\n(A guess: I wasn't sure I understood. Say “undo” if that's wrong.)"
+# Asked, with its three answers, instead of acting while the user has not said whether
+# the server may be asked (router.Consent).
+CONSENT_QUESTION = "I'm not sure what you mean. Ask the server? Only these words are sent."
 CACHE_SIZE = 512
 CACHE_TTL_S = 3600.0
 TARGET_ACTIONS: dict[str, TargetAction] = {"task.complete": "complete", "task.delete": "delete"}
@@ -98,6 +105,7 @@ class Reply:
     queued: bool = False  # tentative, and queued to ask the server again
     model: str | None = None
     message_id: str | None = None
+    asks_consent: bool = False  # nothing done yet: may the server be asked? (the buttons)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,14 +131,16 @@ class Agent:
 
     async def prepare(self) -> None:
         """Embed records that have no vector from the current model (migrated data,
-        or a new model), and store the default settings where none are (the page shows
-        the stored ones before the agent starts), in one commit."""
+        or a new model), and store the settings where none are, or where they were stored
+        before consent was asked for (the page shows the stored ones before the agent
+        starts), in one commit."""
         vectors = [
             (collection, str(record["id"]), await self.encoder.embed(str(record[key])))
             for collection, key in SYNCED.items()
             for record in self.state.missing_vectors(collection)
         ]
-        defaults = [] if "settings" in self.state.meta else [self._settings_write(self.settings)]
+        stored = self.state.meta.get("settings", {})
+        defaults = [] if "consent" in stored else self._settings_writes(self.settings)
         if vectors or defaults:
             await self.state.save(defaults, vectors)
 
@@ -160,18 +170,33 @@ class Agent:
             )
 
         answered = await self._answer_pending(text, now)
-        route: Route | None = None
+        user = self.state.message("user", text, now)
         if answered is not None:
-            outcome, intent, confidence, cached = answered, "answer", 1.0, False
+            return await self._respond(text, now, started, answered, None, False, user)
+        understanding, cached = await self.understand(text)
+        route = await self._route(text, now, understanding.prediction, self.settings)
+        if route.needs_consent:
+            outcome = Outcome(CONSENT_QUESTION)
         else:
-            understanding, cached = await self.understand(text)
-            route = await self._route(text, now, understanding.prediction)
-            intent, confidence = route.intent, route.confidence
-            outcome = await self._act(intent, text, now, understanding.embedding, route.cloud)
+            outcome = await self._act(route.intent, text, now, understanding.embedding, route.cloud)
+        return await self._respond(text, now, started, outcome, route, cached, user)
+
+    async def _respond(
+        self,
+        text: str,
+        now: datetime,
+        started: float,
+        outcome: Outcome,
+        route: Route | None,
+        cached: bool,
+        opening: Put,
+    ) -> Reply:
+        """Commit a request's outcome with ``opening`` (the user's message, or the
+        answered consent question) and the agent's reply; answers the reply."""
         self.pending = outcome.pending
         self.last_task = outcome.touched or self.last_task
-
         latency_ms = (time.perf_counter() - started) * 1000
+        intent, confidence = ("answer", 1.0) if route is None else (route.intent, route.confidence)
         source = "local" if route is None else route.source
         reply_text = outcome.reply
         if route is not None and route.source == "tentative":
@@ -188,14 +213,17 @@ class Agent:
             details["model"] = route.cloud.model
             details["cloud_ms"] = round(route.cloud.latency_ms, 1)
             details["local_intent"] = route.local.intent
-        user = self.state.message("user", text, now)
+        asks_consent = route is not None and route.needs_consent
+        if asks_consent:
+            details["consent_question"] = {"text": text, "now": now.isoformat()}
         agent = self.state.message(
             "agent", reply_text, now, latency_ms=round(latency_ms, 2), **details
         )
-        extra = [] if route is None else [self._count(route, source)]
+        # A question is not an answer yet: the request counts once it is answered.
+        extra = [] if route is None or asks_consent else [self._count(route, source)]
         if route is not None and route.queued:
             extra.append(second_opinion.queued(text, now, agent.key, route.local))
-        writes = [*outcome.writes, user, agent, *extra, *self._undo_entry(outcome)]
+        writes = [*outcome.writes, opening, agent, *extra, *self._undo_entry(outcome)]
         await self.state.save(writes, outcome.vectors)
         return Reply(
             text=reply_text,
@@ -209,7 +237,35 @@ class Agent:
             queued=route is not None and route.queued,
             model=None if route is None or route.cloud is None else route.cloud.model,
             message_id=agent.key,
+            asks_consent=asks_consent,
         )
+
+    async def answer_consent(self, message_id: object, choice: object, now: datetime) -> Reply:
+        """The user answered a consent question: keep their choice ("always", "never";
+        "not_now" keeps none) and carry out the request it was about, asking the server
+        only on "always" (``router.settings_after``). Each question is answered once."""
+        if choice not in get_args(ConsentChoice):
+            raise AgentError(f"the answer must be always, not_now or never, got {choice!r}")
+        answer = cast(ConsentChoice, choice)
+        async with self._changing:
+            started = time.perf_counter()
+            message = await self.state.store.get("messages", str(message_id))
+            question = None if message is None else message.get("consent_question")
+            if message is None or not isinstance(question, dict):
+                raise AgentError(f"message {message_id!r} asks nothing")
+            if message.get("consent_answer"):
+                raise AgentError("that question was already answered")
+            kept, for_this = settings_after(self.settings, answer)
+            if kept != self.settings:
+                await self.state.save(self._settings_writes(kept))
+            text, asked_at = str(question["text"]), datetime.fromisoformat(str(question["now"]))
+            understanding, cached = await self.understand(text)
+            route = await self._route(text, asked_at, understanding.prediction, for_this)
+            outcome = await self._act(
+                route.intent, text, asked_at, understanding.embedding, route.cloud
+            )
+            answered = Put("messages", str(message_id), {**message, "consent_answer": answer})
+            return await self._respond(text, now, started, outcome, route, cached, answered)
 
     # -- the cascade -------------------------------------------------------------------
 
@@ -218,17 +274,22 @@ class Agent:
         stored = self.state.meta.get("settings", {})
         return RouterSettings(
             threshold=float(stored.get("threshold", DEFAULT_THRESHOLD)),
-            cloud_help=bool(stored.get("cloud_help", True)),
+            consent=stored_consent(stored),
         )
 
     async def set_settings(self, changes: object) -> RouterSettings:
-        """Change the user's settings: ``threshold`` (0-1), ``cloud_help`` (bool)."""
+        """Change the user's settings: ``threshold`` (0-1), ``consent`` ("unasked",
+        "always", "never"), or ``cloud_help`` (bool), the older switch: on is "always",
+        off "never"."""
         if not isinstance(changes, dict) or not changes:
             raise AgentError("settings must be a non-empty object")
-        current = asdict(self.settings)
+        current: dict[str, Any] = {"threshold": self.settings.threshold}
+        current["consent"] = self.settings.consent
         for name, value in changes.items():
-            if name == "cloud_help" and isinstance(value, bool):
+            if name == "consent" and value in CONSENTS:
                 current[name] = value
+            elif name == "cloud_help" and isinstance(value, bool):
+                current["consent"] = "always" if value else "never"
             elif (
                 name == "threshold"
                 and isinstance(value, (int, float))
@@ -238,25 +299,31 @@ class Agent:
                 current[name] = float(value)
             else:
                 raise AgentError(
-                    f"{name!r}: settings are cloud_help (true/false) and threshold (0 to 1), "
-                    f"got {value!r}"
+                    f"{name!r}: settings are consent (unasked, always or never), cloud_help "
+                    f"(true/false) and threshold (0 to 1), got {value!r}"
                 )
         settings = RouterSettings(**current)
         async with self._changing:
-            await self.state.save([self._settings_write(settings)])
+            await self.state.save(self._settings_writes(settings))
         return settings
 
-    @staticmethod
-    def _settings_write(settings: RouterSettings) -> Put:
-        """meta/settings: always both fields, which the page reads from the store."""
-        return Put(
-            "meta", "settings", {"threshold": settings.threshold, "cloud_help": settings.cloud_help}
-        )
+    def _settings_writes(self, settings: RouterSettings) -> list[Write]:
+        """meta/settings with every field, which the page reads from the store; and on
+        "never", the queued requests dropped: they were to be sent to the server."""
+        stored = {
+            "threshold": settings.threshold,
+            "cloud_help": settings.cloud_help,
+            "consent": settings.consent,
+        }
+        drop = self.state.queue if settings.consent == "never" else {}
+        return [Put("meta", "settings", stored), *(Delete("queue", key) for key in drop)]
 
-    async def _route(self, text: str, now: datetime, local: IntentPrediction) -> Route:
+    async def _route(
+        self, text: str, now: datetime, local: IntentPrediction, settings: RouterSettings
+    ) -> Route:
         if self.router is None:
             return Route(local.intent, local.confidence, "local", False, "no server", local)
-        return await self.router.route(text, now, local, self.settings)
+        return await self.router.route(text, now, local, settings)
 
     def _guessed(self, route: Route, outcome: Outcome) -> bool:
         """The device changed the user's data on a reading it was unsure of, with no
@@ -276,7 +343,7 @@ class Agent:
         """The turn's contribution to the agent's counters (stored with the turn)."""
         stats = dict(self.state.meta.get("stats", {}))
         stats["turns"] = int(stats.get("turns", 0)) + 1
-        if route.reason != "confident" and route.reason != "cloud help is off":
+        if route.asked:
             stats["asked"] = int(stats.get("asked", 0)) + 1
         if route.cloud is not None:
             self._count_answer(stats, route.local.intent, route.cloud)
@@ -314,29 +381,39 @@ class Agent:
             "settings": asdict(self.settings),
         }
 
+    def queue_to_ask(self) -> dict[str, JsonObject]:
+        """The queued requests the server may be asked about: none without consent."""
+        if self.router is None or self.settings.consent != "always":
+            return {}
+        return self.state.queue
+
     async def drain(self, wall_s: float, random: Callable[[], float]) -> int:
-        """Ask the server again about the queued requests; answers how many new chat
-        messages that made. Stops at the first failure that may pass (offline)."""
+        """Ask the server again about the queued requests; answers how many it settled
+        (answered or dropped), each of which changed the chat or the stats: a new
+        message, "✓ server agrees" on the original, or a shorter queue. Stops at the
+        first failure that may pass (offline)."""
         if self.router is None:
             return 0
-        added = 0
-        for item in second_opinion.due(self.state.queue, wall_s):
+        settled = 0
+        for item in second_opinion.due(self.queue_to_ask(), wall_s):
             text, now = str(item["text"]), datetime.fromisoformat(str(item["now"]))
             try:
                 cloud = await self.router.ask(text, now, self.settings.deadline_s)
             except CloudUnavailable as exc:
                 if not exc.retry:
                     await self.state.save([Delete("queue", str(item["id"]))])
+                    settled += 1
                     continue
                 await self.state.save([second_opinion.retry_later(item, wall_s, random)])
                 break
             async with self._changing:
-                added += await self._second_opinion(item, text, now, cloud)
-        return added
+                await self._second_opinion(item, text, now, cloud)
+            settled += 1
+        return settled
 
     async def _second_opinion(
         self, item: JsonObject, text: str, now: datetime, cloud: CloudAnswer
-    ) -> int:
+    ) -> None:
         stats = dict(self.state.meta.get("stats", {}))
         local_intent = str(item["local_intent"])
         self._count_answer(stats, local_intent, cloud)
@@ -349,7 +426,7 @@ class Agent:
                     Put("messages", original_id, {**original, "confirmed_by": cloud.model})
                 )
             await self.state.save(writes)
-            return 0
+            return
         meaning = second_opinion.DESCRIPTIONS.get(cloud.intent, cloud.intent)
         details: dict[str, Any] = {
             "intent": cloud.intent,
@@ -367,7 +444,6 @@ class Agent:
             reply = f"Second opinion on “{text}” ({meaning}): {outcome.reply}"
         writes.append(self.state.message("agent", reply, now, **details))
         await self.state.save(writes)
-        return 1
 
     async def apply(self, message_id: object, now: datetime) -> Reply:
         """Carry out the action a second opinion proposed (once)."""

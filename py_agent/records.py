@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
-from .router import RouterSettings
+from .router import Consent, ConsentChoice, RouterSettings
 
 
 class Label:
@@ -67,7 +67,7 @@ class After(TypedDict):
 
     next_at: float | None  # when automatic work (a sync, a second opinion) is next due
     sync: NotRequired[SyncStatus]  # the sync status, when it changed since the last call
-    chat: NotRequired[int]  # chat messages second opinions added since the last call
+    chat: NotRequired[int]  # queued requests second opinions settled since the last call
 
 
 class Success(TypedDict):
@@ -146,6 +146,13 @@ class Proposal(TypedDict):
     now: str
 
 
+class ConsentQuestion(TypedDict):
+    """The request a consent question is about, carried out once it is answered."""
+
+    text: str
+    now: str
+
+
 class Message(TypedDict):
     """A chat message as stored: the agent's carry how the request was understood."""
 
@@ -165,6 +172,8 @@ class Message(TypedDict):
     refines: NotRequired[str]  # the id of the message this second opinion is about
     proposal: NotRequired[Proposal]
     applied: NotRequired[bool]
+    consent_question: NotRequired[ConsentQuestion]  # "Ask the server?", with its buttons
+    consent_answer: NotRequired[ConsentChoice]  # set once the question is answered
 
 
 class ConflictVersion(TypedDict):
@@ -188,7 +197,8 @@ class Conflict(TypedDict):
 
 
 class SettingsChanges(TypedDict, total=False):
-    cloud_help: bool
+    consent: Consent
+    cloud_help: bool  # the older switch: true is consent "always", false "never"
     threshold: float
 
 

@@ -4,13 +4,20 @@ to ask again -- when the server cannot be asked.
 
 Only the utterance, its time and the user's time zone and locale leave the device,
 never tasks or notes; whatever the server says, the intent is carried out on the
-device, on the device's data. With cloud help switched off nothing leaves at all.
+device, on the device's data.
+
+Nothing leaves without the user's consent (``RouterSettings.consent``): until they
+answer, an unsure request is not carried out but answered with a question -- ask the
+server? -- whose answers are "always", "not now" (for this one request: it is
+carried out on the device's own reading, and the next unsure request asks again) and
+"never" (``settings_after``).
 
 =====================================  ======  =========  ======  ===================
 situation                              acts    source     queued  reason
 =====================================  ======  =========  ======  ===================
 confidence >= threshold                local   local      no      confident
-cloud help off                         local   local      no      cloud help is off
+consent "never" (or "not now")         local   local      no      server help is off
+consent "unasked"                      --      local      no      needs consent
 server answered                        server  cloud      no      asked the server
 no answer (offline, deadline passed)   local   tentative  yes     offline / timeout
 server error (5xx, 429)                local   tentative  yes     server error 503
@@ -22,9 +29,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from .intents import INTENTS, IntentPrediction
 from .platform import HttpResponse, JsonObject, Transport, TransportError
@@ -36,6 +43,11 @@ INFER_PATH = "/api/v1/infer"
 DEFAULT_THRESHOLD = 0.94
 DEFAULT_DEADLINE_S = 2.0
 Source = Literal["local", "cloud", "tentative"]
+# May the server be asked: not yet (ask the user first), always, never.
+Consent = Literal["unasked", "always", "never"]
+# The user's answer to the question; "not_now" answers for one request only.
+ConsentChoice = Literal["always", "not_now", "never"]
+CONSENTS: tuple[Consent, ...] = get_args(Consent)
 
 
 class Credentials(Protocol):
@@ -82,10 +94,14 @@ class CloudAnswer:
 @dataclass(frozen=True)
 class RouterSettings:
     threshold: float = DEFAULT_THRESHOLD
-    cloud_help: bool = True
+    consent: Consent = "unasked"  # may the server be asked (see the module docstring)
     deadline_s: float = DEFAULT_DEADLINE_S
+    cloud_help: bool = field(init=False)  # consent == "always": the older on/off switch
 
     def __post_init__(self) -> None:
+        if self.consent not in CONSENTS:
+            raise ValueError(f"consent must be one of {', '.join(CONSENTS)}, got {self.consent!r}")
+        object.__setattr__(self, "cloud_help", self.consent == "always")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
         if not 0.1 <= self.deadline_s <= 30.0:
@@ -101,6 +117,31 @@ class Route:
     reason: str
     local: IntentPrediction
     cloud: CloudAnswer | None = None
+    needs_consent: bool = False  # not carried out: the user is asked first
+
+    @property
+    def asked(self) -> bool:
+        """The server was asked (answering or not): the request's words left the device."""
+        return self.cloud is not None or self.source == "tentative"
+
+
+def stored_consent(stored: JsonObject) -> Consent:
+    """The consent in stored settings. Settings stored before consent was asked for hold
+    only ``cloud_help``, on by default: on was never the user's answer, so it asks
+    again; off was, and stays "never"."""
+    for consent in CONSENTS:
+        if stored.get("consent") == consent:
+            return consent
+    return "never" if stored.get("cloud_help") is False else "unasked"
+
+
+def settings_after(
+    settings: RouterSettings, choice: ConsentChoice
+) -> tuple[RouterSettings, RouterSettings]:
+    """The user answered the question: the settings kept from now on, and those the
+    request they answered about is routed with."""
+    kept = settings if choice == "not_now" else replace(settings, consent=choice)
+    return kept, replace(settings, consent="always" if choice == "always" else "never")
 
 
 class Router:
@@ -127,8 +168,18 @@ class Router:
 
         if local.confidence >= settings.threshold:
             return locally("local", "confident")
-        if not settings.cloud_help:
-            return locally("local", "cloud help is off")
+        if settings.consent == "never":
+            return locally("local", "server help is off")
+        if settings.consent == "unasked":
+            return Route(
+                local.intent,
+                local.confidence,
+                "local",
+                False,
+                "needs consent",
+                local,
+                needs_consent=True,
+            )
         try:
             cloud = await self.ask(text, now, settings.deadline_s)
         except CloudUnavailable as exc:

@@ -50,7 +50,7 @@ from .records import (
     Text,
 )
 from .registry import ArgumentError, Registry
-from .router import Router, RouterSettings
+from .router import ConsentChoice, Router, RouterSettings
 from .state import open_state
 
 # Relative to the worker: web/dist/models/, laid out by build.py.
@@ -92,10 +92,10 @@ class Session:
         self._clock = clock
         self._random = random
         self._published: dict[str, object] | None = None
-        self._chat_added = 0
+        self._opinions_settled = 0
 
     def next_at(self) -> float | None:
-        due = [self.sync.next_at(), self.opinions.next_at(self.agent.state.queue)]
+        due = [self.sync.next_at(), self.opinions.next_at(self.agent.queue_to_ask())]
         return min((at for at in due if at is not None), default=None)
 
     async def tick(self) -> None:
@@ -108,18 +108,18 @@ class Session:
 
     async def _ask_again(self) -> None:
         now = self._clock()
-        due = self.opinions.next_at(self.agent.state.queue)
+        due = self.opinions.next_at(self.agent.queue_to_ask())
         if due is None or due > now:
             return
         self.opinions.running = True
         try:
-            self._chat_added += await self.agent.drain(now, self._random)
+            self._opinions_settled += await self.agent.drain(now, self._random)
         except BaseException:
             self.opinions.unreachable(now)  # not again at once: the next tick would fail too
             raise
         finally:
             self.opinions.running = False
-        self.opinions.looked(self.agent.state.queue, now)
+        self.opinions.looked(self.agent.queue_to_ask(), now)
 
     def turn_queued(self) -> None:
         """A turn could not ask the server: its second opinion waits a little."""
@@ -138,8 +138,10 @@ class Session:
         if news != self._published:
             self._published = news
             after["sync"] = status
-        if self._chat_added:
-            after["chat"], self._chat_added = self._chat_added, 0
+        # Every settled request, not only those that added a message: "✓ server agrees"
+        # changes a message already shown, and any of them the stats.
+        if self._opinions_settled:
+            after["chat"], self._opinions_settled = self._opinions_settled, 0
         return after
 
 
@@ -244,6 +246,18 @@ async def apply_proposal(message_id: str, now: str) -> Reply:
 
 
 @api.exposed
+async def answer_consent(message_id: str, choice: ConsentChoice, now: str) -> Reply:
+    """The user's answer to "Ask the server?" (a reply with ``asks_consent``): kept for
+    later requests ("always", "never"; "not_now" asks again next time), and the request
+    carried out -- with the server's reading only on "always"."""
+    session = _started()
+    reply = await session.agent.answer_consent(message_id, choice, _now(now))
+    if reply.queued:
+        session.turn_queued()
+    return reply
+
+
+@api.exposed
 async def history() -> list[Message]:
     """The conversation so far, oldest first."""
     return cast(list[Message], await _running().state.history())
@@ -343,7 +357,8 @@ async def resolve_conflict(conflict_id: str, op_id: str) -> SyncStatus:
 
 @api.exposed
 async def settings() -> RouterSettings:
-    """Whether and when the server's model is asked."""
+    """Whether (the user's consent) and when (below the threshold) the server's model is
+    asked."""
     return _running().settings
 
 

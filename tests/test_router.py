@@ -1,5 +1,6 @@
-"""The cloud cascade: each branch of the router, the install token, and the agent's
-tentative answers, queue, second opinions and settings -- with a scripted transport."""
+"""The cloud cascade: each branch of the router, the install token, the user's consent,
+and the agent's tentative answers, queue, second opinions and settings -- with a scripted
+transport."""
 
 from __future__ import annotations
 
@@ -14,13 +15,20 @@ from support import KeywordHead, WordsEncoder
 from py_agent.agent import Agent, AgentError
 from py_agent.device_sync import DeviceSync, ServerIdentity
 from py_agent.intents import IntentPrediction
-from py_agent.platform import HttpResponse, TransportError
-from py_agent.router import CloudUnavailable, Router, RouterSettings
+from py_agent.platform import HttpResponse, Put, TransportError
+from py_agent.router import (
+    CloudUnavailable,
+    Router,
+    RouterSettings,
+    settings_after,
+    stored_consent,
+)
 from py_agent.state import open_state
 
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
 UNSURE = IntentPrediction("task.add", 0.4, {"task.add": 0.4})
 SURE = IntentPrediction("task.add", 0.9, {"task.add": 0.9})
+ALWAYS = RouterSettings(consent="always")
 
 
 def answer(intent: str = "task.add", model: str = "server-fp32", **extra: Any) -> HttpResponse:
@@ -64,22 +72,50 @@ class Token:
         self.forgotten += 1
 
 
-async def test_a_confident_reading_or_cloud_help_off_never_leaves_the_device() -> None:
+async def test_only_an_unsure_reading_with_consent_leaves_the_device() -> None:
     script = Script()
     router = Router(script, Token())
     route = await router.route("add milk", NOW, SURE, RouterSettings(threshold=0.6))
     assert (route.source, route.intent, route.reason) == ("local", "task.add", "confident")
-    off = RouterSettings(threshold=0.6, cloud_help=False)
-    route = await router.route("add milk", NOW, UNSURE, off)
-    assert (route.source, route.queued, route.reason) == ("local", False, "cloud help is off")
+    never = RouterSettings(threshold=0.6, consent="never")
+    route = await router.route("add milk", NOW, UNSURE, never)
+    assert (route.source, route.queued, route.reason) == ("local", False, "server help is off")
+    assert not route.needs_consent and not route.asked
+    route = await router.route("add milk", NOW, UNSURE, RouterSettings(threshold=0.6))
+    assert (route.needs_consent, route.reason, route.asked) == (True, "needs consent", False)
     assert script.requests == []
+
+
+def test_consent_is_unasked_until_the_user_answers_and_not_now_keeps_nothing() -> None:
+    assert RouterSettings().consent == "unasked" and RouterSettings().cloud_help is False
+    assert RouterSettings(consent="always").cloud_help is True
+    with pytest.raises(ValueError, match="consent must be one of unasked, always, never"):
+        RouterSettings(consent="maybe")  # type: ignore[arg-type]
+    unasked = RouterSettings(threshold=0.5)
+    for choice, kept, this_request in [
+        ("always", "always", "always"),
+        ("never", "never", "never"),
+        ("not_now", "unasked", "never"),
+    ]:
+        after, routed = settings_after(unasked, choice)  # type: ignore[arg-type]
+        assert (after.consent, routed.consent, after.threshold) == (kept, this_request, 0.5)
+
+
+def test_settings_stored_before_consent_ask_again_unless_help_was_switched_off() -> None:
+    # The switch defaulted to on, so on was never an answer; off was.
+    assert stored_consent({"threshold": 0.9, "cloud_help": True}) == "unasked"
+    assert stored_consent({"cloud_help": False}) == "never"
+    assert stored_consent({}) == "unasked"
+    assert stored_consent({"cloud_help": False, "consent": "always"}) == "always"
+    assert stored_consent({"consent": "sometimes"}) == "unasked"
 
 
 async def test_an_unsure_reading_asks_the_server_with_the_utterance_only() -> None:
     script = Script(answer("note.add"))
     router = Router(script, Token(), server_url="https://example.test/")
     router.tz, router.locale = "Europe/Paris", "fr-FR"
-    route = await router.route("jot: gate 4321", NOW, UNSURE, RouterSettings(deadline_s=1.5))
+    settings = RouterSettings(consent="always", deadline_s=1.5)
+    route = await router.route("jot: gate 4321", NOW, UNSURE, settings)
     assert (route.source, route.intent, route.confidence) == ("cloud", "note.add", 0.97)
     assert route.cloud is not None and route.cloud.model == "server-fp32"
     ((method, url, body, headers, timeout),) = script.requests
@@ -110,7 +146,7 @@ async def test_when_the_server_cannot_answer_the_local_guess_is_tentative(
     failure: HttpResponse | Exception, reason: str, queued: bool
 ) -> None:
     router = Router(Script(failure), Token())
-    route = await router.route("add milk", NOW, UNSURE, RouterSettings())
+    route = await router.route("add milk", NOW, UNSURE, ALWAYS)
     assert (route.source, route.intent, route.queued) == ("tentative", "task.add", queued)
     assert reason in route.reason
 
@@ -118,7 +154,7 @@ async def test_when_the_server_cannot_answer_the_local_guess_is_tentative(
 async def test_an_unknown_token_is_forgotten_so_the_next_ask_gets_a_new_one() -> None:
     token = Token()
     router = Router(Script(HttpResponse(401, {"error": "unknown token"})), token)
-    route = await router.route("add milk", NOW, UNSURE, RouterSettings())
+    route = await router.route("add milk", NOW, UNSURE, ALWAYS)
     assert (route.source, route.queued, token.forgotten) == ("tentative", True, 1)
 
 
@@ -163,7 +199,8 @@ async def cascade(tmp_path: Path) -> tuple[Agent, Script]:
     agent = Agent(state, encoder, head)  # type: ignore[arg-type]
     script = Script()
     agent.router = Router(script, Token())
-    await agent.set_settings({"threshold": 0.995})  # KeywordHead says 0.99: always unsure
+    # KeywordHead says 0.99: always unsure; the user said the server may be asked.
+    await agent.set_settings({"threshold": 0.995, "consent": "always"})
     return agent, script
 
 
@@ -185,7 +222,7 @@ async def test_offline_turns_are_tentative_then_confirmed_when_the_server_agrees
     assert len(script.requests) == 2
 
     script.answers = [answer("task.add")]
-    assert await agent.drain(NOW.timestamp() + 10, lambda: 0.5) == 0
+    assert await agent.drain(NOW.timestamp() + 10, lambda: 0.5) == 1  # settled: the page hears
     assert agent.state.queue == {}
     original = await agent.state.store.get("messages", str(reply.message_id))
     assert original is not None and original["confirmed_by"] == "server-fp32"
@@ -241,10 +278,106 @@ async def test_settings_are_validated_and_kept(cascade: tuple[Agent, Script]) ->
         await agent.set_settings({"threshold": 2})
     with pytest.raises(AgentError, match="cloud_help"):
         await agent.set_settings({"cloud_help": "yes"})
-    await agent.set_settings({"cloud_help": False})
+    with pytest.raises(AgentError, match="consent"):
+        await agent.set_settings({"consent": "sometimes"})
+    await agent.set_settings({"cloud_help": False})  # the older switch: off is "never"
+    assert agent.settings.consent == "never"
     reply = await agent.handle("remind me to buy milk", NOW)
     # Below the threshold, and no server reading: acted on, and marked as a guess.
     assert (reply.source, script.requests) == ("tentative", [])
     assert reply.text.endswith("Say “undo” if that's wrong.)")
     stored = await agent.state.store.get("meta", "settings")
-    assert stored == {"threshold": 0.995, "cloud_help": False}
+    assert stored == {"threshold": 0.995, "cloud_help": False, "consent": "never"}
+    await agent.set_settings({"cloud_help": True})
+    assert agent.settings.consent == "always"
+
+
+# -- consent --------------------------------------------------------------------------------
+
+
+async def test_settings_stored_before_consent_are_stored_again_with_it(tmp_path: Path) -> None:
+    state = await open_state(str(tmp_path / "old.db"), model="words/1")
+    await state.save([Put("meta", "settings", {"threshold": 0.8, "cloud_help": True})])
+    agent = Agent(state, WordsEncoder(), KeywordHead())  # type: ignore[arg-type]
+    await agent.prepare()
+    stored = await state.store.get("meta", "settings")
+    assert stored == {"threshold": 0.8, "cloud_help": False, "consent": "unasked"}
+
+
+async def test_before_consent_an_unsure_request_is_a_question_and_nothing_is_sent(
+    cascade: tuple[Agent, Script],
+) -> None:
+    agent, script = cascade
+    await agent.set_settings({"consent": "unasked"})
+    reply = await agent.handle("remind me to water the plants", NOW)
+    assert reply.asks_consent and reply.changed == []
+    assert reply.text == "I'm not sure what you mean. Ask the server? Only these words are sent."
+    assert script.requests == [] and agent.state.tasks == {}
+    question = (await agent.state.history())[-1]
+    assert question["consent_question"] == {
+        "text": "remind me to water the plants",
+        "now": NOW.isoformat(),
+    }
+    assert agent.stats()["turns"] == 0  # counted once answered
+    again = await agent.handle("help", NOW)  # unanswered is not "never": every time
+    assert again.asks_consent and script.requests == []
+
+
+async def test_not_now_carries_out_the_guess_and_the_next_request_asks_again(
+    cascade: tuple[Agent, Script],
+) -> None:
+    agent, script = cascade
+    await agent.set_settings({"consent": "unasked"})
+    question = await agent.handle("remind me to water the plants", NOW)
+    reply = await agent.answer_consent(question.message_id, "not_now", NOW)
+    assert (reply.source, reply.asks_consent, script.requests) == ("tentative", False, [])
+    assert reply.text.startswith("Added “water the plants”") and "A guess" in reply.text
+    assert agent.settings.consent == "unasked"
+    stored = await agent.state.store.get("messages", str(question.message_id))
+    assert stored is not None and stored["consent_answer"] == "not_now"
+    with pytest.raises(AgentError, match="already answered"):
+        await agent.answer_consent(question.message_id, "always", NOW)
+    assert (await agent.handle("remind me to buy milk", NOW)).asks_consent
+    stats = agent.stats()
+    assert (stats["turns"], stats["fallback_rate"]) == (1, 0.0)  # nothing was sent
+
+
+async def test_never_is_kept_drops_the_queue_and_nothing_is_sent_again(
+    cascade: tuple[Agent, Script],
+) -> None:
+    agent, script = cascade
+    script.answers = [TransportError("offline")]
+    await agent.handle("remind me to buy stamps", NOW)  # queued while consent was given
+    await agent.set_settings({"consent": "unasked"})
+    assert await agent.drain(NOW.timestamp(), lambda: 0.5) == 0  # no consent: not sent
+    assert agent.queue_to_ask() == {} and len(script.requests) == 1
+    question = await agent.handle("remind me to water the plants", NOW)
+    reply = await agent.answer_consent(question.message_id, "never", NOW)
+    assert reply.source == "tentative" and "Added “water the plants”" in reply.text
+    assert (agent.settings.consent, agent.state.queue) == ("never", {})
+    later = await agent.handle("remind me to buy milk", NOW)
+    assert not later.asks_consent and later.source == "tentative"
+    assert len(script.requests) == 1
+
+
+async def test_always_sends_that_very_request_and_later_ones(
+    cascade: tuple[Agent, Script],
+) -> None:
+    agent, script = cascade
+    await agent.set_settings({"consent": "unasked"})
+    question = await agent.handle("jot down the gate code 4321", NOW)
+    script.answers = [answer("note.add"), answer("task.add")]
+    with pytest.raises(AgentError, match="asks nothing"):
+        await agent.answer_consent("no-such-message", "always", NOW)
+    with pytest.raises(AgentError, match="always, not_now or never"):
+        await agent.answer_consent(question.message_id, "sometimes", NOW)
+    reply = await agent.answer_consent(question.message_id, "always", NOW)
+    assert (reply.source, reply.model, reply.intent) == ("cloud", "server-fp32", "note.add")
+    assert script.requests[0][2]["text"] == "jot down the gate code 4321"
+    assert script.requests[0][2]["now"] == NOW.isoformat()  # asked as of the question
+    assert agent.settings.consent == "always"
+    later = await agent.handle("remind me to buy milk", NOW)
+    assert (later.asks_consent, later.source) == (False, "cloud")
+    assert len(script.requests) == 2
+    stats = agent.stats()
+    assert (stats["turns"], stats["fallback_rate"], stats["cloud_answered"]) == (2, 1.0, 2)

@@ -53,12 +53,12 @@ def by_id(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 async def assert_views_match(agent: Agent) -> None:
-    """The stored views are the snapshot's records, and the settings have both fields."""
+    """The stored views are the snapshot's records, and the settings have every field."""
     snapshot, store = agent.snapshot(), agent.state.store
     for name in SYNCED:
         assert by_id(await store.get_all(name)) == by_id(snapshot[name]), name
     settings = await store.get("meta", "settings")
-    assert settings is not None and set(settings) == {"threshold", "cloud_help"}
+    assert settings is not None and set(settings) == {"threshold", "cloud_help", "consent"}
 
 
 def replayed(ops: list[dict[str, Any]]) -> Replica:
@@ -100,7 +100,8 @@ async def test_every_local_change_keeps_the_views_equal_to_the_snapshot(tmp_path
     await assert_views_match(agent)  # the default settings, written once
     assert await agent.state.store.get("meta", "settings") == {
         "threshold": agent.settings.threshold,
-        "cloud_help": True,
+        "cloud_help": False,
+        "consent": "unasked",
     }
     await say(agent, "remind me to take out the trash every monday")
     await say(agent, "add call Mom")
@@ -125,7 +126,8 @@ async def test_every_local_change_keeps_the_views_equal_to_the_snapshot(tmp_path
     await assert_views_match(agent)
     assert await agent.state.store.get("meta", "settings") == {
         "threshold": 0.4,
-        "cloud_help": True,
+        "cloud_help": False,
+        "consent": "unasked",
     }
     await assert_starts_as_replayed(agent.state, location)
 

@@ -83,7 +83,8 @@ async def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     agent = Agent(state, encoder, head)  # type: ignore[arg-type]
     server = Server()
     agent.router = Router(server, Token())
-    await agent.set_settings({"threshold": 0.995})  # KeywordHead says 0.99: always unsure
+    # KeywordHead says 0.99: always unsure; the user said the server may be asked.
+    await agent.set_settings({"threshold": 0.995, "consent": "always"})
     sync = DeviceSync(state, server, clock=clock, random=lambda: 0.5)
     session = Session(agent, sync, clock=clock, random=lambda: 0.5)
     monkeypatch.setattr(worker_api, "_session", session)
@@ -152,6 +153,38 @@ async def test_a_failed_look_backs_off_and_online_lifts_the_wait(worker: Worker)
     assert [int(item["attempts"]) for item in queue.values()] == [1]  # its own backoff stands
     next_at = (await worker.call("syncStatus"))["after"]["next_at"]
     assert next_at == T0 + RETRY_BASE_S + 0.5 * 10  # 0.5 of the 10 s ceiling
+
+
+async def test_a_server_that_agrees_is_reported_too(worker: Worker) -> None:
+    reply = await worker.call("ask", "remind me to water the plants", NOW)  # server offline
+    worker.clock.now = T0 + RETRY_BASE_S
+    worker.server.answers = ["task.add"]  # the device's own reading: no new message
+    ticked = await worker.call("tick")
+    # "✓ server agrees" changes a message the page shows, and the stats: re-render.
+    assert ticked["after"]["chat"] == 1
+    original = (await worker.call("history"))["value"][-1]
+    assert original["id"] == reply["value"]["message_id"]
+    assert original["confirmed_by"] == "server-fp32"
+
+
+async def test_without_consent_the_queue_is_not_asked_and_nothing_is_due(
+    worker: Worker,
+) -> None:
+    await worker.call("ask", "remind me to water the plants", NOW)  # queued with consent
+    changed = await worker.call("setSettings", {"consent": "unasked"})
+    assert changed["value"]["cloud_help"] is False and changed["after"]["next_at"] is None
+    worker.clock.now = T0 + RETRY_BASE_S
+    await worker.call("online")
+    assert (await worker.call("tick"))["after"]["next_at"] is None
+    assert worker.server.asked == 1
+    question = await worker.call("ask", "remind me to buy milk", NOW)
+    assert question["value"]["asks_consent"] is True and worker.server.asked == 1
+    worker.server.answers = ["task.add", "task.add"]
+    answered = await worker.call("answerConsent", question["value"]["message_id"], "always", NOW)
+    assert answered["value"]["source"] == "cloud" and worker.server.asked == 2
+    assert answered["after"]["next_at"] == 0.0  # consent given: the old request is due
+    await worker.call("tick")
+    assert worker.server.asked == 3 and worker.session.agent.state.queue == {}
 
 
 def test_second_opinions_wait_for_the_earliest_request_and_not_while_a_look_runs() -> None:

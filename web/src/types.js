@@ -4,6 +4,7 @@
 /**
  * Every Python function of the worker, as the page calls it (`window.pyAgent`).
  * @typedef {object} PythonApi
+ * @property {(message_id: string, choice: 'always' | 'not_now' | 'never', now: string) => Promise<Reply>} answerConsent - The user's answer to "Ask the server?" (a reply with `asks_consent`): kept for later requests ("always", "never"; "not_now" asks again next time), and the request carried out -- with the server's reading only on "always".
  * @property {(message_id: string, now: string) => Promise<Reply>} applyProposal - Carry out the action a second opinion proposed.
  * @property {(text: string, now: string) => Promise<Reply>} ask - One chat turn; `now` is the user's local time with its UTC offset. Resolves after the turn's writes are committed.
  * @property {() => Promise<Conflict[]>} conflicts
@@ -27,7 +28,7 @@
  * @property {() => Promise<SelfCheck>} selfCheck - numpy, IndexedDB and the server, exercised from Python.
  * @property {(changes: SettingsChanges) => Promise<RouterSettings>} setSettings
  * @property {(visible: boolean) => Promise<null>} setVisible - The page was hidden or shown: a hidden page does not pull periodically.
- * @property {() => Promise<RouterSettings>} settings - Whether and when the server's model is asked.
+ * @property {() => Promise<RouterSettings>} settings - Whether (the user's consent) and when (below the threshold) the server's model is asked.
  * @property {() => Promise<Snapshot>} snapshot - Tasks, notes and cache counters for the page's panes.
  * @property {() => Promise<Stats>} stats - Fallback rate, server latency p50/p95, device/server agreement, queue length.
  * @property {() => Promise<SyncStatus>} syncNow - Sync at once (after any exchange under way); answers the status it ended with.
@@ -46,7 +47,7 @@
  * @typedef {object} After
  * @property {number | null} next_at - when automatic work (a sync, a second opinion) is next due
  * @property {SyncStatus} [sync] - the sync status, when it changed since the last call
- * @property {number} [chat] - chat messages second opinions added since the last call
+ * @property {number} [chat] - queued requests second opinions settled since the last call
  */
 
 /**
@@ -85,6 +86,13 @@
  * @property {string} op_id
  * @property {string} at - when it was written, ISO time
  * @property {boolean} this_device
+ */
+
+/**
+ * The request a consent question is about, carried out once it is answered.
+ * @typedef {object} ConsentQuestion
+ * @property {string} text
+ * @property {string} now
  */
 
 /**
@@ -133,6 +141,8 @@
  * @property {string} [refines] - the id of the message this second opinion is about
  * @property {Proposal} [proposal]
  * @property {boolean} [applied]
+ * @property {ConsentQuestion} [consent_question] - "Ask the server?", with its buttons
+ * @property {'always' | 'not_now' | 'never'} [consent_answer] - set once the question is answered
  */
 
 /**
@@ -187,13 +197,15 @@
  * @property {boolean} queued - tentative, and queued to ask the server again
  * @property {string | null} model
  * @property {string | null} message_id
+ * @property {boolean} asks_consent - nothing done yet: may the server be asked? (the buttons)
  */
 
 /**
  * @typedef {object} RouterSettings
  * @property {number} threshold
- * @property {boolean} cloud_help
+ * @property {'unasked' | 'always' | 'never'} consent - may the server be asked (see the module docstring)
  * @property {number} deadline_s
+ * @property {boolean} cloud_help - consent == "always": the older on/off switch
  */
 
 /**
@@ -219,7 +231,8 @@
 
 /**
  * @typedef {object} SettingsChanges
- * @property {boolean} [cloud_help]
+ * @property {'unasked' | 'always' | 'never'} [consent]
+ * @property {boolean} [cloud_help] - the older switch: true is consent "always", false "never"
  * @property {number} [threshold]
  */
 
