@@ -657,6 +657,16 @@ class State:
     def conflict(self, conflict_id: str) -> Conflict | None:
         return next((c for c in self.conflicts() if c.id == conflict_id), None)
 
+    def delete_conflict(self, collection: str, record_id: str) -> Conflict | None:
+        """The record's contested delete (deleted on one device, changed or restored on
+        another: ``py_agent.sync.merge``), if it has one."""
+        if not self.replica.in_conflict(collection, record_id):
+            return None
+        key = (collection, record_id, TOMBSTONE)
+        return next(
+            (c for c in self.conflicts() if (c.collection, c.record_id, c.field) == key), None
+        )
+
     # -- the SyncLog -------------------------------------------------------------------
 
     async def pending(self, limit: int) -> list[Op]:

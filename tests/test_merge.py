@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import time
@@ -249,28 +250,184 @@ def test_a_deleted_record_is_hidden_but_kept_and_can_be_restored() -> None:
     assert replica.conflicts() == []
 
 
-def test_a_concurrent_delete_wins_over_a_later_undelete_and_is_a_conflict() -> None:
-    delete = make_op("d", True, device="dev-a", wall=T0, field=TOMBSTONE)
+def test_a_delete_and_a_concurrent_restore_are_a_conflict_and_the_record_stays_shown() -> None:
+    delete = make_op("d", True, device="dev-a", wall=T0, field=TOMBSTONE, parents=("t",))
     keep = make_op("k", False, device="dev-b", wall=T0 + 50, field=TOMBSTONE)
     for ops in ([delete, keep], [keep, delete]):
         replica = replica_of(make_op("t", "buy milk", wall=T0 - 10), *ops)
-        assert replica.record("tasks", "t1") is None
+        assert replica.record("tasks", "t1") == {"title": "buy milk"}
+        assert replica.in_conflict("tasks", "t1")
         [conflict] = replica.conflicts()
         assert conflict.field == TOMBSTONE
-        assert [v.op_id for v in conflict.versions] == ["d", "k"]  # the delete is displayed
+        assert [v.op_id for v in conflict.versions] == ["d", "k"]  # the delete first
+        assert conflict.edits == ()
         assert replica.state()["records"]["tasks"]["t1"][TOMBSTONE] is True
 
 
-def test_an_edit_concurrent_with_a_delete_is_kept_for_a_restore() -> None:
-    base = make_op("t", "buy milk", device="dev-a", wall=T0)
-    delete = make_op("d", True, device="dev-a", wall=T0 + 1, field=TOMBSTONE)
-    edit = make_op("e", "buy oat milk", device="dev-b", wall=T0 + 2, parents=("t",))
-    replica = replica_of(base, delete, edit)
-    assert replica.record("tasks", "t1") is None
-    assert replica.state()["records"]["tasks"]["t1"]["title"] == "buy oat milk"
-    restore = make_op("r", False, device="dev-a", wall=T0 + 3, field=TOMBSTONE, parents=("d",))
-    replica.apply([restore])
-    assert replica.record("tasks", "t1") == {"title": "buy oat milk"}
+# --- an edit or completion concurrent with a delete ---------------------------------------
+# The task "buy milk" (title t, done f0) was made on dev-a and synced. Then, neither having
+# seen the other's change, dev-a checks it off and dev-b deletes it.
+
+TASK = (
+    make_op("t", "buy milk", device="dev-a", wall=T0),
+    make_op("f0", False, device="dev-a", wall=T0, counter=1, field="done"),
+)
+# dev-b's delete lists what it had seen: the tombstone's heads (none) and the other fields'.
+DELETE = make_op("d", True, device="dev-b", wall=T0 + 5, field=TOMBSTONE, parents=("f0", "t"))
+
+
+def completed_at(wall: int) -> Op:
+    return make_op("e", True, device="dev-a", wall=wall, field="done", parents=("f0",))
+
+
+def every_order(ops: list[Op]) -> list[Replica]:
+    return [replica_of(*order) for order in itertools.permutations(ops)]
+
+
+@pytest.mark.parametrize("edit_wall", [T0 + 3, T0 + 7], ids=["edit-earlier", "edit-later"])
+def test_a_completion_concurrent_with_a_delete_is_a_conflict_in_every_order(
+    edit_wall: int,
+) -> None:
+    """Whether the completion's clock is before or after the delete's, the delete had not
+    seen it: the task stays shown, done, in conflict, and the same on every replica."""
+    edit = completed_at(edit_wall)
+    replicas = every_order([*TASK, DELETE, edit])
+    for replica in replicas:
+        assert replica.record("tasks", "t1") == {"done": True, "title": "buy milk"}
+        assert replica.records("tasks") == {"t1": {"done": True, "title": "buy milk"}}
+        assert replica.in_conflict("tasks", "t1")
+        [conflict] = replica.conflicts()
+        assert (conflict.field, conflict.edits) == (TOMBSTONE, ("e",))
+        assert [(v.value, v.op_id, v.device_id, v.changes) for v in conflict.versions] == [
+            (True, "d", "dev-b", {}),  # keep deleted
+            (False, "e", "dev-a", {"done": True}),  # restore with the completion
+        ]
+        assert conflict.versions[1].to_json()["changes"] == {"done": True}
+        assert "changes" not in conflict.versions[0].to_json()
+        assert replica.state() == replicas[0].state()
+        assert conflict.id == replicas[0].conflicts()[0].id
+    expected = hashlib.sha1(b'["tasks", "t1", "_deleted", ["d", "e"]]').hexdigest()
+    assert replicas[0].conflicts()[0].id == expected
+
+
+def test_an_edit_the_delete_had_seen_is_not_a_conflict() -> None:
+    edit = completed_at(T0 + 3)
+    delete = make_op("d", True, device="dev-b", wall=T0 + 5, field=TOMBSTONE, parents=("e", "t"))
+    for replica in every_order([*TASK, edit, delete]):
+        assert replica.record("tasks", "t1") is None
+        assert replica.conflicts() == []
+
+
+def choose(replica: Replica, device: str, keep: bool) -> list[Op]:
+    """Pick a version of the contested delete, as State does: write it over the heads."""
+    [conflict] = replica.conflicts()
+    [version] = [v for v in conflict.versions if v.value is keep]
+    clock = HybridClock(device, FakeWall(T0 + 100))
+    return replica.write(
+        clock, collection="tasks", record_id="t1", field=TOMBSTONE, value=version.value
+    )
+
+
+@pytest.mark.parametrize(
+    ("keep", "shown"),
+    [(True, None), (False, {"done": True, "title": "buy milk"})],
+    ids=["keep-deleted", "restore-with-the-edit"],
+)
+@pytest.mark.parametrize("device", ["dev-a", "dev-b"])
+def test_either_choice_on_either_device_converges_in_every_order(
+    keep: bool, shown: dict[str, Any] | None, device: str
+) -> None:
+    edit = completed_at(T0 + 3)
+    [choice] = choose(replica_of(*TASK, DELETE, edit), device, keep)
+    if keep:  # the new delete saw everything, the completion included
+        assert set(choice.parents) == {"d", "e", "t"}
+    else:  # the restore supersedes the delete; the completion is the done field's head
+        assert choice.parents == ("d",)
+    replicas = every_order([*TASK, DELETE, edit, choice])
+    for replica in replicas:
+        assert replica.record("tasks", "t1") == shown
+        assert replica.conflicts() == []
+        assert replica.state() == replicas[0].state()
+    # Idempotent: ops received again change nothing.
+    again = replicas[0]
+    before = again.state()
+    assert again.apply([choice, edit, DELETE, *TASK]) == []
+    assert again.state() == before
+
+
+def test_both_choices_made_at_once_on_two_devices_are_a_conflict_again() -> None:
+    edit = completed_at(T0 + 3)
+    contested = [*TASK, DELETE, edit]
+    [keep] = choose(replica_of(*contested), "dev-b", True)
+    [restore] = choose(replica_of(*contested), "dev-a", False)
+    for replica in every_order([*contested, keep, restore]):
+        assert replica.record("tasks", "t1") == {"done": True, "title": "buy milk"}
+        [conflict] = replica.conflicts()
+        assert [v.op_id for v in conflict.versions] == [keep.op_id, restore.op_id]
+        assert conflict.edits == ()
+
+
+def test_an_edit_concurrent_with_keep_deleted_contests_it_again() -> None:
+    """A third device renamed the task, unaware of all this: once its rename arrives the
+    task is back in conflict, with the rename to restore -- never silently dropped."""
+    edit = completed_at(T0 + 3)
+    [keep] = choose(replica_of(*TASK, DELETE, edit), "dev-b", True)
+    rename = make_op("r", "buy oat milk", device="dev-c", wall=T0 + 4, parents=("t",))
+    for replica in every_order([*TASK, DELETE, edit, keep, rename]):
+        assert replica.record("tasks", "t1") == {"done": True, "title": "buy oat milk"}
+        [conflict] = replica.conflicts()
+        assert conflict.edits == ("r",)
+        assert conflict.versions[-1].changes == {"title": "buy oat milk"}
+
+
+def test_several_concurrent_edits_restore_together_with_the_latest_of_each_field() -> None:
+    first = make_op("r1", "buy oat milk", device="dev-a", wall=T0 + 2, parents=("t",))
+    second = make_op("r2", "buy soy milk", device="dev-a", wall=T0 + 4, parents=("r1",))
+    edit = completed_at(T0 + 3)
+    replica = replica_of(*TASK, DELETE, first, second, edit)
+    [conflict] = replica.conflicts()
+    assert conflict.edits == ("r2", "e")  # heads only, latest first
+    restore = conflict.versions[-1]
+    assert (restore.op_id, restore.changes) == ("r2", {"title": "buy soy milk", "done": True})
+
+
+def test_a_delete_listing_a_later_op_does_not_hide_it() -> None:
+    """An honest delete is later than what it saw; a claim to have seen a later op is
+    ignored, as parents are within a field."""
+    edit = completed_at(T0 + 9)
+    delete = make_op("d", True, device="dev-b", wall=T0 + 5, field=TOMBSTONE, parents=("e", "t"))
+    replica = replica_of(*TASK, edit, delete)
+    assert replica.record("tasks", "t1") == {"done": True, "title": "buy milk"}
+    assert replica.conflicts()[0].edits == ("e",)
+
+
+def test_a_delete_from_before_deletes_listed_what_they_saw_covers_what_is_earlier() -> None:
+    old_delete = make_op("d", True, device="dev-b", wall=T0 + 5, field=TOMBSTONE)
+    earlier, later = completed_at(T0 + 3), completed_at(T0 + 7)
+    assert replica_of(*TASK, old_delete, earlier).record("tasks", "t1") is None
+    assert replica_of(*TASK, old_delete, earlier).conflicts() == []
+    [conflict] = replica_of(*TASK, old_delete, later).conflicts()
+    assert conflict.edits == ("e",)
+
+
+def test_a_delete_chained_over_many_heads_has_seen_every_one() -> None:
+    clock = HybridClock("dev-z", FakeWall(T0 + 100))
+    heads = [make_op(f"h{i}", f"title {i}", device="dev-a", wall=T0 + i) for i in range(40)]
+    replica = replica_of(*heads, *TASK[1:])
+    ops = replica.write(clock, collection="tasks", record_id="t1", field=TOMBSTONE, value=True)
+    assert len(ops) == 2
+    for merged in (replica, replica_of(*reversed([*heads, *TASK[1:], *ops]))):
+        assert merged.record("tasks", "t1") is None
+        assert [c.field for c in merged.conflicts()] == ["title"]  # the titles' own conflict
+
+
+def test_restoring_an_uncontested_delete_with_a_later_edit_elsewhere_is_no_conflict() -> None:
+    """A restore ends the deletion: later deletes are judged on their own."""
+    edit = completed_at(T0 + 3)
+    restore = make_op("u", False, device="dev-b", wall=T0 + 6, field=TOMBSTONE, parents=("d",))
+    for replica in every_order([*TASK, DELETE, edit, restore]):
+        assert replica.record("tasks", "t1") == {"done": True, "title": "buy milk"}
+        assert replica.conflicts() == []
 
 
 # --- duplicates and op ids ----------------------------------------------------------------
@@ -480,25 +637,25 @@ class World:
         self.seen: dict[str, frozenset[str]] = {}  # op id -> op ids its writer had
         self.resolutions = 0
 
-    def write(self, device: Device, collection: str, record_id: str, field: str, value: Any) -> Op:
-        op = new_op(
-            device.clock,
-            collection=collection,
-            record_id=record_id,
-            field=field,
-            value=value,
-            parents=device.replica.heads(collection, record_id, field),
-        )
-        self.seen[op.op_id] = frozenset(device.known)
-        assert device.replica.apply([op]) == [op.op_id]
-        device.known.add(op.op_id)
-        device.outbox.append(op)
-        device.issued.append(op.hlc)
-        return op
+    def write(
+        self, device: Device, collection: str, record_id: str, field: str, value: Any
+    ) -> None:
+        # Replica.write: a delete lists the heads of the record's other fields too.
+        for op in device.replica.write(
+            device.clock, collection=collection, record_id=record_id, field=field, value=value
+        ):
+            self.seen[op.op_id] = frozenset(device.known)
+            device.known.add(op.op_id)
+            device.outbox.append(op)
+            device.issued.append(op.hlc)
 
     def edit(self, device: Device, record: int, field: int, value: int) -> None:
         name = FIELDS[field]
         chosen = VALUES[value] if name != TOMBSTONE else value % 2 == 0
+        if chosen is True and not device.replica.state()["records"].get("tasks", {}).get(
+            RECORDS[record], {}
+        ).keys() - {TOMBSTONE}:
+            return  # as in the app, a device deletes only a record it has fields of
         self.write(device, "tasks", RECORDS[record], name, chosen)
 
     def resolve(self, device: Device, which: int, keep: int) -> None:
@@ -507,7 +664,9 @@ class World:
             return
         conflict = conflicts[which % len(conflicts)]
         heads = device.replica.heads(conflict.collection, conflict.record_id, conflict.field)
-        assert heads == tuple(version.op_id for version in conflict.versions)
+        # A contested delete has one more version: restore with the concurrent edits.
+        restore = 1 if conflict.edits else 0
+        assert heads + conflict.edits[:restore] == tuple(v.op_id for v in conflict.versions)
         version = conflict.versions[keep % len(conflict.versions)]
         self.write(device, conflict.collection, conflict.record_id, conflict.field, version.value)
         self.resolutions += 1
@@ -626,6 +785,8 @@ def test_replicas_converge_and_nothing_is_lost(
     event(f"ops: {len(world.seen) // 20 * 20}+")
     event(f"conflicts at the end: {min(len(world.server.conflicts()), 3)}")
     event(f"resolutions: {min(world.resolutions, 3)}")
+    contested = sum(bool(c.edits) for c in world.server.conflicts())
+    event(f"deletes contested by a concurrent edit at the end: {min(contested, 2)}")
 
     # Convergence: the same op set gives the same state everywhere.
     expected = world.server.state()
@@ -645,6 +806,25 @@ def test_replicas_converge_and_nothing_is_lost(
     by_field: dict[tuple[str, str, str], list[Op]] = defaultdict(list)
     for op in everything.values():
         by_field[(op.collection, op.record_id, op.field)].append(op)
+    # A head of another field of a deleted record is an edit concurrent with the delete
+    # when no writer of a deleting head had seen it; such a record stays shown.
+    concurrent_edits: dict[tuple[str, str], set[str]] = {}
+    for collection, record_id, field in by_field:
+        if field != TOMBSTONE:
+            continue
+        tombstones = [everything[h] for h in world.server.heads(collection, record_id, field)]
+        deletes = [op for op in tombstones if op.value is True]
+        edits = {
+            head
+            for c, r, name in by_field
+            if (c, r) == (collection, record_id) and name != TOMBSTONE
+            for head in world.server.heads(c, r, name)
+            if not any(head in world.seen[delete.op_id] for delete in deletes)
+        }
+        concurrent_edits[(collection, record_id)] = edits if deletes else set()
+        contested = len({op.value_json for op in tombstones}) > 1 or bool(edits)
+        hidden = bool(deletes) and not contested
+        assert (world.server.record(collection, record_id) is None) == hidden
     conflicts = {(c.collection, c.record_id, c.field): c for c in world.server.conflicts()}
     for (collection, record_id, field), ops in by_field.items():
         heads = set(world.server.heads(collection, record_id, field))
@@ -655,9 +835,13 @@ def test_replicas_converge_and_nothing_is_lost(
         head_ops = [everything[op_id] for op_id in heads]
         values = {op.value_json for op in head_ops}
         conflict = conflicts.pop((collection, record_id, field), None)
-        assert (conflict is not None) == (len(values) > 1)
+        edits = (
+            concurrent_edits.get((collection, record_id), set()) if field == TOMBSTONE else set()
+        )
+        assert (conflict is not None) == (len(values) > 1 or bool(edits))
         if conflict is not None:
-            assert {v.op_id for v in conflict.versions} == heads
+            assert {v.op_id for v in conflict.versions} == heads | set(conflict.edits[:1])
+            assert set(conflict.edits) == edits
         shown = expected["records"][collection][record_id][field]
         assert canonical_json(shown) == displayed_head(head_ops, field).value_json
         # Nothing disappears: a value that isn't displayed was superseded by a writer

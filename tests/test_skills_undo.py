@@ -205,9 +205,33 @@ async def test_a_record_deleted_elsewhere_comes_back_only_by_undoing_its_own_del
     assert milk not in agent.state.tasks
 
     await say(agent, "delete the call mom task")
-    await from_another_device(agent, "tasks", mom, title="call mom tonight")  # seen the delete
-    assert await say(agent, "undo") == "Undid deleting “call mom”."
-    assert agent.state.tasks[mom]["title"] == "call mom"  # back as it was deleted
+    await from_another_device(agent, "tasks", mom, **{TOMBSTONE: False})  # restored there
+    assert await say(agent, "undo") == "Undid deleting “call mom”."  # it is back already
+    assert agent.state.tasks[mom]["title"] == "call mom"
+
+
+async def test_undoing_a_delete_leaves_a_conflict_with_an_edit_to_the_users_choice(
+    agent: Agent,
+) -> None:
+    await say(agent, "add call mom")
+    mom = titled(agent, "call mom")["id"]
+    # Another device renames it before the delete reaches it: the rename's parents are
+    # the title's heads, so it is concurrent with the delete made here.
+    rename = new_op(
+        HybridClock("other-device", system_wall_ms),
+        collection="tasks",
+        record_id=mom,
+        field="title",
+        value="call mom tonight",
+        parents=agent.state.replica.heads("tasks", mom, "title"),
+    )
+    await say(agent, "delete the call mom task")
+    await agent.state.receive([rename], "cursor-1")
+    assert agent.state.tasks[mom]["title"] == "call mom tonight"  # back, in conflict
+    reply = await say(agent, "undo")
+    assert reply == "I couldn't undo deleting “call mom”: it was changed on another device since."
+    conflict = agent.state.delete_conflict("tasks", mom)
+    assert conflict is not None and conflict.edits == (rename.op_id,)
 
 
 async def test_an_undo_reverts_what_it_can_and_says_what_it_left(agent: Agent) -> None:

@@ -15,7 +15,9 @@ device's own change:
   device changed since keeps their value;
 - a record the change created is deleted (whatever was done to it since);
 - a record the change deleted is restored by writing its fields (restoring the tombstone,
-  see `State._ops_for`) unless it already exists again;
+  see `State._ops_for`) unless it already exists again; if it is shown because another
+  device changed it while it was being deleted here (a conflict, see `py_agent.sync.merge`),
+  undo leaves that to the user's choice on the task;
 - a record the change edited that was deleted elsewhere since stays deleted: only the
   change that deleted a record brings it back.
 """
@@ -156,7 +158,9 @@ async def _revert(
         return [Delete(name, key), Delete("embeddings", embedding_key(name, key))], [], False
     if change.kind == "deleted":
         if current is not None:
-            return [], [], False
+            # Back already -- or shown only because another device changed it meanwhile,
+            # a conflict the user settles on the task itself (keep deleted / restore).
+            return [], [], state.delete_conflict(name, key) is not None
         vector = (name, key, await embed(str(change.before.get(embedded))))
         return [Put(name, key, {"id": key, **change.before})], [vector], False
     if current is None:

@@ -11,19 +11,40 @@ For each ``(collection, record_id, field)`` a ``Replica`` keeps every op it rece
   op, since the greatest op can't be dominated.
 - The **displayed value** is the head with the greatest ``(hlc, op_id)`` (latest wins;
   the hlc ends with the device id, so this is ``(hlc, device_id)`` with op_id breaking
-  exact ties). For the ``TOMBSTONE`` field a head with value ``True`` wins over the
-  others: a concurrent delete is never silently undone by a concurrent edit of
-  ``_deleted``, and the losing head stays in a conflict so the user can restore.
+  exact ties). For the ``TOMBSTONE`` field a head with value ``True`` goes first, so
+  ``state()`` shows a record that any head deletes as ``_deleted: true``.
 - Two or more heads with different values (compared as JSON: ``true`` is not ``1``)
   make a **conflict**, listing every head so the user can pick one. Writing the field
   with ``parents`` = all heads (``Replica.write`` does) supersedes them all and resolves it.
 
+**Deletes.** A delete writes ``TOMBSTONE = True`` and lists as parents, besides the
+tombstone's heads, the heads of every other field of the record it had seen
+(``Replica.write`` does). A head of another field is **seen** by the deletion when a
+``True`` head of the tombstone -- or a ``True`` tombstone op of the same device that this
+head lists, recursively (a chain of ops when there are more than ``MAX_PARENTS`` heads, or
+the device deleting again) -- lists it and is later in ``(hlc, op_id)`` order. A head
+nobody deleting had seen is an edit **concurrent with the delete**. A ``True`` tombstone
+that lists no op of another field was written before deletes said what they had seen; it
+is taken to have seen every op of its record that is earlier than it (all a clock can say).
+
+The record is **hidden** by ``record``/``records`` (its fields are kept: ``state()`` shows
+them) when a ``True`` head exists and the deletion is not contested. It is contested -- a
+conflict on ``TOMBSTONE``, and the record stays shown so the user sees what they would
+lose -- when a ``False`` head (a concurrent restore) or an edit concurrent with the delete
+exists. The conflict's versions are its tombstone heads and, for the concurrent edits, one
+more ``False`` version (the latest edit's op, with ``changes``: the fields the edits set).
+Keeping a ``True`` version writes a new delete that sees everything ("keep deleted");
+keeping a ``False`` one writes ``_deleted = False`` over the tombstone heads ("restore with
+the edit": the edits are their fields' heads already). Both are ops that sync like any
+other; an edit concurrent with *that* choice contests it again, so nothing is lost
+silently whatever order the ops arrive in.
+
 The state is a function of the set of ops only: any order, any batching, any
 duplicates give equal ``state()``. An op id reused for a different op is refused.
-A record whose displayed ``_deleted`` is ``True`` is hidden by ``record``/``records``
-but its fields are kept (``state()`` shows them): writing ``_deleted = False`` restores it.
+Writing ``_deleted = False`` restores a deleted record.
 
-Cost: applying an op is O(its parents + the field's heads); reads are O(what they return).
+Cost: applying an op is O(its parents + the field's heads); reads are O(what they return),
+after each record a delete touched was summarised again in O(its ops).
 """
 
 from __future__ import annotations
@@ -31,13 +52,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .hlc import HybridClock, Timestamp
 from .ops import MAX_PARENTS, TOMBSTONE, JsonValue, Op, OpError, new_op
 
 _FieldKey = tuple[str, str, str]
+_RecordKey = tuple[str, str]
 
 
 def _order(op: Op) -> tuple[str, str]:
@@ -59,14 +81,20 @@ class Version:
     hlc: str
     device_id: str
     op_id: str
+    # Only on the version that restores a record with the edits concurrent with its
+    # delete: field -> the value those edits set (the latest edit's, per field).
+    changes: dict[str, JsonValue] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, JsonValue]:
-        return {
+        data: dict[str, JsonValue] = {
             "value": self.value,
             "hlc": self.hlc,
             "device_id": self.device_id,
             "op_id": self.op_id,
         }
+        if self.changes:
+            data["changes"] = dict(self.changes)
+        return data
 
 
 @dataclass(frozen=True)
@@ -77,11 +105,14 @@ class Conflict:
     record_id: str
     field: str
     versions: tuple[Version, ...]  # all heads: the displayed one first, then latest first
+    # A contested delete: the op ids of the edits concurrent with it (module docstring).
+    edits: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
-        """Stable for the same heads on every device: sha1 of the field and its head op ids."""
-        heads = sorted(version.op_id for version in self.versions)
+        """Stable for the same heads (and concurrent edits) on every device: sha1 of the
+        field and those op ids."""
+        heads = sorted({version.op_id for version in self.versions} | set(self.edits))
         text = json.dumps([self.collection, self.record_id, self.field, heads])
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
@@ -126,11 +157,59 @@ class _Field:
     def summarise(self, name: str) -> None:
         ordered = sorted((self.ops[op_id] for op_id in self.heads), key=_order, reverse=True)
         if name == TOMBSTONE:
-            # Delete wins: the latest head that deletes goes first.
+            # The latest head that deletes goes first (module docstring).
             deleting = next((i for i, op in enumerate(ordered) if op.value is True), 0)
             ordered.insert(0, ordered.pop(deleting))
         self.ordered = tuple(ordered)
         self.conflict = len({op.value_json for op in ordered}) > 1
+
+
+def _deleted(fields: dict[str, _Field]) -> bool:
+    """Whether a head of the record's tombstone deletes it."""
+    tombstone = fields.get(TOMBSTONE)
+    return tombstone is not None and tombstone.ordered[0].value is True
+
+
+def _concurrent_edits(fields: dict[str, _Field]) -> tuple[Op, ...]:
+    """The heads of the record's other fields that no deletion had seen, latest first;
+    empty unless the record is deleted (module docstring). Needs summarised fields."""
+    if not _deleted(fields):
+        return ()
+    tombstone = fields[TOMBSTONE]
+    others = {op_id for name, state in fields.items() if name != TOMBSTONE for op_id in state.ops}
+    seen: dict[str, tuple[str, str]] = {}  # op id -> the latest deletion listing it
+    before: tuple[str, str] | None = None  # ops earlier than this: seen (old deletes)
+    for head in tombstone.ordered:
+        if head.value is not True:
+            continue
+        # The head, and the same device's deletes it lists: what that device had seen.
+        chain, todo, listed = {head.op_id}, [head], False
+        while todo:
+            delete = todo.pop()
+            for parent in delete.parents:
+                if parent in others:
+                    listed = True
+                    seen[parent] = max(seen.get(parent, _order(delete)), _order(delete))
+                known = tombstone.ops.get(parent)
+                if (
+                    known is not None
+                    and known.value is True
+                    and known.device_id == head.device_id
+                    and parent not in chain
+                ):
+                    chain.add(parent)
+                    todo.append(known)
+        if not listed and (before is None or _order(head) > before):
+            before = _order(head)
+    edits = [
+        op
+        for name, state in fields.items()
+        if name != TOMBSTONE
+        for op in state.ordered
+        if not (op.op_id in seen and _order(op) < seen[op.op_id])
+        and not (before is not None and _order(op) < before)
+    ]
+    return tuple(sorted(edits, key=_order, reverse=True))
 
 
 class Replica:
@@ -145,6 +224,8 @@ class Replica:
         self._fields: dict[str, dict[str, dict[str, _Field]]] = {}
         self._dirty: set[_FieldKey] = set()
         self._conflicts: set[_FieldKey] = set()
+        # Deleted records with edits concurrent with the delete (see _concurrent_edits).
+        self._contested: dict[_RecordKey, tuple[Op, ...]] = {}
         self._sorted: list[Op] | None = None
 
     def __len__(self) -> int:
@@ -192,15 +273,26 @@ class Replica:
         return self._fields.get(collection, {}).get(record_id, {}).get(field)
 
     def _refresh(self) -> None:
+        records: set[_RecordKey] = set()
         for key in self._dirty:
-            collection, record_id, field = key
-            state = self._fields[collection][record_id][field]
-            state.summarise(field)
-            if state.conflict:
-                self._conflicts.add(key)
-            else:
-                self._conflicts.discard(key)
+            collection, record_id, name = key
+            self._fields[collection][record_id][name].summarise(name)
+            records.add((collection, record_id))
         self._dirty.clear()
+        # Whether a delete is contested depends on every field of its record.
+        for collection, record_id in records:
+            fields = self._fields[collection][record_id]
+            edits = _concurrent_edits(fields)
+            if edits:
+                self._contested[(collection, record_id)] = edits
+            else:
+                self._contested.pop((collection, record_id), None)
+            for name, state in fields.items():
+                key = (collection, record_id, name)
+                if state.conflict or (name == TOMBSTONE and edits):
+                    self._conflicts.add(key)
+                else:
+                    self._conflicts.discard(key)
 
     def heads(self, collection: str, record_id: str, field: str) -> tuple[str, ...]:
         """The field's head op ids, displayed one first: what a local writer passes as
@@ -208,9 +300,10 @@ class Replica:
         state = self._field(collection, record_id, field)
         return () if state is None else tuple(op.op_id for op in state.ordered)
 
-    def _displayed(self, fields: dict[str, _Field]) -> dict[str, JsonValue] | None:
-        tombstone = fields.get(TOMBSTONE)
-        if tombstone is not None and tombstone.ordered[0].value is True:
+    def _displayed(self, collection: str, record_id: str) -> dict[str, JsonValue] | None:
+        """The record's fields, or None when it is deleted and nobody contests that."""
+        fields = self._fields[collection][record_id]
+        if _deleted(fields) and (collection, record_id, TOMBSTONE) not in self._conflicts:
             return None
         return {
             name: _fresh(fields[name].ordered[0]) for name in sorted(fields) if name != TOMBSTONE
@@ -219,8 +312,8 @@ class Replica:
     def record(self, collection: str, record_id: str) -> dict[str, JsonValue] | None:
         """Field -> displayed value (without ``_deleted``); None if unknown or deleted."""
         self._refresh()
-        fields = self._fields.get(collection, {}).get(record_id)
-        return None if fields is None else self._displayed(fields)
+        known = record_id in self._fields.get(collection, {})
+        return self._displayed(collection, record_id) if known else None
 
     def record_ops(self, collection: str, record_id: str) -> list[Op]:
         """Every op received for one record, sorted by (hlc, op_id): applied to an empty
@@ -235,12 +328,12 @@ class Replica:
         return any((collection, record_id, name) in self._conflicts for name in fields)
 
     def records(self, collection: str) -> dict[str, dict[str, JsonValue]]:
-        """Every record of ``collection`` that is not deleted, by record id."""
+        """Every record of ``collection`` that is shown (not deleted, or a contested
+        delete), by record id."""
         self._refresh()
         result: dict[str, dict[str, JsonValue]] = {}
-        records = self._fields.get(collection, {})
-        for record_id in sorted(records):
-            shown = self._displayed(records[record_id])
+        for record_id in sorted(self._fields.get(collection, {})):
+            shown = self._displayed(collection, record_id)
             if shown is not None:
                 result[record_id] = shown
         return result
@@ -249,12 +342,19 @@ class Replica:
         """Every field in conflict (deleted records included), by collection, record, field."""
         self._refresh()
         result = []
-        for collection, record_id, field in sorted(self._conflicts):
-            state = self._fields[collection][record_id][field]
-            versions = tuple(
-                Version(_fresh(op), op.hlc, op.device_id, op.op_id) for op in state.ordered
-            )
-            result.append(Conflict(collection, record_id, field, versions))
+        for collection, record_id, name in sorted(self._conflicts):
+            state = self._fields[collection][record_id][name]
+            versions = [Version(_fresh(op), op.hlc, op.device_id, op.op_id) for op in state.ordered]
+            edits = self._contested.get((collection, record_id), ()) if name == TOMBSTONE else ()
+            if edits:
+                latest = edits[0]
+                changes: dict[str, JsonValue] = {}
+                for op in reversed(edits):  # the latest edit of a field last: it stays
+                    changes[op.field] = _fresh(op)
+                restore = Version(False, latest.hlc, latest.device_id, latest.op_id, changes)
+                versions.append(restore)
+            edit_ids = tuple(op.op_id for op in edits)
+            result.append(Conflict(collection, record_id, name, tuple(versions), edit_ids))
         return result
 
     def state(self) -> dict[str, Any]:
@@ -293,10 +393,20 @@ class Replica:
         conflict), and return the new ops to sync -- one, unless the field has more than
         ``MAX_PARENTS`` heads, when a chain of ops supersedes them 32 at a time.
 
-        The clock first observes the latest head, so the new op is later than its parents
+        A delete (``TOMBSTONE`` = True) also lists the heads of the record's other fields:
+        it has seen them, so they are not edits concurrent with it (module docstring).
+        The clock first observes the latest parent, so the new op is later than its parents
         even if this device received them without calling ``clock.observe``.
         """
         heads = list(self.heads(collection, record_id, field))
+        if field == TOMBSTONE and value is True:
+            fields = self._fields.get(collection, {}).get(record_id, {})
+            heads += [
+                op_id
+                for name in sorted(fields)
+                if name != TOMBSTONE
+                for op_id in self.heads(collection, record_id, name)
+            ]
         if heads:
             latest = max(Timestamp.decode(self._ops[op_id].hlc) for op_id in heads)
             if clock.last is None or latest > clock.last:
