@@ -164,17 +164,16 @@ def test_stored_tasks_notes_and_settings_show_before_ready_and_read_only(
     page.fill("#threshold", "0.55")
     page.press("#threshold", "Tab")
     page.wait_for_function("document.body.dataset.threshold === '0.55'")
-    page.uncheck("#cloud-help")
-    page.wait_for_function("document.body.dataset.cloudHelp === 'false'")
+    page.select_option("#consent", "never")
+    page.wait_for_function("document.body.dataset.consent === 'never'")
 
     runtime = HeldRequests(held_context, RUNTIME)
     with page.expect_worker():
         page.reload(wait_until="commit")
     # The stored settings, at once; and the controls wait for the agent.
     expect(page.locator("#threshold")).to_have_value("0.55")
-    assert page.evaluate("document.getElementById('cloud-help').indeterminate") is False
-    expect(page.locator("#cloud-help")).not_to_be_checked()
-    for control in ("#cloud-help", "#threshold", "#create-space", "#self-check", "#sync-now"):
+    expect(page.locator("#consent")).to_have_value("never")
+    for control in ("#consent", "#threshold", "#create-space", "#self-check", "#sync-now"):
         expect(page.locator(control)).to_be_disabled()
     expect(page.locator('[data-role="export"]')).to_be_disabled()
     expect(page.locator("#side")).to_have_attribute("aria-busy", "true")
@@ -193,7 +192,7 @@ def test_stored_tasks_notes_and_settings_show_before_ready_and_read_only(
     page.wait_for_function(READY)
     expect(tasks.locator(".title")).to_have_text(["buy milk", "call the bank"])
     expect(tasks.first.locator("input[type=checkbox]")).to_be_enabled()
-    expect(page.locator("#cloud-help")).to_be_enabled()
+    expect(page.locator("#consent")).to_be_enabled()
     expect(page.locator("#side")).not_to_have_attribute("aria-busy", "true")
 
 

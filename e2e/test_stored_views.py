@@ -61,6 +61,7 @@ def test_the_stores_follow_every_change_and_a_reload_reads_them(
     assert page.evaluate(READ_STORES)["settings"] == {  # the defaults, written once
         "threshold": settings["threshold"],
         "cloud_help": settings["cloud_help"],
+        "consent": settings["consent"],
     }
     say(page, "remind me to take out the trash every monday")
     say(page, "add call Mom")
@@ -77,7 +78,7 @@ def test_the_stores_follow_every_change_and_a_reload_reads_them(
     page.evaluate("window.pyAgent.setSettings({ threshold: 0.4 })")
 
     before = assert_stored_as_shown(page)
-    assert before["settings"] == {"threshold": 0.4, "cloud_help": True}
+    assert before["settings"] == {"threshold": 0.4, "cloud_help": False, "consent": "unasked"}
     assert bike not in by_id(before["notes"])
     shown = by_id(before["tasks"])
     assert shown[mom]["title"] == "call Dad"

@@ -32,6 +32,37 @@ const SOURCE_BADGES = {
   tentative: ['guess', 'The device was unsure and could not ask the server: a best guess'],
 };
 
+// The answers to "Ask the server?": [choice, label, what it means].
+const CONSENT_CHOICES = /** @type {const} */ ([
+  ['always', 'Always', 'Ask the server now, and whenever the device is unsure'],
+  ['not_now', 'Not now', 'Answer with the device\'s own guess; ask again next time'],
+  ['never', 'Never', 'Never ask the server (you can change this under Server help)'],
+]);
+
+/**
+ * The three answers to a consent question, as real buttons in a labelled group; once
+ * answered they stay, disabled, the chosen one pressed.
+ * @param {string} id the question's message id @param {string | undefined} answer
+ */
+function consentButtons(id, answer) {
+  const group = document.createElement('span');
+  group.className = 'consent';
+  group.setAttribute('role', 'group');
+  group.setAttribute('aria-label', 'Ask the server about this request?');
+  for (const [choice, label, title] of CONSENT_CHOICES) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.dataset.message = id;
+    button.dataset.consent = choice;
+    button.textContent = label;
+    button.title = title;
+    button.disabled = answer !== undefined;
+    if (answer !== undefined) button.setAttribute('aria-pressed', String(answer === choice));
+    group.append(button);
+  }
+  return group;
+}
+
 /** @param {string} text @param {string} title */
 function badge(text, title) {
   const element = document.createElement('span');
@@ -78,6 +109,8 @@ function addMessage(role, text, details) {
       apply.disabled = Boolean(stored.applied);
       item.append(' ', apply);
     }
+    const question = 'asks_consent' in details ? details.asks_consent : Boolean(stored.consent_question);
+    if (question && id) item.append(' ', consentButtons(id, stored.consent_answer));
     const more = document.createElement('details');
     const summary = document.createElement('summary');
     const confidence = details.confidence ?? 0;
@@ -273,6 +306,26 @@ export async function startChat(agent, refresh, afterTurn) {
       button.disabled = false;
       showChatError(/** @type {Error} */ (error));
     }
+    await afterTurn();
+  });
+  $('messages').addEventListener('click', async (event) => {
+    const button = /** @type {Element} */ (event.target).closest('button[data-consent]');
+    if (!(button instanceof HTMLButtonElement) || !button.dataset.message) return;
+    const choice = /** @type {'always' | 'not_now' | 'never'} */ (button.dataset.consent);
+    const group = [...(button.parentElement?.querySelectorAll('button') ?? [])];
+    for (const each of group) each.disabled = true;
+    showChatError(null);
+    try {
+      const reply = await agent.answerConsent(button.dataset.message, choice, localIso());
+      for (const each of group) each.setAttribute('aria-pressed', String(each === button));
+      addMessage('agent', reply.text, reply);
+      if (reply.changed.length) await refresh();
+    } catch (error) {
+      for (const each of group) each.disabled = false;
+      showChatError(/** @type {Error} */ (error));
+    }
+    document.body.dataset.turns = String(++answered);
+    // The stats panel, and the consent setting it shows, which "always" and "never" change.
     await afterTurn();
   });
   let opinions = 0;

@@ -1,4 +1,5 @@
-// Server help: the privacy switch, the confidence threshold, and the agent's stats.
+// Server help: the user's consent (ask first, always, never), the confidence threshold,
+// and the agent's stats.
 import { $ } from './dom.js';
 
 /**
@@ -6,6 +7,7 @@ import { $ } from './dom.js';
  * @typedef {import('./types.js').RouterSettings} RouterSettings
  * @typedef {import('./types.js').SettingsChanges} SettingsChanges
  * @typedef {import('./api.js').PyAgent} PyAgent
+ * @typedef {RouterSettings['consent']} Consent
  */
 
 // Set once the worker's settings are shown: the stored ones, read late, must not replace them.
@@ -13,6 +15,16 @@ let shownLive = false;
 
 const percent = (/** @type {number | null} */ value) => (value === null ? '—' : `${Math.round(value * 100)}%`);
 const millis = (/** @type {number | null} */ value) => (value === null ? '—' : `${Math.round(value)} ms`);
+
+/** @param {RouterSettings} settings */
+function showSettings(settings) {
+  $('consent', HTMLSelectElement).value = settings.consent;
+  $('threshold', HTMLInputElement).value = String(settings.threshold);
+  // Tests wait on these: the settings the agent now uses.
+  document.body.dataset.consent = settings.consent;
+  document.body.dataset.cloudHelp = String(settings.cloud_help);
+  document.body.dataset.threshold = String(settings.threshold);
+}
 
 /** @param {Stats} stats */
 function showStats(stats) {
@@ -35,54 +47,52 @@ function showStats(stats) {
     }),
   );
   document.body.dataset.queue = String(stats.queue);
+  // Answering "Ask the server?" in the chat changes the consent too.
+  showSettings(stats.settings);
 }
 
 /**
  * The settings as stored, before the worker is ready (preview.js); a setting never saved
- * shows neither on nor off (the worker's default applies), and the inputs stay disabled
- * until then (index.html's fieldset #needs-agent).
- * @param {{ cloud_help?: unknown, threshold?: unknown }} stored
+ * shows no choice (the worker's default applies), and the inputs stay disabled until
+ * then (index.html's fieldset #needs-agent). Settings stored before consent was asked
+ * for have only cloud_help: off means never, on was the default, not an answer
+ * (py_agent.router.stored_consent).
+ * @param {{ consent?: unknown, cloud_help?: unknown, threshold?: unknown }} stored
  */
 export function showStoredSettings(stored) {
   if (shownLive) return;
-  const cloudHelp = $('cloud-help', HTMLInputElement);
-  cloudHelp.indeterminate = typeof stored.cloud_help !== 'boolean';
-  cloudHelp.checked = stored.cloud_help === true;
+  let consent = '';
+  if (typeof stored.consent === 'string' && ['unasked', 'always', 'never'].includes(stored.consent)) {
+    consent = stored.consent;
+  } else if (typeof stored.cloud_help === 'boolean') {
+    consent = stored.cloud_help ? 'unasked' : 'never';
+  }
+  $('consent', HTMLSelectElement).value = consent; // '' selects nothing
   $('threshold', HTMLInputElement).value = typeof stored.threshold === 'number' ? String(stored.threshold) : '';
 }
 
 /**
- * Binds the settings; returns the function that refreshes the stats panel.
+ * Binds the settings; returns the function that refreshes the stats panel (and the
+ * settings shown with it).
  * @param {PyAgent} agent
  */
 export async function startCloud(agent) {
   const refreshStats = async () => showStats(await agent.stats());
-  const settings = await agent.settings();
-  const cloudHelp = $('cloud-help', HTMLInputElement);
+  const consent = $('consent', HTMLSelectElement);
   const threshold = $('threshold', HTMLInputElement);
   shownLive = true;
-  cloudHelp.indeterminate = false;
-  cloudHelp.checked = settings.cloud_help;
-  threshold.value = String(settings.threshold);
-  const mark = (/** @type {RouterSettings} */ saved) => {
-    // Tests wait on these: the settings the agent now uses.
-    document.body.dataset.cloudHelp = String(saved.cloud_help);
-    document.body.dataset.threshold = String(saved.threshold);
-  };
-  mark(settings);
+  showSettings(await agent.settings());
   const save = async (/** @type {SettingsChanges} */ changes) => {
     $('cloud-error').hidden = true;
     try {
-      const saved = await agent.setSettings(changes);
-      cloudHelp.checked = saved.cloud_help;
-      threshold.value = String(saved.threshold);
-      mark(saved);
+      showSettings(await agent.setSettings(changes));
+      await refreshStats(); // "never" empties the queue
     } catch (error) {
       $('cloud-error').textContent = `Not saved: ${/** @type {Error} */ (error).message}`;
       $('cloud-error').hidden = false;
     }
   };
-  cloudHelp.addEventListener('change', () => save({ cloud_help: cloudHelp.checked }));
+  consent.addEventListener('change', () => save({ consent: /** @type {Consent} */ (consent.value) }));
   threshold.addEventListener('change', () => save({ threshold: Number(threshold.value) }));
   await refreshStats();
   return refreshStats;

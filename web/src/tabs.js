@@ -39,6 +39,7 @@ const ONCE = new Set(['boot']);
 const CHANGES = new Set([
   'ask',
   'applyProposal',
+  'answerConsent',
   'editRecord',
   'removeRecord',
   'resolveConflict',
