@@ -49,7 +49,7 @@ from .router import (
     settings_after,
     stored_consent,
 )
-from .skills import answers, conversation, history, notes, task_edit, tasks, undo
+from .skills import answers, conflicts, conversation, history, notes, task_edit, tasks, undo
 from .skills.editing import EditError, apply_edit, describe_edit
 from .skills.matching import label
 from .skills.outcome import Outcome, Pending, TargetAction
@@ -127,6 +127,9 @@ class Agent:
         self.sync: Callable[[], Awaitable[str]] | None = None
         # Asks the server's model when the device's is unsure; None: never asks.
         self.router: Router | None = None
+        # Chat messages added or changed outside a turn (follow-ups on conflicts) that the
+        # page has not been told of: it re-reads the chat.
+        self.chat_changed = 0
         self._changing = asyncio.Lock()  # see the module docstring
 
     async def prepare(self) -> None:
@@ -143,6 +146,16 @@ class Agent:
         defaults = [] if "consent" in stored else self._settings_writes(self.settings)
         if vectors or defaults:
             await self.state.save(defaults, vectors)
+        async with self._changing:
+            await self._follow_up_conflicts()
+
+    async def _follow_up_conflicts(self) -> None:
+        """Correct the chat's replies about records whose delete became contested or was
+        settled (``py_agent.skills.conflicts``): after a pull, and after a choice here."""
+        writes = await conflicts.follow_ups(self.state, datetime.now().astimezone())
+        if writes:
+            await self.state.save(writes)
+            self.chat_changed += conflicts.changed_chat(writes)
 
     async def understand(self, text: str) -> tuple[Understanding, bool]:
         key = normalise_utterance(text)
@@ -209,6 +222,8 @@ class Agent:
             "confidence": round(confidence, 4),
             "source": source,
         }
+        if records := conflicts.touched(outcome.writes):
+            details["records"] = records  # what a later conflict may make this reply wrong about
         if route is not None and route.cloud is not None:
             details["model"] = route.cloud.model
             details["cloud_ms"] = round(route.cloud.latency_ms, 1)
@@ -623,6 +638,7 @@ class Agent:
         old = self.state.records[name].get(key, {})
         vectors = await self._vectors_for(name, key, old, {**old, conflict.field: version.value})
         await self.state.save([SetField(name, key, conflict.field, version.value)], vectors)
+        await self._follow_up_conflicts()
 
     def snapshot(self) -> dict[str, Any]:
         """Tasks and notes for the page's panes."""

@@ -355,6 +355,7 @@ def conflicts_json(state: State) -> list[Conflict]:
                         "op_id": version.op_id,
                         "at": written_at(version.hlc),
                         "this_device": version.device_id == state.clock.device_id,
+                        "changes": dict(version.changes),
                     }
                     for version in conflict.versions
                 ],

@@ -169,7 +169,8 @@ class Message(TypedDict):
     cloud_ms: NotRequired[float]
     local_intent: NotRequired[str]
     confirmed_by: NotRequired[str]  # the server's model read it the same way
-    refines: NotRequired[str]  # the id of the message this second opinion is about
+    refines: NotRequired[str]  # the id of the message this second opinion (or follow-up) is about
+    records: NotRequired[list[str]]  # the tasks and notes the turn changed, "tasks:<id>"
     proposal: NotRequired[Proposal]
     applied: NotRequired[bool]
     consent_question: NotRequired[ConsentQuestion]  # "Ask the server?", with its buttons
@@ -183,6 +184,7 @@ class ConflictVersion(TypedDict):
     op_id: str
     at: str  # when it was written, ISO time
     this_device: bool
+    changes: dict[str, Any]  # restoring a contested delete: what the edits set; else empty
 
 
 class Conflict(TypedDict):

@@ -35,7 +35,8 @@ data forward, one version at a time. Other meta records:
 - ``meta/settings`` (the user's choices, e.g. cloud help), ``meta/stats`` (the agent's
   counters), ``meta/install`` (the token an unpaired device asks the server with),
   ``meta/undo`` (this device's recent changes, newest last, for "undo": see
-  ``py_agent.skills.undo``; never synced).
+  ``py_agent.skills.undo``; never synced), ``meta/conflict_notes`` (the chat's follow-ups
+  on contested deletes awaiting the user's choice: ``py_agent.skills.conflicts``).
 
 A task's fields are listed in ``py_agent.skills.tasks``; ``list`` and ``repeat`` came later,
 so older records lack them, which reads as None.
@@ -100,7 +101,7 @@ MERGE_ONE_BY_ONE = 64
 
 WallMs = Callable[[], int]
 # meta records State keeps in memory (``State.meta``) and updates on save.
-KEPT_META = ("settings", "stats", "install", "undo")
+KEPT_META = ("settings", "stats", "install", "undo", "conflict_notes")
 # Message ids made in one millisecond before the id moves on to the next one.
 MESSAGES_PER_MS = 1000
 MESSAGE_ID = re.compile(r"(\d{13})-(\d{3})-[0-9a-f]{6}")

@@ -139,9 +139,12 @@ class Session:
             self._published = news
             after["sync"] = status
         # Every settled request, not only those that added a message: "✓ server agrees"
-        # changes a message already shown, and any of them the stats.
-        if self._opinions_settled:
-            after["chat"], self._opinions_settled = self._opinions_settled, 0
+        # changes a message already shown, and any of them the stats. And the follow-ups
+        # on contested deletes, which a pull or a choice adds or settles.
+        changed = self._opinions_settled + self.agent.chat_changed
+        if changed:
+            after["chat"] = changed
+            self._opinions_settled = self.agent.chat_changed = 0
         return after
 
 

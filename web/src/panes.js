@@ -1,5 +1,7 @@
 // The task and note panes and the conflicts list: rendered from the worker, edited in place.
-// Before the worker is ready they show what was stored (preview.js), read-only.
+// A task or note in conflict is marked where it is shown (data-conflict="true"), with the
+// choices beside it. Before the worker is ready they show what was stored (preview.js),
+// read-only.
 import { $ } from './dom.js';
 
 /**
@@ -13,7 +15,7 @@ import { $ } from './dom.js';
 // Set while a task title is being edited: re-rendering would throw the edit away,
 // so the panes wait for it to end.
 let editingTitle = false;
-/** @type {Snapshot | null} */
+/** @type {{ snapshot: Snapshot, conflicts: Conflict[] } | null} */
 let deferredPanes = null;
 // Set once the worker's panes are shown: the stored ones, read late, must not replace them.
 let shownLive = false;
@@ -29,10 +31,92 @@ function deleteButton(label) {
 }
 
 /**
- * A task in the list; `editable` once the worker can save the edit.
- * @param {TaskView} task @param {boolean} editable
+ * "“buy milk”", "done", "deleted": a version of a field, as the user thinks of it.
+ * @param {string} field @param {unknown} value
  */
-function taskItem(task, editable) {
+function describeValue(field, value) {
+  if (field === '_deleted') return value ? 'deleted' : 'not deleted';
+  if (field === 'done') return value ? 'done' : 'not done';
+  return typeof value === 'string' ? `“${value}”` : JSON.stringify(value);
+}
+
+/** @param {import('./types.js').ConflictVersion} version */
+const where = (version) => (version.this_device ? 'on this device' : 'on another device');
+
+/**
+ * What a contested delete is: deleted on one device, changed or restored on another.
+ * @param {Conflict} conflict
+ */
+function describeDelete(conflict) {
+  const deleted = conflict.versions.find((version) => version.value === true);
+  const kept = conflict.versions.find((version) => version.value !== true);
+  if (!deleted || !kept) return 'Deleted on one device and kept on another.';
+  const change = Object.keys(kept.changes).length ? 'changed' : 'restored';
+  return `Deleted ${where(deleted)} while it was ${change} ${where(kept)}.`;
+}
+
+/**
+ * The choices for one conflict of a record, labelled with the record for screen readers.
+ * A contested delete has two: keep it deleted, or restore it with the other device's
+ * change (py_agent/sync/merge.py); an edit on two devices, one per version.
+ * @param {Conflict} conflict @param {string} label
+ */
+function conflictChoices(conflict, label) {
+  /** @type {[import('./types.js').ConflictVersion, string, string][]} */
+  let choices;
+  if (conflict.field === '_deleted') {
+    const deleted = conflict.versions.find((version) => version.value === true);
+    const kept = conflict.versions.find((version) => version.value !== true);
+    const withEdit = kept && Object.keys(kept.changes).length ? ' with the edit' : '';
+    choices = [];
+    if (deleted) choices.push([deleted, 'Keep deleted', `Keep “${label}” deleted`]);
+    if (kept) choices.push([kept, `Restore${withEdit}`, `Restore “${label}”${withEdit}`]);
+  } else {
+    choices = conflict.versions.map((version) => {
+      const value = describeValue(conflict.field, version.value);
+      return [version, `Keep ${value}`, `Keep ${value} (${where(version)}) for “${label}”`];
+    });
+  }
+  const box = document.createElement('div');
+  box.className = 'choices';
+  for (const [version, text, name] of choices) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.dataset.conflict = conflict.id;
+    button.dataset.op = version.op_id;
+    button.textContent = text;
+    button.setAttribute('aria-label', name);
+    box.append(button);
+  }
+  return box;
+}
+
+/**
+ * Marks a task or note in conflict and puts the choices under it, as a labelled group.
+ * @param {HTMLLIElement} item @param {Conflict[]} conflicts @param {string} label
+ */
+function markConflicts(item, conflicts, label) {
+  if (!conflicts.length) return;
+  item.dataset.conflict = 'true';
+  for (const conflict of conflicts) {
+    const group = document.createElement('div');
+    group.className = 'conflict';
+    group.setAttribute('role', 'group');
+    const text = document.createElement('p');
+    text.id = `conflict-${conflict.id}`;
+    const field = conflict.field === 'text' || conflict.field === 'title' ? '' : ` (${conflict.field})`;
+    text.textContent = conflict.field === '_deleted' ? describeDelete(conflict) : `Edited on two devices${field}:`;
+    group.setAttribute('aria-labelledby', text.id);
+    group.append(text, conflictChoices(conflict, label));
+    item.append(group);
+  }
+}
+
+/**
+ * A task in the list; `editable` once the worker can save the edit.
+ * @param {TaskView} task @param {boolean} editable @param {Conflict[]} [conflicts] the task's
+ */
+function taskItem(task, editable, conflicts = []) {
   const item = document.createElement('li');
   // A stable hook for tests and outside tools, as is "note" below.
   item.dataset.role = 'task';
@@ -76,28 +160,33 @@ function taskItem(task, editable) {
     item.append(due);
   }
   item.append(deleteButton(task.title));
+  markConflicts(item, conflicts, task.title);
   return item;
 }
 
-/** @param {Note} note */
-function noteItem(note) {
+/** @param {Note} note @param {Conflict[]} [conflicts] the note's */
+function noteItem(note, conflicts = []) {
   const item = document.createElement('li');
   item.dataset.role = 'note';
   item.dataset.id = note.id;
   item.append(note.text, deleteButton(note.text));
+  markConflicts(item, conflicts, note.text);
   return item;
 }
 
-/** @param {Snapshot} panes */
-function renderPanes(panes) {
+/** @param {Snapshot} snapshot @param {Conflict[]} conflicts */
+function renderPanes(snapshot, conflicts) {
   if (editingTitle) {
-    deferredPanes = panes;
+    deferredPanes = { snapshot, conflicts };
     return;
   }
   deferredPanes = null;
   shownLive = true;
-  $('tasks').replaceChildren(...panes.tasks.map((task) => taskItem(task, true)));
-  $('notes').replaceChildren(...panes.notes.map(noteItem));
+  /** @param {'tasks' | 'notes'} collection @param {string} id */
+  const of = (collection, id) =>
+    conflicts.filter((conflict) => conflict.collection === collection && conflict.record_id === id);
+  $('tasks').replaceChildren(...snapshot.tasks.map((task) => taskItem(task, true, of('tasks', task.id))));
+  $('notes').replaceChildren(...snapshot.notes.map((note) => noteItem(note, of('notes', note.id))));
 }
 
 /**
@@ -108,17 +197,7 @@ function renderPanes(panes) {
 export function showStoredPanes(stored) {
   if (shownLive) return;
   $('tasks').replaceChildren(...stored.tasks.map((task) => taskItem(task, false)));
-  $('notes').replaceChildren(...stored.notes.map(noteItem));
-}
-
-/**
- * "“buy milk”", "done", "deleted": a version of a field, as the user thinks of it.
- * @param {string} field @param {unknown} value
- */
-function describeValue(field, value) {
-  if (field === '_deleted') return value ? 'deleted' : 'not deleted';
-  if (field === 'done') return value ? 'done' : 'not done';
-  return typeof value === 'string' ? `“${value}”` : JSON.stringify(value);
+  $('notes').replaceChildren(...stored.notes.map((note) => noteItem(note)));
 }
 
 /** @param {Conflict[]} conflicts */
@@ -169,7 +248,7 @@ export function panes(agent) {
   return () => {
     queue = queue.then(async () => {
       const [snapshot, conflicts] = await Promise.all([agent.snapshot(), agent.conflicts()]);
-      renderPanes(snapshot);
+      renderPanes(snapshot, conflicts);
       renderConflicts(conflicts);
     }).catch(showEditError);
     return queue;
@@ -235,7 +314,7 @@ export function startPanes(agent, refresh) {
     if (titleOf(event.relatedTarget) || titleOf(document.activeElement)) return;
     editingTitle = false;
     if (changed) await refresh();
-    else if (deferredPanes) renderPanes(deferredPanes);
+    else if (deferredPanes) renderPanes(deferredPanes.snapshot, deferredPanes.conflicts);
   });
   /** @param {'tasks' | 'notes'} collection */
   const remove = (collection) => (/** @type {Event} */ event) => {
@@ -245,10 +324,12 @@ export function startPanes(agent, refresh) {
   };
   tasks.addEventListener('click', remove('tasks'));
   $('notes').addEventListener('click', remove('notes'));
-  $('conflicts').addEventListener('click', (event) => {
+  /** A conflict's choice, in the Sync section or beside its task or note. @param {Event} event */
+  const choose = (event) => {
     const { conflict, op } = /** @type {HTMLElement} */ (event.target).closest('button')?.dataset ?? {};
     if (!conflict || !op) return;
     act(() => agent.resolveConflict(conflict, op)).catch(showEditError);
-  });
+  };
+  for (const list of ['conflicts', 'tasks', 'notes']) $(list).addEventListener('click', choose);
 }
 

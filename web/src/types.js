@@ -86,6 +86,7 @@
  * @property {string} op_id
  * @property {string} at - when it was written, ISO time
  * @property {boolean} this_device
+ * @property {Record<string, unknown>} changes - restoring a contested delete: what the edits set; else empty
  */
 
 /**
@@ -138,7 +139,8 @@
  * @property {number} [cloud_ms]
  * @property {string} [local_intent]
  * @property {string} [confirmed_by] - the server's model read it the same way
- * @property {string} [refines] - the id of the message this second opinion is about
+ * @property {string} [refines] - the id of the message this second opinion (or follow-up) is about
+ * @property {string[]} [records] - the tasks and notes the turn changed, "tasks:<id>"
  * @property {Proposal} [proposal]
  * @property {boolean} [applied]
  * @property {ConsentQuestion} [consent_question] - "Ask the server?", with its buttons
