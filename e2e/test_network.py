@@ -520,7 +520,7 @@ def test_flapping_connectivity(
     # Only sync on the wire: with the cloud path on, each unsure request would queue a
     # second opinion for when the device is back online.
     a.select_option("#consent", "never")
-    a.wait_for_function("document.body.dataset.cloudHelp === 'false'")
+    a.wait_for_function("document.body.dataset.consent === 'never'")
 
     context_a.set_offline(True)  # so the 300 tasks go out as one large sync
     replies = a.evaluate(
