@@ -7,19 +7,27 @@ to the space when it joins one.
 
 When to sync is decided here, and only here (``next_at``); the host (the web worker)
 keeps one timer for that time and then calls ``tick``, and passes on the browser's
-events (``wake`` when it comes back online, ``set_visible``). In order:
+events (``wake`` when it comes back online, ``set_visible``) and the live stream's
+(``set_live``, ``space_changed``: web/src/live_sync.js holds the server's event stream).
+In order:
 
 - at once after ``wake``: the app started, or the browser came back online;
 - at the retry time after a failure (``SyncClient``'s backoff, or the server's
   Retry-After), which local changes made meanwhile wait for;
 - ``DEBOUNCE_S`` after the last local change (``note_changes`` spots them), so a burst
   of edits goes out in one exchange;
-- ``PERIODIC_S`` after the last exchange, to pull the other devices' changes -- while
-  the page is visible; a hidden page pulls as soon as it is shown again;
 - never after a failure a retry would repeat (the device was unpaired, the server
-  refused the request as malformed): the user must act, or make a change.
+  refused the request as malformed): the user must act, or make a change;
+- at once when the live stream says the space is ahead of this device's cursor;
+- ``PERIODIC_S`` after the last exchange, to pull the other devices' changes -- only
+  while the live stream is down (polling is its fallback), and while the page is
+  visible; a hidden page pulls as soon as it is shown again.
 
 Only one exchange runs at a time: ``run`` waits for one under way.
+
+"Synced" means the device has pushed everything and pulled up to the newest cursor it
+knows the server has (from the last exchange, or the live stream since): a change the
+stream announced makes the device "behind" until it has pulled it.
 """
 
 from __future__ import annotations
@@ -33,20 +41,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .platform import Delete, JsonObject, Put, Transport, TransportError
-from .records import Conflict, SyncStatus
+from .records import Conflict, LiveStream, SyncStatus
 from .router import CloudUnavailable
 from .state import SYNCED, State
 from .sync.client import SyncAccount, SyncClient, error_detail
 from .sync.hlc import Timestamp
 
-# While the page is visible it pulls the other devices' changes this often.
+# While the page is visible and the live stream is down, it pulls the other devices'
+# changes this often.
 PERIODIC_S = 15.0
 # The longest wait between attempts while the server is unreachable: a browser that
 # stays online gets no "online" event when the server comes back, so this bounds how
 # long a device lags behind after an outage.
 BACKOFF_MAX_S = 60.0
-# Local changes reach the server this long after the last one.
-DEBOUNCE_S = 1.0
+# Local changes reach the server this long after the last one: well inside live sync's
+# 1 s from a write to the other device, yet a burst of clicks still goes in one exchange
+# (and changes made during an exchange go in the next, right after it).
+DEBOUNCE_S = 0.1
+# Where a paired device listens for "your space changed" (server/live.py).
+EVENTS_PATH = "/api/v1/spaces/{space_id}/events"
 DEVICE_NAME_MAX = 64
 
 
@@ -83,6 +96,9 @@ class DeviceSync:
         self._newest_local = self._newest_pending()
         self._last_run_at = clock()  # the periodic pull counts from here (wake comes first)
         self._visible = True
+        self._live = False  # the live stream is open: no periodic pull
+        self._server_cursor = 0  # the newest cursor the live stream told of
+        self._pull_at: float | None = None  # when it told of one this device lacks
 
     def _client_for(self, account: SyncAccount) -> SyncClient:
         return SyncClient(
@@ -121,7 +137,12 @@ class DeviceSync:
         client = self._client.status
         status["state"] = client.state
         if client.state in ("synced", "pending"):
-            status["state"] = "pending" if status["pending"] else "synced"
+            if status["pending"]:
+                status["state"] = "pending"
+            elif self._behind():
+                status["state"] = "behind"
+            else:
+                status["state"] = "synced"
         status["error"] = client.error
         status["retry_at"] = client.retry_at
         status["last_synced_at"] = client.last_synced_at
@@ -143,7 +164,11 @@ class DeviceSync:
             return client.retry_at
         if self._changed_at is not None:
             return self._changed_at + DEBOUNCE_S
-        if client.state == "error" or not self._visible:
+        if client.state == "error":
+            return None
+        if self._pull_at is not None and self._behind():
+            return self._pull_at
+        if self._live or not self._visible:
             return None
         return self._last_run_at + PERIODIC_S
 
@@ -171,6 +196,36 @@ class DeviceSync:
     def set_visible(self, visible: bool) -> None:
         self._visible = visible
 
+    # -- the live stream ---------------------------------------------------------------
+
+    def live_stream(self) -> LiveStream | None:
+        """Where the host opens the live stream, and with which token (None: unpaired)."""
+        account = self.state.account
+        if account is None:
+            return None
+        path = EVENTS_PATH.format(space_id=account.space_id)
+        return {"url": account.server_url + path, "token": account.token}
+
+    def set_live(self, live: bool) -> None:
+        """The live stream opened, or closed (then periodic pulls take over)."""
+        self._live = live
+
+    def space_changed(self, cursor: str) -> None:
+        """The live stream says the space's ops run up to ``cursor``; a device behind it
+        pulls at once. A cursor that is not the server's kind (digits) is ignored."""
+        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
+            return
+        if int(cursor) > self._server_cursor:
+            self._server_cursor = int(cursor)
+            if self._behind():
+                self._pull_at = self._clock()
+
+    def _behind(self) -> bool:
+        """The live stream told of ops this device has not pulled yet."""
+        cursor = self.state.sync_meta.get("cursor")
+        pulled = int(cursor) if isinstance(cursor, str) and cursor.isdigit() else 0
+        return self._server_cursor > pulled
+
     # -- exchanges ---------------------------------------------------------------------
 
     async def run(self) -> SyncStatus:
@@ -178,7 +233,9 @@ class DeviceSync:
         raises for network or server failures: the status says what happened and when
         the next attempt is due."""
         async with self._exchange:
-            self._wake_at = self._changed_at = None  # this exchange carries them
+            # This exchange carries them. An exchange that ends still behind the stream's
+            # cursor waits for the stream's next word or the retry: it never loops.
+            self._wake_at = self._changed_at = self._pull_at = None
             if self._client is not None:
                 revision = self.state.revision
                 await self._client.sync()
@@ -203,6 +260,8 @@ class DeviceSync:
             return f"I can't reach the server right now; {changes} will sync when you're online."
         if status["state"] == "pending":
             return f"Synced, and {changes} made meanwhile will follow in a moment."
+        if status["state"] == "behind":
+            return "Synced, and newer changes from your other devices are on their way."
         retry_at = status["retry_at"]
         if retry_at is None:
             return f"Sync failed: {status['error']}"
@@ -241,6 +300,7 @@ class DeviceSync:
             raise PairingError(f"the server's answer has no {exc}; try again") from None
         await self.state.pair(account, code)
         self._client = self._client_for(account)
+        self._server_cursor = 0  # another space's cursors mean nothing here
         return await self.run()
 
     async def new_pairing_code(self) -> SyncStatus:
@@ -263,6 +323,7 @@ class DeviceSync:
     async def leave(self) -> SyncStatus:
         await self.state.leave()
         self._client = None
+        self._server_cursor = 0
         return self.status()
 
     async def post(

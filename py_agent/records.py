@@ -52,13 +52,23 @@ class SyncStatus(TypedDict):
     pending: int  # changes in the outbox
     revision: int  # counts changes that arrived from other devices
     conflicts: int
-    state: Literal["local", "synced", "pending", "syncing", "offline", "error"]
+    # "synced": everything pushed, and pulled up to the newest cursor the device knows the
+    # server has; "behind": the live stream told of changes not pulled yet.
+    state: Literal["local", "synced", "pending", "behind", "syncing", "offline", "error"]
     error: str | None  # what went wrong, e.g. "server error 503" (when it is retried: retry_at)
     retry_at: float | None  # the automatic retry after a failure, if one is scheduled
     next_at: float | None  # the next automatic exchange: a retry, a push or a periodic pull
     last_synced_at: float | None
     retry_in_s: float | None  # retry_at, as seconds from when this status was made
     next_in_s: float | None  # next_at, as seconds from when this status was made
+
+
+class LiveStream(TypedDict):
+    """Where the page opens the live-sync stream (``GET``, Server-Sent Events) and the
+    device's token for its Authorization header: a browser's EventSource cannot send one."""
+
+    url: str
+    token: str
 
 
 class After(TypedDict):

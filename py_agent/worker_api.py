@@ -34,6 +34,7 @@ from .records import (
     Conflict,
     Environment,
     ImportResult,
+    LiveStream,
     Message,
     ModelInfo,
     Note,
@@ -320,6 +321,24 @@ async def sync_status() -> SyncStatus:
 async def sync_now() -> SyncStatus:
     """Sync at once (after any exchange under way); answers the status it ended with."""
     return await _started().sync.run()
+
+
+@api.exposed
+async def live_stream() -> LiveStream | None:
+    """Where to open the live-sync stream, and with which token; None while unpaired."""
+    return _started().sync.live_stream()
+
+
+@api.exposed
+async def set_live(live: bool) -> None:
+    """The page's live-sync stream opened or closed: while it is closed, the device polls."""
+    _started().sync.set_live(live)
+
+
+@api.exposed
+async def space_changed(cursor: str) -> None:
+    """The live-sync stream says the space's ops run up to ``cursor``: pull if behind."""
+    _started().sync.space_changed(cursor)
 
 
 @api.exposed

@@ -67,6 +67,9 @@ _PAIRING_TYPOS = str.maketrans({"O": "0", "I": "1", "L": "1", "-": None, " ": No
 _CURSOR = re.compile(r"[0-9]{1,18}")
 _OP_FIELD = re.compile(r"\.[a-z_]+(?:\[[0-9]+\])?")
 DEVICE_NAME_MAX = 64
+# The live stream ends its lines with "\n" alone, so the page's reader
+# (web/src/live_sync.js) splits on one separator.
+EVENT_SEP = "\n"
 
 
 # -- secrets ---------------------------------------------------------------------------
@@ -583,6 +586,7 @@ async def space_events(request: Request) -> Response:
         _changes(svc.changes, listener),
         ping=PING_S,
         send_timeout=SEND_TIMEOUT_S,
+        sep=EVENT_SEP,
         # The generator's own cleanup does not run when it never started (a HEAD request,
         # or a client gone before the first event); this does.
         background=BackgroundTask(svc.changes.close, listener),
@@ -593,7 +597,7 @@ async def _changes(changes: SpaceChanges, listener: Listener) -> AsyncIterator[S
     try:
         cursor: int | None = listener.cursor
         while cursor is not None:
-            yield ServerSentEvent(str(cursor), event="changed", id=str(cursor))
+            yield ServerSentEvent(str(cursor), event="changed", id=str(cursor), sep=EVENT_SEP)
             cursor = await changes.next(listener)
     finally:
         changes.close(listener)

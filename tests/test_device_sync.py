@@ -403,3 +403,98 @@ async def test_nothing_is_due_while_an_exchange_runs_and_runs_queue(world: World
     await first
     assert (await second)["state"] == "synced"
     assert a.transport.waiting == 2  # two exchanges, one after the other
+
+
+# -- live sync: the server's stream says the space changed (DeviceSync.space_changed) --------
+
+
+def cursor_of(device: Device) -> int:
+    return int(device.state.sync_meta["cursor"] or 0)
+
+
+async def test_synced_means_everything_pushed_and_pulled_up_to_the_servers_cursor(
+    world: World,
+) -> None:
+    a, b = await world.pair()
+    b.sync.set_live(True)
+    assert b.sync.status()["state"] == "synced" and b.sync.next_at() is None  # no polling
+    await a.state.save([task("t1", "buy milk")])
+    await a.sync.run()
+    assert a.sync.status()["state"] == "synced"
+    head = cursor_of(a)  # its own push moved its cursor to the space's newest op
+
+    b.sync.space_changed(str(head))  # the stream's word: b lacks ops up to there
+    status = b.sync.status()
+    assert (status["state"], status["next_at"]) == ("behind", world.clock())  # pull at once
+    await b.sync.tick()
+    assert b.sync.status()["state"] == "synced" and titles(b.state) == {"t1": "buy milk"}
+    assert b.sync.next_at() is None
+
+    await b.state.save([task("t2", "call mum")])  # pulled up, but not pushed: not synced
+    b.sync.note_changes()
+    assert b.sync.status()["state"] == "pending"
+    a.sync.space_changed(str(head))  # what a has already: nothing to do
+    assert a.sync.status()["state"] == "synced" and a.sync.next_at() == world.clock() + PERIODIC_S
+
+
+async def test_the_stream_replaces_polling_and_polling_resumes_when_it_closes(
+    world: World,
+) -> None:
+    a, _ = await world.pair()
+    a.sync.set_live(True)
+    world.clock.advance(10 * PERIODIC_S)
+    assert a.sync.next_at() is None
+    a.sync.set_live(False)
+    next_at = a.sync.next_at()
+    assert next_at is not None and next_at <= world.clock()  # overdue: at once
+    await a.sync.tick()
+    assert a.sync.next_at() == world.clock() + PERIODIC_S
+
+
+async def test_the_pushers_own_change_heard_mid_exchange_sends_it_pulling_no_more(
+    world: World,
+) -> None:
+    a, _ = await world.pair()
+    a.sync.set_live(True)
+    await a.state.save([task("t1", "buy milk")])  # two ops: title and done
+    head = cursor_of(a) + len(a.state.outbox)
+    gate = a.transport.gate = asyncio.Event()
+    exchange = asyncio.create_task(a.sync.run())
+    await a.transport.arrived.wait()
+    # The server announces the push before its answer reaches the device.
+    a.sync.space_changed(str(head))
+    gate.set()
+    assert (await exchange)["state"] == "synced"
+    assert cursor_of(a) == head and a.sync.next_at() is None
+    assert len(exchanges(a)) == 2  # pairing's and this one
+
+
+async def test_a_cursor_the_exchange_cannot_reach_does_not_make_it_loop(world: World) -> None:
+    a, _ = await world.pair()
+    a.sync.set_live(True)
+    for garbage in ("", "abc", "-1", "1" * 30, "١٢"):  # not the server's kind: ignored
+        a.sync.space_changed(garbage)
+        assert a.sync.status()["state"] == "synced"
+    a.sync.space_changed("999")  # e.g. a server whose data was reset since
+    assert a.sync.status()["state"] == "behind"
+    await a.sync.tick()
+    assert a.sync.status()["state"] == "behind"  # still: "Synced" would be untrue
+    assert a.sync.next_at() is None  # but no second exchange until the stream speaks again
+
+
+async def test_the_live_stream_is_the_spaces_and_gone_once_the_device_leaves(
+    world: World,
+) -> None:
+    a = await world.device("a")
+    assert a.sync.live_stream() is None
+    status = await a.sync.create_space("laptop")
+    stream = a.sync.live_stream()
+    account = a.state.account
+    assert stream is not None and account is not None
+    assert stream == {
+        "url": f"/api/v1/spaces/{status['space_id']}/events",
+        "token": account.token,
+    }
+    a.sync.space_changed("999")
+    await a.sync.leave()
+    assert a.sync.live_stream() is None and a.sync.status()["state"] == "local"

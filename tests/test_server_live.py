@@ -58,13 +58,13 @@ class Stream:
 
     async def event(self) -> dict[str, str]:
         """The next event's fields (keep-alive comments are skipped)."""
-        while b"\r\n\r\n" not in self.body:
+        while b"\n\n" not in self.body:
             message = await self._outbox.get()
             assert message["type"] == "http.response.body", message
             assert message["more_body"], "the stream ended"
             self.body += message["body"]
-        block, self.body = self.body.split(b"\r\n\r\n", 1)
-        fields = dict(line.split(": ", 1) for line in block.decode().split("\r\n"))
+        block, self.body = self.body.split(b"\n\n", 1)
+        fields = dict(line.split(": ", 1) for line in block.decode().split("\n"))
         return fields
 
     async def ended(self) -> bytes:

@@ -1,8 +1,10 @@
 // The Sync section: the indicator, pairing, and re-rendering what other devices changed.
 // When to sync is the worker's to decide (py_agent/device_sync.py); this page passes on
-// the browser's events it needs: back online, and the page shown or hidden.
+// the browser's events it needs: back online, the page shown or hidden, and what the
+// server's live stream says (live_sync.js).
 import * as Comlink from './vendor/comlink.mjs';
 import { $ } from './dom.js';
+import { startLiveSync } from './live_sync.js';
 
 /**
  * @typedef {import('./types.js').SyncStatus} SyncStatus
@@ -33,6 +35,8 @@ function indicatorText(status, retryAt) {
       return 'Synced';
     case 'pending':
       return `${status.pending} pending`;
+    case 'behind':
+      return 'Getting changes…';
     case 'syncing':
       return 'Syncing…';
     case 'offline':
@@ -72,6 +76,7 @@ export async function startSync(agent, refresh) {
   /** @type {number | null} */
   let revision = null;
   let countdown = 0;
+  const live = startLiveSync(agent);
 
   /** @param {SyncStatus} status */
   const show = (status) => {
@@ -106,6 +111,7 @@ export async function startSync(agent, refresh) {
     $('copy-code').hidden = !code;
     if ($('pairing-code').textContent !== (code ?? '')) $('copy-code').textContent = 'Copy';
     $('pairing-code').textContent = code ?? '';
+    live(status);
 
     if (status.revision !== revision) {
       revision = status.revision;

@@ -18,6 +18,7 @@
  * @property {(text: string) => Promise<ImportResult>} importData - Merge an export file's text into the user's data, in one commit. A bad file changes nothing and raises `DataFormatError` naming each problem.
  * @property {(pairing_code: string, device_name: string) => Promise<SyncStatus>} joinSpace
  * @property {() => Promise<SyncStatus>} leaveSpace
+ * @property {() => Promise<LiveStream | null>} liveStream - Where to open the live-sync stream, and with which token; None while unpaired.
  * @property {(tz: string, locale: string) => Promise<ModelInfo>} loadModel - Load the encoder and intent head, open the user's data and start the agent. `tz` (IANA) and `locale` are the page's, sent with requests the server is asked about.
  * @property {() => Promise<SyncStatus>} newPairingCode - A fresh pairing code for the next device (codes expire; this revokes the old one).
  * @property {(queries: string[], seconds: number) => Promise<number[]>} noteSearchLatency - Milliseconds per note search over all stored notes (the search step alone).
@@ -26,10 +27,12 @@
  * @property {(conflict_id: string, op_id: string) => Promise<SyncStatus>} resolveConflict
  * @property {(model: Uint8Array, feeds: Record<string, Tensor>) => Promise<RunResult>} runModel - Run an ONNX model given as bytes on feeds ({name: {dtype, shape, data}}).
  * @property {() => Promise<SelfCheck>} selfCheck - numpy, IndexedDB and the server, exercised from Python.
+ * @property {(live: boolean) => Promise<null>} setLive - The page's live-sync stream opened or closed: while it is closed, the device polls.
  * @property {(changes: SettingsChanges) => Promise<RouterSettings>} setSettings
  * @property {(visible: boolean) => Promise<null>} setVisible - The page was hidden or shown: a hidden page does not pull periodically.
  * @property {() => Promise<RouterSettings>} settings - Whether (the user's consent) and when (below the threshold) the server's model is asked.
  * @property {() => Promise<Snapshot>} snapshot - Tasks, notes and cache counters for the page's panes.
+ * @property {(cursor: string) => Promise<null>} spaceChanged - The live-sync stream says the space's ops run up to `cursor`: pull if behind.
  * @property {() => Promise<Stats>} stats - Fallback rate, server latency p50/p95, device/server agreement, queue length.
  * @property {() => Promise<SyncStatus>} syncNow - Sync at once (after any exchange under way); answers the status it ended with.
  * @property {() => Promise<SyncStatus>} syncStatus
@@ -121,6 +124,14 @@
  * @property {number} tasks_updated
  * @property {number} notes
  * @property {number} notes_updated
+ */
+
+/**
+ * Where the page opens the live-sync stream (`GET`, Server-Sent Events) and the
+ * device's token for its Authorization header: a browser's EventSource cannot send one.
+ * @typedef {object} LiveStream
+ * @property {string} url
+ * @property {string} token
  */
 
 /**
@@ -276,7 +287,7 @@
  * @property {number} pending - changes in the outbox
  * @property {number} revision - counts changes that arrived from other devices
  * @property {number} conflicts
- * @property {'local' | 'synced' | 'pending' | 'syncing' | 'offline' | 'error'} state
+ * @property {'local' | 'synced' | 'pending' | 'behind' | 'syncing' | 'offline' | 'error'} state
  * @property {string | null} error - what went wrong, e.g. "server error 503" (when it is retried: retry_at)
  * @property {number | null} retry_at - the automatic retry after a failure, if one is scheduled
  * @property {number | null} next_at - the next automatic exchange: a retry, a push or a periodic pull
