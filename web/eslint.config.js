@@ -13,7 +13,7 @@ export default defineConfig([
   },
   {
     // The module workers: the agent worker and the bridge it registers with Pyodide.
-    files: ['src/worker.js', 'src/bridge.js'],
+    files: ['src/worker.js', 'src/bridge.js', 'src/ort_worker.js'],
     languageOptions: { globals: globals.worker },
   },
   {

@@ -2,7 +2,7 @@
 // the module `py_agent_js` (see py_agent/platform/browser.py). Everything here
 // is promise-based so Python can `await` it.
 import { openDB } from './vendor/idb.js';
-import * as ortModule from './ort/ort.wasm.min.mjs';
+import * as Comlink from './vendor/comlink.mjs';
 
 // Python's to_js(dict, dict_converter=...) needs a plain function.
 export const fromEntries = (/** @type {Iterable<[string, unknown]>} */ entries) => Object.fromEntries(entries);
@@ -186,71 +186,49 @@ function pack(records) {
 }
 
 /**
- * @typedef {import('./ort/ort.wasm.min.mjs').InferenceSession} Session
+ * @typedef {import('./ort_worker.js').OrtWorker} OrtWorker
+ * @typedef {import('./ort_worker.js').SessionInfo} Session
+ * @typedef {import('./ort_worker.js').LoadTimes} LoadTimes
  * @typedef {{ type: string, dims: Iterable<number>, bytes: Uint8Array<ArrayBuffer> }} Feed
- * @typedef {{ download: number, verify: number, create: number }} LoadTimes
  */
 
-/** @type {Record<string, Float32ArrayConstructor | BigInt64ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor>} */
-const TYPED_ARRAYS = {
-  float32: Float32Array,
-  int64: BigInt64Array,
-  int32: Int32Array,
-  uint8: Uint8Array,
-  bool: Uint8Array,
-};
+/** ORT's own worker (ort_worker.js), started with the first configure. @type {Comlink.Remote<OrtWorker> | null} */
+let ortWorker = null;
+
+function ortRemote() {
+  if (!ortWorker) throw new Error('onnxruntime-web is not configured yet');
+  return ortWorker;
+}
 
 /** @type {Map<string, Promise<Session>>} */
 const sessions = new Map();
 
-/** @param {ArrayBuffer} buffer */
-function hex(buffer) {
-  return Array.from(new Uint8Array(buffer), (byte) => byte.toString(16).padStart(2, '0')).join('');
-}
-
-/**
- * @param {string} url @param {string} location @param {string} sha256
- * @param {(received: number) => void} [onProgress]
- */
-async function createVerifiedSession(url, location, sha256, onProgress) {
-  const started = performance.now();
-  const bytes = await download(url, onProgress);
-  const downloaded = performance.now();
-  const actual = hex(await crypto.subtle.digest('SHA-256', bytes));
-  if (actual !== sha256) {
-    const error = new Error(
-      `${location}: sha256 is ${actual}, but its manifest expects ${sha256}; refusing it ` +
-        '(rebuild the models, or the download was corrupted)',
-    );
-    error.name = 'IntegrityError';
-    throw error;
-  }
-  const verified = performance.now();
-  const session = await ortModule.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
-  ort.timings[location] = {
-    download: downloaded - started,
-    verify: verified - downloaded,
-    create: performance.now() - verified,
-  };
+/** What a session's load or creation says ORT settled on (see numThreads). @param {Session} session */
+function settled(session) {
+  ort.settledThreads = session.numThreads;
   return session;
 }
 
-/** onnxruntime-web (CPU wasm build). */
+/** onnxruntime-web (CPU wasm build), in a worker of its own. */
 export const ort = {
-  version: ortModule.env.versions.web,
-  /** Must run before the first session: ORT reads numThreads once, when its wasm starts. */
-  /** @param {{ numThreads: number, wasmPaths: string }} options */
-  configure({ numThreads, wasmPaths }) {
-    ortModule.env.wasm.numThreads = numThreads;
-    ortModule.env.wasm.wasmPaths = wasmPaths;
+  version: '',
+  settledThreads: 0,
+  /**
+   * Start ORT's worker. Must come before the first session: ORT reads numThreads once,
+   * when its wasm starts.
+   * @param {{ numThreads: number, wasmPaths: string }} options
+   */
+  async configure(options) {
+    ortWorker ??= Comlink.wrap(new Worker(new URL('./ort_worker.js', import.meta.url), { type: 'module' }));
+    ort.version = await ortWorker.configure(options);
   },
   /** What ORT settled on: it drops to 1 when the page is not crossOriginIsolated. */
   numThreads() {
-    return ortModule.env.wasm.numThreads;
+    return ort.settledThreads;
   },
-  /** @param {Uint8Array} bytes */
-  createSession(bytes) {
-    return ortModule.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+  /** @param {Uint8Array<ArrayBuffer>} bytes a copy, moved to ORT's worker */
+  async createSession(bytes) {
+    return settled(await ortRemote().create(Comlink.transfer(bytes, [bytes.buffer])));
   },
   /**
    * The session for the model at `location`, refused unless its bytes hash to `sha256`.
@@ -263,7 +241,13 @@ export const ort = {
     const url = absolute(location);
     let session = sessions.get(url);
     if (!session) {
-      session = createVerifiedSession(url, location, sha256, onProgress);
+      const progress = onProgress && Comlink.proxy(onProgress);
+      session = ortRemote()
+        .load(url, location, sha256, progress)
+        .then(({ timings, ...info }) => {
+          ort.timings[location] = timings;
+          return settled(info);
+        });
       session.catch(() => sessions.delete(url)); // a failed load may be retried
       sessions.set(url, session);
     }
@@ -273,67 +257,26 @@ export const ort = {
   timings: {},
   /**
    * feeds: {name: {type, dims, bytes: Uint8Array}} → [{name, type, dims, bytes}] in outputNames order.
+   * Each feed's bytes are a copy made for this call (Python's to_js): they are moved, not copied again.
    * @param {Session} session @param {Record<string, Feed>} feeds
    */
-  async run(session, feeds) {
-    /** @type {Record<string, import('./ort/ort.wasm.min.mjs').Tensor>} */
-    const inputs = {};
-    for (const [name, feed] of Object.entries(feeds)) {
-      const Typed = TYPED_ARRAYS[feed.type];
-      if (!Typed) throw new Error(`input ${name}: unsupported tensor type ${feed.type}`);
-      const { buffer, byteOffset, byteLength } = feed.bytes;
-      inputs[name] = new ortModule.Tensor(
-        /** @type {'float32'} the type the array is of */ (feed.type),
-        /** @type {Float32Array} */ (new Typed(buffer, byteOffset, byteLength / Typed.BYTES_PER_ELEMENT)),
-        Array.from(feed.dims),
-      );
-    }
-    const results = await session.run(inputs);
-    return session.outputNames.map((name) => {
-      const tensor = results[name];
-      const data = /** @type {ArrayBufferView} */ (tensor.data);
-      return {
-        name,
-        type: tensor.type,
-        dims: tensor.dims,
-        bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-      };
-    });
+  run(session, feeds) {
+    /** @type {Record<string, import('./ort_worker.js').Tensor>} */
+    const tensors = {};
+    for (const [name, { type, dims, bytes }] of Object.entries(feeds)) tensors[name] = { type, dims: Array.from(dims), bytes };
+    const buffers = [...new Set(Object.values(tensors).map(({ bytes }) => bytes.buffer))];
+    return ortRemote().run(session.id, Comlink.transfer(tensors, buffers));
   },
 };
 
 /** Relative locations resolve against the worker's URL, as Python's requests do. */
 const absolute = (/** @type {string} */ location) => new URL(location, self.location.href).href;
 
-/**
- * The bytes at `url`. `onProgress` hears how many have arrived, from a copy of the body read
- * here: the download itself must not wait for this thread, which Python's synchronous work
- * keeps busy for up to seconds (a body read chunk by chunk here stalls meanwhile).
- * @param {string} url @param {(received: number) => void} [onProgress]
- */
-async function download(url, onProgress) {
+/** The bytes at `url`. @param {string} url */
+async function download(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
-  const progress = onProgress && response.clone().body?.getReader();
-  const bytes = response.arrayBuffer();
-  if (progress && onProgress) {
-    const report = async () => {
-      let received = 0;
-      for (;;) {
-        const { done, value } = await progress.read();
-        if (done) return;
-        received += value.byteLength;
-        onProgress(received);
-      }
-    };
-    report().catch(() => {}); // cancelled below, once the bytes are in
-    const stop = () => progress.cancel().catch(() => {});
-    bytes.then((all) => {
-      stop();
-      onProgress(all.byteLength);
-    }, stop);
-  }
-  return new Uint8Array(await bytes);
+  return new Uint8Array(await response.arrayBuffer());
 }
 
 // Downloads the worker starts at boot, before Python runs; Python's first

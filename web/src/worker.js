@@ -1,6 +1,7 @@
-// The agent worker: boots Pyodide, numpy and onnxruntime-web, installs the py_agent
-// wheel, and answers the page's calls. Every call but the worker's own three (boot,
-// watchSync, watchChat) goes to py_agent.worker_api by name: the page's window.pyAgent
+// The agent worker: boots Pyodide, numpy and the py_agent wheel, starts onnxruntime-web
+// in a worker of its own (ort_worker.js, through bridge.js), and answers the page's
+// calls. Every call but the worker's own three (boot, watchSync, watchChat) goes to
+// py_agent.worker_api by name: the page's window.pyAgent
 // (api.js) is a proxy over one Comlink method, `call`. Python also owns time: after each
 // call it says when automatic work is next due, and this worker keeps the one timer.
 //
@@ -103,12 +104,15 @@ function checkThreads(numThreads) {
  * The wheels (numpy's too: only importing it would load its shared libraries, which a
  * snapshot cannot hold), and their modules' bytecode beside them.
  * @param {Pyodide} pyodide @param {{ wheels: ArrayBuffer[], bytecode: ArrayBuffer }} files
+ * @returns {number} the milliseconds it took
  */
 function unpack(pyodide, { wheels, bytecode }) {
+  const started = performance.now();
   // The file system is not part of a snapshot: a restored Python unpacks them again.
   for (const wheel of wheels) pyodide.unpackArchive(wheel, 'wheel');
   const sitePackages = pyodide.runPython("__import__('sysconfig').get_paths()['purelib']");
   pyodide.unpackArchive(bytecode, 'zip', { extractDir: sitePackages });
+  return Math.round(performance.now() - started);
 }
 
 /**
@@ -117,7 +121,7 @@ function unpack(pyodide, { wheels, bytecode }) {
  * (before numpy: a snapshot cannot hold shared libraries). `made` is the new snapshot,
  * to store once the whole boot has worked.
  * @param {WheelIndex} index
- * @returns {Promise<{ pyodide: Pyodide, made: Uint8Array<ArrayBuffer> | null, rejected: string | null }>}
+ * @returns {Promise<{ pyodide: Pyodide, made: Uint8Array<ArrayBuffer> | null, rejected: string | null, unpackMs: number }>}
  */
 async function startPython(index) {
   const files = Promise.all([Promise.all(index.unpack.map(fetchWheel)), fetchWheel(index.bytecode)]).then(
@@ -133,8 +137,8 @@ async function startPython(index) {
       // its heap, or they stay in memory (21 MB) for the worker's life.
       const { buffer } = await stored.bytes;
       structuredClone(buffer, { transfer: [buffer] });
-      unpack(pyodide, await files);
-      return { pyodide, made: null, rejected: null };
+      const unpackMs = unpack(pyodide, await files);
+      return { pyodide, made: null, rejected: null, unpackMs };
     } catch (error) {
       rejected = `it did not restore: ${/** @type {Error} */ (error).message}`;
     }
@@ -144,11 +148,11 @@ async function startPython(index) {
     await snapshots.remove();
   }
   const pyodide = await loadPyodide({ indexURL: PYODIDE_URL, _makeSnapshot: true });
-  unpack(pyodide, await files);
+  const unpackMs = unpack(pyodide, await files);
   pyodide.pyimport('py_agent.preload');
   // A fresh copy of the heap: its buffer is a plain ArrayBuffer.
   const made = /** @type {Uint8Array<ArrayBuffer>} */ (pyodide.makeMemorySnapshot());
-  return { pyodide, made, rejected };
+  return { pyodide, made, rejected, unpackMs };
 }
 
 /**
@@ -293,12 +297,15 @@ const own = {
     const progress = new Progress(onStage);
 
     progress.stage('python');
-    bridge.ort.configure({ numThreads: threads, wasmPaths: ORT_URL });
-    const modelReady = prefetchModel((part) => progress.download(part));
+    // ORT starts in its own worker and loads the model there, beside Python's start.
+    const modelReady = Promise.all([
+      bridge.ort.configure({ numThreads: threads, wasmPaths: ORT_URL }),
+      prefetchModel((part) => progress.download(part)),
+    ]);
     modelReady.catch(() => {}); // awaited at the model stage, where its error is reported
     /** @type {WheelIndex} */
     const index = await fetchJson(ROOT_URL + 'wheels/index.json');
-    const { pyodide, made, rejected } = await startPython(index);
+    const { pyodide, made, rejected, unpackMs } = await startPython(index);
 
     progress.stage('numpy');
     // Its shared libraries load as it imports them (not those of numpy.random, fft, tests).
@@ -318,7 +325,7 @@ const own = {
     // Kept for the next visit only now that this one worked.
     if (made) snapshots.write(snapshots.keyFor(pyodideVersion, index.unpack), made).catch((error) => console.warn('py_agent: the snapshot was not kept:', error));
     return {
-      timings: progress.timings,
+      timings: { ...progress.timings, unpack: unpackMs }, // unpack is a part of python
       total_ms: Math.round(performance.now() - progress.started),
       environment,
       model: { ...model, load_ms: bridge.ort.timings },
