@@ -36,7 +36,8 @@ import * as snapshots from './snapshot.js';
  * @property {(callback: (status: SyncStatus) => Promise<void> | void) => Promise<void>} watchSync
  *   Call `callback(status)` now and whenever the sync status changes.
  * @property {(callback: () => Promise<void> | void) => Promise<void>} watchChat
- *   Call `callback()` whenever second opinions added chat messages.
+ *   Call `callback()` whenever second opinions settle queued requests (a new message, a mark
+ *   on a shown one, the stats).
  * @typedef {{ call: (name: string, ...args: unknown[]) => Promise<Outcome> }} Exposed
  */
 
