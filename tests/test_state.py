@@ -8,7 +8,9 @@ import pytest
 
 from py_agent.cache import TTLCache, normalise_utterance
 from py_agent.platform import Delete, Put, StoreError, open_store
-from py_agent.state import COLLECTIONS, SCHEMA_VERSION, migrate, open_state
+from py_agent.state import COLLECTIONS, SCHEMA_VERSION, RecordViews, SetField, migrate, open_state
+from py_agent.sync.hlc import HybridClock, system_wall_ms
+from py_agent.sync.ops import TOMBSTONE, new_op
 from py_agent.vectors import VectorIndex, decode_vector
 
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
@@ -155,3 +157,35 @@ async def test_a_burst_in_one_millisecond_moves_the_id_on(tmp_path: Path) -> Non
     ids = [state.new_message_id() for _ in range(1005)]
     assert len(set(ids)) == 1005 and sorted(ids) == ids
     assert ids[-1].startswith("0000000005001-004-")
+
+
+async def test_a_contested_delete_is_shown_and_kept_across_a_restart(tmp_path: Path) -> None:
+    """The record stays shown, in conflict, in the page's stored view and after a start
+    that reads the stored rows rather than replaying ops; keeping it deleted hides it."""
+    views: RecordViews = {"tasks": dict, "notes": dict}
+    path = str(tmp_path / "state.db")
+    state = await open_state(path, model="m", views=views)
+    await state.save([Put("tasks", "t1", {"id": "t1", "title": "buy milk", "done": False})])
+    seen = [h for name in ("done", "title") for h in state.replica.heads("tasks", "t1", name)]
+    other = HybridClock("other-device", system_wall_ms)
+    delete = new_op(
+        other, collection="tasks", record_id="t1", field=TOMBSTONE, value=True, parents=seen
+    )
+    await state.save([Put("tasks", "t1", {"id": "t1", "title": "buy milk", "done": True})])
+    await state.receive([delete], "cursor-1")
+
+    reopened = await open_state(path, model="m", views=views)
+    assert reopened.tasks["t1"]["done"] is True
+    assert await reopened.store.get("tasks", "t1") == {
+        "id": "t1",
+        "title": "buy milk",
+        "done": True,
+    }
+    conflict = reopened.delete_conflict("tasks", "t1")
+    assert conflict is not None and [v.value for v in conflict.versions] == [True, False]
+
+    await reopened.save([SetField("tasks", "t1", TOMBSTONE, True)])  # keep deleted
+    assert reopened.delete_conflict("tasks", "t1") is None
+    again = await open_state(path, model="m", views=views)
+    assert "t1" not in again.tasks and await again.store.get("tasks", "t1") is None
+    assert again.conflicts() == []
