@@ -11,6 +11,8 @@ events (``wake`` when it comes back online, ``set_visible``) and the live stream
 (``set_live``, ``space_changed``: web/src/live_sync.js holds the server's event stream).
 In order:
 
+- at once after an exchange that pulled changes: ``after_pull`` (embedding what arrived),
+  on a tick of its own so that the page shows the changes without waiting for it;
 - at once after ``wake``: the app started, or the browser came back online;
 - at the retry time after a failure (``SyncClient``'s backoff, or the server's
   Retry-After), which local changes made meanwhile wait for;
@@ -87,7 +89,11 @@ class DeviceSync:
         self._server_url = server_url.rstrip("/")
         self._clock = clock
         self._random = random
-        self.after_pull = after_pull  # e.g. embed records that arrived from other devices
+        # E.g. embed the records that arrived from other devices. It runs on the tick after
+        # the exchange, not inside it: the exchange's end is when the page hears of the
+        # changes and shows them, and embedding them first would hold that up.
+        self.after_pull = after_pull
+        self._after_pull_at: float | None = None
         account = state.account
         self._client = None if account is None else self._client_for(account)
         self._exchange = asyncio.Lock()
@@ -155,7 +161,11 @@ class DeviceSync:
     def next_at(self) -> float | None:
         """When the next exchange is due (see the module docstring); None: none is, or
         one is under way (its end decides)."""
-        if self._client is None or self._exchange.locked():
+        if self._exchange.locked():
+            return None
+        if self._after_pull_at is not None:
+            return self._after_pull_at
+        if self._client is None:
             return None
         client = self._client.status
         if self._wake_at is not None:
@@ -173,10 +183,17 @@ class DeviceSync:
         return self._last_run_at + PERIODIC_S
 
     async def tick(self) -> None:
-        """Run the exchange if it is due."""
+        """Run what is due: the work after a pull, else the exchange."""
         due = self.next_at()
-        if due is not None and due <= self._clock():
+        if due is None or due > self._clock():
+            return
+        if self._after_pull_at is None:
             await self.run()
+            return
+        async with self._exchange:  # never beside an exchange: both write the records
+            self._after_pull_at = None
+            if self.after_pull is not None:
+                await self.after_pull()
 
     def note_changes(self) -> None:
         """Spot local changes since the last look (the host looks after every call): a new
@@ -241,7 +258,7 @@ class DeviceSync:
                 await self._client.sync()
                 self._last_run_at = self._clock()
                 if self.state.revision != revision and self.after_pull is not None:
-                    await self.after_pull()
+                    self._after_pull_at = self._clock()
         return self.status()
 
     async def chat_reply(self) -> str:

@@ -101,7 +101,11 @@ async def test_a_local_device_works_alone_then_brings_its_data_when_paired(world
     status = await b.sync.join(code, "phone")
     assert status["state"] == "synced" and status["space_id"] == a.sync.status()["space_id"]
     assert titles(b.state) == {"t1": "water the plants", "t2": "call the bank"}
-    assert b.pulled == 1  # new records arrived: the agent embeds them
+    # New records arrived: the agent embeds them, on the next tick, once the exchange
+    # (whose end shows them on the page) is over.
+    assert b.pulled == 0 and b.sync.next_at() == world.clock()
+    await b.sync.tick()
+    assert b.pulled == 1 and b.sync.next_at() == world.clock() + PERIODIC_S
     await a.sync.run()
     assert titles(a.state) == titles(b.state)
     assert a.state.revision == 1 and b.state.revision == 1
@@ -265,8 +269,10 @@ async def test_pulled_changes_drop_stale_embeddings(world: World) -> None:
     await b.state.save([], [("tasks", "t1", vector), ("tasks", "t2", vector)])
     await a.state.save([task("t1", "water the garden"), Delete("tasks", "t2")])
     await a.sync.run()
+    await b.sync.tick()  # the embedding after the last pull
     pulled = b.pulled
     await b.sync.run()
+    await b.sync.tick()
     assert b.pulled == pulled + 1
     assert titles(b.state) == {"t1": "water the garden"}
     assert len(b.state.vectors["tasks"]) == 0
@@ -428,7 +434,8 @@ async def test_synced_means_everything_pushed_and_pulled_up_to_the_servers_curso
     assert (status["state"], status["next_at"]) == ("behind", world.clock())  # pull at once
     await b.sync.tick()
     assert b.sync.status()["state"] == "synced" and titles(b.state) == {"t1": "buy milk"}
-    assert b.sync.next_at() is None
+    await b.sync.tick()  # the embedding after the pull
+    assert b.pulled == 1 and b.sync.next_at() is None
 
     await b.state.save([task("t2", "call mum")])  # pulled up, but not pushed: not synced
     b.sync.note_changes()
