@@ -63,6 +63,7 @@ from .slots import (
     parse_slots_json,
 )
 from .state import SYNCED, RecordViews, SetField, State, creation_order, embedding_key
+from .sync.ops import TOMBSTONE
 
 MAX_TEXT_CHARS = 2000
 STATS_LATENCIES = 200  # cloud latencies kept for the percentiles
@@ -637,7 +638,10 @@ class Agent:
         name, key = conflict.collection, conflict.record_id
         old = self.state.records[name].get(key, {})
         vectors = await self._vectors_for(name, key, old, {**old, conflict.field: version.value})
-        await self.state.save([SetField(name, key, conflict.field, version.value)], vectors)
+        changes: list[SetField | Write] = [SetField(name, key, conflict.field, version.value)]
+        if conflict.field == TOMBSTONE and version.value is True:  # kept deleted: as remove does
+            changes.append(Delete("embeddings", embedding_key(name, key)))
+        await self.state.save(changes, vectors)
         await self._follow_up_conflicts()
 
     def snapshot(self) -> dict[str, Any]:

@@ -88,8 +88,10 @@ async def test_a_completion_deleted_elsewhere_is_followed_up_and_settled(tmp_pat
     conflict = agent.state.delete_conflict("tasks", task_id)
     assert conflict is not None
     [delete] = [v for v in conflict.versions if v.value is True]
+    assert await agent.state.store.get("embeddings", f"tasks:{task_id}") is not None
     await agent.resolve(conflict.id, delete.op_id)
     assert task_id not in agent.state.tasks
+    assert await agent.state.store.get("embeddings", f"tasks:{task_id}") is None
     *_, settled = await messages(agent)
     assert settled["id"] == follow_up["id"]
     assert settled["text"] == follow_up["text"] + conflicts.SETTLED_DELETED
