@@ -8,6 +8,7 @@ import { startChat, startComposer, stopChat } from './chat.js';
 import { startCloud } from './cloud_view.js';
 import { startData } from './data_view.js';
 import { $ } from './dom.js';
+import { startInstall } from './install.js';
 import { panes, startPanes } from './panes.js';
 import { startNetworkIndicator, startServiceWorker } from './pwa.js';
 import { startSync } from './sync_view.js';
@@ -136,5 +137,6 @@ async function boot() {
 }
 
 startNetworkIndicator();
+startInstall();
 startComposer();
 boot().catch(showError).finally(startServiceWorker);
