@@ -132,6 +132,9 @@ class Agent:
         # page has not been told of: it re-reads the chat.
         self.chat_changed = 0
         self._changing = asyncio.Lock()  # see the module docstring
+        # One follow-up pass at a time. Not _changing: a "sync now" turn holds that while
+        # its pull runs prepare.
+        self._following_up = asyncio.Lock()
 
     async def prepare(self) -> None:
         """Embed records that have no vector from the current model (migrated data,
@@ -147,16 +150,16 @@ class Agent:
         defaults = [] if "consent" in stored else self._settings_writes(self.settings)
         if vectors or defaults:
             await self.state.save(defaults, vectors)
-        async with self._changing:
-            await self._follow_up_conflicts()
+        await self._follow_up_conflicts()
 
     async def _follow_up_conflicts(self) -> None:
         """Correct the chat's replies about records whose delete became contested or was
         settled (``py_agent.skills.conflicts``): after a pull, and after a choice here."""
-        writes = await conflicts.follow_ups(self.state, datetime.now().astimezone())
-        if writes:
-            await self.state.save(writes)
-            self.chat_changed += conflicts.changed_chat(writes)
+        async with self._following_up:
+            writes = await conflicts.follow_ups(self.state, datetime.now().astimezone())
+            if writes:
+                await self.state.save(writes)
+                self.chat_changed += conflicts.changed_chat(writes)
 
     async def understand(self, text: str) -> tuple[Understanding, bool]:
         key = normalise_utterance(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,23 @@ def test_touched_names_only_tasks_and_notes() -> None:
         Delete("embeddings", "tasks:t1"),
     ]
     assert conflicts.touched(writes) == ["notes:n1", "tasks:t1", "tasks:t2"]
+
+
+async def test_a_sync_now_turn_that_pulls_a_contested_delete_follows_it_up(agent: Agent) -> None:
+    """The turn holds the agent's lock while its pull runs prepare: the follow-up must not
+    wait for that lock (it would wait for ever)."""
+    await say(agent, "add buy milk")
+    task_id = milk(agent)
+    seen = heads(agent, task_id)
+    await say(agent, "mark buy milk as done")
+
+    async def pull() -> str:
+        await agent.state.receive([deleted_elsewhere(task_id, seen)], "cursor-1")
+        await agent.prepare()  # as DeviceSync does after a pull that changed something
+        return "Synced."
+
+    agent.sync = pull
+    # A guard, not a wait: a deadlock fails here instead of hanging the suite.
+    assert await asyncio.wait_for(say(agent, "sync now"), timeout=30) == "Synced."
+    follow_ups = [m for m in await messages(agent) if m.get("intent") == conflicts.INTENT]
+    assert len(follow_ups) == 1 and agent.chat_changed == 1

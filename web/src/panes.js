@@ -44,15 +44,27 @@ function describeValue(field, value) {
 const where = (version) => (version.this_device ? 'on this device' : 'on another device');
 
 /**
+ * A contested delete's two sides (py_agent/sync/merge.py): a version that deletes, and one
+ * that keeps the record -- "restore with the edit" (it has `changes`) where there is one,
+ * else a plain restore. Either side restores every concurrent edit, which stays its field's.
+ * @param {Conflict} conflict
+ */
+function deleteSides(conflict) {
+  const deleted = conflict.versions.find((version) => version.value === true);
+  const keeping = conflict.versions.filter((version) => version.value !== true);
+  const kept = keeping.find((version) => Object.keys(version.changes).length) ?? keeping[0];
+  const edited = Boolean(kept && Object.keys(kept.changes).length);
+  return { deleted, kept, edited };
+}
+
+/**
  * What a contested delete is: deleted on one device, changed or restored on another.
  * @param {Conflict} conflict
  */
 function describeDelete(conflict) {
-  const deleted = conflict.versions.find((version) => version.value === true);
-  const kept = conflict.versions.find((version) => version.value !== true);
+  const { deleted, kept, edited } = deleteSides(conflict);
   if (!deleted || !kept) return 'Deleted on one device and kept on another.';
-  const change = Object.keys(kept.changes).length ? 'changed' : 'restored';
-  return `Deleted ${where(deleted)} while it was ${change} ${where(kept)}.`;
+  return `Deleted ${where(deleted)} while it was ${edited ? 'changed' : 'restored'} ${where(kept)}.`;
 }
 
 /**
@@ -65,9 +77,8 @@ function conflictChoices(conflict, label) {
   /** @type {[import('./types.js').ConflictVersion, string, string][]} */
   let choices;
   if (conflict.field === '_deleted') {
-    const deleted = conflict.versions.find((version) => version.value === true);
-    const kept = conflict.versions.find((version) => version.value !== true);
-    const withEdit = kept && Object.keys(kept.changes).length ? ' with the edit' : '';
+    const { deleted, kept, edited } = deleteSides(conflict);
+    const withEdit = edited ? ' with the edit' : '';
     choices = [];
     if (deleted) choices.push([deleted, 'Keep deleted', `Keep “${label}” deleted`]);
     if (kept) choices.push([kept, `Restore${withEdit}`, `Restore “${label}”${withEdit}`]);
