@@ -104,7 +104,9 @@ class Conflict:
     collection: str
     record_id: str
     field: str
-    versions: tuple[Version, ...]  # all heads: the displayed one first, then latest first
+    # All heads: the displayed one first, then latest first; a contested delete's
+    # "restore with the edits" last.
+    versions: tuple[Version, ...]
     # A contested delete: the op ids of the edits concurrent with it (module docstring).
     edits: tuple[str, ...] = ()
 

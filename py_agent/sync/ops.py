@@ -2,7 +2,9 @@
 
 An op is immutable and identified by ``op_id``. It carries its HLC timestamp and the
 op ids of the field's heads its writer had seen (``parents``), which is all the merge
-needs. Deleting a record sets its field ``TOMBSTONE`` (``"_deleted"``) to ``True``.
+needs. Deleting a record sets its field ``TOMBSTONE`` (``"_deleted"``) to ``True``; that op
+also lists the heads of the record's other fields it had seen, so an edit it did not see
+is told apart as concurrent with it (``py_agent.sync.merge``).
 
 Values are stored in one canonical form so that an op reads back identically after any
 trip through JSON, JavaScript or IndexedDB (which could otherwise turn ``1.0`` into ``1``
