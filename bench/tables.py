@@ -324,6 +324,36 @@ def sync(load: Load) -> str:
     return table([f"measure (median of {result['runs']} runs)", "result", "target"], "lrr", rows)
 
 
+def live_sync(load: Load) -> str:
+    result = load("live_sync")
+    live, target = result["live_ms"], result["target_p95_ms"]
+    rows = [
+        (
+            f"live stream ({live['n']} changes)",
+            whole(live["p50"]),
+            whole(live["p95"]),
+            f"p95 ≤ {whole(target)} ms {met(live['p95'] <= target)}",
+        ),
+        (
+            "*of which the write on A itself (the title's embedding, the commit)*",
+            whole(result["write_ms"]["p50"]),
+            whole(result["write_ms"]["p95"]),
+            "",
+        ),
+    ]
+    polling = result["polling_ms"]
+    if polling is not None:
+        rows.append(
+            (
+                f"stream refused: periodic pull only ({polling['n']} changes)",
+                whole(polling["p50"]),
+                whole(polling["p95"]),
+                "",
+            )
+        )
+    return table(["write on A → visible on B", "p50 ms", "p95 ms", "target"], "lrrl", rows)
+
+
 def infer(load: Load) -> str:
     result = load("infer")
     rows = []
@@ -520,6 +550,7 @@ TABLES: dict[str, Callable[[Load], str]] = {
     "embed-profile": embed_profile,
     "agent": agent,
     "sync": sync,
+    "live-sync": live_sync,
     "infer": infer,
     "generative": generative,
     "understanding": understanding,

@@ -59,7 +59,7 @@ BACKOFF_MAX_S = 60.0
 # Local changes reach the server this long after the last one: well inside live sync's
 # 1 s from a write to the other device, yet a burst of clicks still goes in one exchange
 # (and changes made during an exchange go in the next, right after it).
-DEBOUNCE_S = 0.1
+DEBOUNCE_S = 0.05
 # Where a paired device listens for "your space changed" (server/live.py).
 EVENTS_PATH = "/api/v1/spaces/{space_id}/events"
 DEVICE_NAME_MAX = 64
