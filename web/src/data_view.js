@@ -70,7 +70,9 @@ export function startData(agent, refresh) {
     showStatus(`Importing ${file.name}…`, 'busy');
     try {
       if (file.size > MAX_BYTES) {
-        throw new Error(`${file.name} is ${(file.size / 1e6).toFixed(1)} MB; the limit is ${MAX_BYTES / 1e6} MB`);
+        // Rounded up: a file just over the limit must not read as the limit ("20.0 MB").
+        const megabytes = (Math.ceil(file.size / 1e5) / 10).toFixed(1);
+        throw new Error(`the file is ${megabytes} MB; the limit is ${MAX_BYTES / 1e6} MB`);
       }
       const result = await agent.importData(await file.text());
       await refresh();
