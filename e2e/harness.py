@@ -8,6 +8,7 @@ its names are re-exported here so an e2e test imports everything from ``.harness
 from __future__ import annotations
 
 import re
+import uuid
 
 from playwright.sync_api import Browser, BrowserContext, Page, Route
 
@@ -59,6 +60,14 @@ __all__ = [
 READY = "document.documentElement.dataset.ready === 'true'"
 SYNCED = "document.body.dataset.sync === 'synced' && document.body.dataset.syncPending === '0'"
 TITLES = "[...document.querySelectorAll('#tasks .title')].map((title) => title.dataset.saved)"
+# A predicate can only be synchronous: each poll asks the worker for its status, and the
+# next poll reads the answer.
+PUSHED = """(key) => {
+  window.pyAgent.syncStatus().then((status) => {
+    if (status.state === 'synced' && status.pending === 0) window[key] = true;
+  });
+  return window[key] === true;
+}"""
 PAIRING_CODE = re.compile(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}")
 
 Device = tuple[BrowserContext, Page]
@@ -159,7 +168,9 @@ def wait_for_titles(page: Page, expected: list[str]) -> None:
 
 
 def wait_pushed(page: Page) -> None:
-    """After a local change: wait until it is counted as pending, then until it was pushed
-    (the Status may reach the page just after the call that made the change returned)."""
-    page.wait_for_function("document.body.dataset.syncPending !== '0'")
+    """After a local change: wait until the worker has pushed it, then until the page says
+    so. The worker is asked: a push follows a change within a tenth of a second, too soon
+    for the page's indicator to be sure to show it pending first."""
+    key = f"pushed-{uuid.uuid4()}"  # a status asked for by an earlier wait never counts
+    page.wait_for_function(PUSHED, arg=key, polling=100)
     page.wait_for_function(SYNCED)
