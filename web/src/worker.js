@@ -22,8 +22,9 @@ import * as snapshots from './snapshot.js';
  * @typedef {import('./types.js').Success | import('./types.js').Failure} WorkerReply
  * @typedef {import('./pyodide/pyodide.mjs').PyodideInterface} Pyodide
  * @typedef {{ stage: string, label: string, detail?: string, fraction: number, ms?: number }} Stage
- * @typedef {{ url: string, sha256: string }} Wheel
- * @typedef {{ unpack: Wheel[], bytecode: Wheel }} WheelIndex
+ * @typedef {{ url: string, sha256: string, files: [string, number, number][] }} Archive
+ *   A wheel's files and their bytecode, end to end: each [path in site-packages, start, end].
+ * @typedef {{ archives: Archive[] }} WheelIndex tools/build/wheels.py writes it
  * @typedef {{
  *   timings: Record<string, number>, total_ms: number, environment: Environment,
  *   model: ModelInfo & { load_ms: Record<string, { download: number, verify: number, create: number }> },
@@ -83,8 +84,8 @@ async function fetchJson(url) {
   }
 }
 
-/** A wheel's (or the bytecode archive's) bytes, refused unless they are the build's. @param {Wheel} wheel */
-async function fetchWheel({ url, sha256 }) {
+/** An archive's bytes, refused unless they are the build's. @param {Archive} archive */
+async function fetchArchive({ url, sha256 }) {
   const response = await fetch(ROOT_URL + url);
   if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
   const bytes = await response.arrayBuffer();
@@ -102,17 +103,30 @@ function checkThreads(numThreads) {
 }
 
 /**
- * The wheels (numpy's too: only importing it would load its shared libraries, which a
- * snapshot cannot hold), and their modules' bytecode beside them.
- * @param {Pyodide} pyodide @param {{ wheels: ArrayBuffer[], bytecode: ArrayBuffer }} files
+ * The wheels' files (numpy's too: only importing it would load its shared libraries, which
+ * a snapshot cannot hold) and their bytecode, each written as a view of its archive's bytes.
+ * pyodide.unpackArchive spent 0.3-0.9 s in Python's per-file work on numpy's wheel alone;
+ * this takes tens of ms.
+ * @param {Pyodide} pyodide @param {Archive[]} archives @param {ArrayBuffer[]} contents
  * @returns {number} the milliseconds it took
  */
-function unpack(pyodide, { wheels, bytecode }) {
+function unpack(pyodide, archives, contents) {
   const started = performance.now();
-  // The file system is not part of a snapshot: a restored Python unpacks them again.
-  for (const wheel of wheels) pyodide.unpackArchive(wheel, 'wheel');
+  // The file system is not part of a snapshot: a restored Python writes them again.
   const sitePackages = pyodide.runPython("__import__('sysconfig').get_paths()['purelib']");
-  pyodide.unpackArchive(bytecode, 'zip', { extractDir: sitePackages });
+  const folders = new Set();
+  archives.forEach(({ files }, i) => {
+    const bytes = new Uint8Array(contents[i]);
+    for (const [name, start, end] of files) {
+      const path = `${sitePackages}/${name}`;
+      const folder = path.slice(0, path.lastIndexOf('/'));
+      if (!folders.has(folder)) pyodide.FS.mkdirTree(folder);
+      folders.add(folder);
+      pyodide.FS.writeFile(path, bytes.subarray(start, end), { canOwn: true });
+    }
+  });
+  // A restored Python may remember site-packages from before these files were written.
+  pyodide.runPython("__import__('importlib').invalidate_caches()");
   return Math.round(performance.now() - started);
 }
 
@@ -125,10 +139,8 @@ function unpack(pyodide, { wheels, bytecode }) {
  * @returns {Promise<{ pyodide: Pyodide, made: Uint8Array<ArrayBuffer> | null, rejected: string | null, unpackMs: number }>}
  */
 async function startPython(index) {
-  const files = Promise.all([Promise.all(index.unpack.map(fetchWheel)), fetchWheel(index.bytecode)]).then(
-    ([wheels, bytecode]) => ({ wheels, bytecode }),
-  );
-  const stored = await snapshots.find(snapshots.keyFor(pyodideVersion, index.unpack));
+  const contents = Promise.all(index.archives.map(fetchArchive));
+  const stored = await snapshots.find(snapshots.keyFor(pyodideVersion, index.archives));
   let { rejected } = stored;
   if (stored.bytes) {
     try {
@@ -138,7 +150,7 @@ async function startPython(index) {
       // its heap, or they stay in memory (21 MB) for the worker's life.
       const { buffer } = await stored.bytes;
       structuredClone(buffer, { transfer: [buffer] });
-      const unpackMs = unpack(pyodide, await files);
+      const unpackMs = unpack(pyodide, index.archives, await contents);
       return { pyodide, made: null, rejected: null, unpackMs };
     } catch (error) {
       rejected = `it did not restore: ${/** @type {Error} */ (error).message}`;
@@ -149,7 +161,7 @@ async function startPython(index) {
     await snapshots.remove();
   }
   const pyodide = await loadPyodide({ indexURL: PYODIDE_URL, _makeSnapshot: true });
-  const unpackMs = unpack(pyodide, await files);
+  const unpackMs = unpack(pyodide, index.archives, await contents);
   pyodide.pyimport('py_agent.preload');
   // A fresh copy of the heap: its buffer is a plain ArrayBuffer.
   const made = /** @type {Uint8Array<ArrayBuffer>} */ (pyodide.makeMemorySnapshot());
@@ -324,7 +336,7 @@ const own = {
 
     progress.stage('ready');
     // Kept for the next visit only now that this one worked.
-    if (made) snapshots.write(snapshots.keyFor(pyodideVersion, index.unpack), made).catch((error) => console.warn('py_agent: the snapshot was not kept:', error));
+    if (made) snapshots.write(snapshots.keyFor(pyodideVersion, index.archives), made).catch((error) => console.warn('py_agent: the snapshot was not kept:', error));
     return {
       timings: { ...progress.timings, unpack: unpackMs }, // unpack is a part of python
       total_ms: Math.round(performance.now() - progress.started),
