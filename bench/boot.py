@@ -47,7 +47,7 @@ def timings(page: Page) -> dict[str, Any]:
     boot = page.evaluate("window.pyAgentBoot")
     [model] = boot["model"]["load_ms"].values()  # overlaps the stages above
     return {
-        **{stage: boot["timings"][stage] for stage in STAGES},
+        **{stage: boot["timings"][stage] for stage in [*STAGES, "unpack"]},
         "total": boot["total_ms"],
         "ready": round(page.evaluate("performance.now()")),
         **{f"model_{step}": round(ms) for step, ms in model.items()},
@@ -95,7 +95,7 @@ def main() -> None:
         finally:
             server.stop()
 
-    keys = [*STAGES, "total", "ready", "model_download", "model_verify", "model_create"]
+    keys = [*STAGES, "unpack", "total", "ready", "model_download", "model_verify", "model_create"]
     medians = {
         visit: {key: statistics.median(run[visit][key] for run in runs) for key in keys}
         for visit in VISITS

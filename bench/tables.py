@@ -102,6 +102,7 @@ def threads(load: Load) -> str:
 
 BOOT_STAGES = {
     "python": "start Python (a revisit: restore the snapshot)",
+    "unpack": "*of which: write the wheels' files*",
     "numpy": "import numpy (its shared libraries load here)",
     "packages": "import py_agent",
     "model": "load model and data (what is left of it when Python asks)",
@@ -126,7 +127,7 @@ def boot(load: Load) -> str:
     rows.append(("navigation → ready", *(whole(median[visit]["ready"]) for visit in BOOT_VISITS)))
     rows.append(
         (
-            "*model, in parallel from the start:* download / sha256 / ORT session create",
+            "*model, in ORT's worker from the start:* download / sha256 / session create",
             *(
                 " / ".join(
                     whole(median[visit][k])
@@ -294,6 +295,16 @@ def agent(load: Load) -> str:
             whole(result["boot_with_notes_ms"]),
             "",
             "",
+        )
+    )
+    stored = result["boot_with_notes_stored"]
+    rows.append(
+        (
+            f"navigation → ready, {stored['notes']:,} notes stored "
+            f"(`--stored-boot-only`, median of {stored['runs']})",
+            whole(stored["median_ms"]),
+            "",
+            f"≤ 2,000 {met(stored['median_ms'] <= 2000)}",
         )
     )
     return table(["measure", "p50 ms", "p95 ms", "target"], "lrrl", rows)
