@@ -22,7 +22,13 @@ from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tools.harness import BOOT_TIMEOUT_MS, ServerProcess, launch_chromium, wait_for_boot
+from tools.harness import (
+    BOOT_TIMEOUT_MS,
+    WATCH_FOR_TASK,
+    ServerProcess,
+    launch_chromium,
+    wait_for_boot,
+)
 
 from . import report
 from .sync import wait_until_idle
@@ -36,17 +42,6 @@ Timed = tuple[float, float]  # (write on A → visible on B, the write on A alon
 # Waits for a change that only the periodic pull (every 15 s) brings.
 POLL_TIMEOUT_MS = 40_000
 
-WATCH = """(text) => {
-  window.liveSeenAt = undefined;
-  const seen = () => [...document.querySelectorAll('[data-role="task"]')]
-    .some((task) => task.textContent.includes(text));
-  const observer = new MutationObserver(() => {
-    if (!seen()) return;
-    window.liveSeenAt = performance.timeOrigin + performance.now();
-    observer.disconnect();
-  });
-  observer.observe(document.body, { subtree: true, childList: true, characterData: true });
-}"""
 ADD_TASK = "window.pyAgent.ask('remind me to water the plants', new Date().toISOString())"
 TASK_ID = "(async () => (await window.pyAgent.snapshot()).tasks[0].id)()"
 WRITE = """async ([id, title]) => {
@@ -76,7 +71,7 @@ def pair(a: Page, *others: Page) -> str:
 def change(a: Page, b: Page, task_id: str, title: str, timeout_ms: float) -> tuple[float, float]:
     """Milliseconds from renaming the task on A until B shows the new title, and of them
     the write on A itself (until its commit: the new title's embedding, IndexedDB)."""
-    b.evaluate(WATCH, title)
+    b.evaluate(WATCH_FOR_TASK, title)
     written_at, write_ms = a.evaluate(WRITE, [task_id, title])
     b.wait_for_function("window.liveSeenAt !== undefined", timeout=timeout_ms)
     return float(b.evaluate("window.liveSeenAt")) - written_at, float(write_ms)

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page
 
+from tools.harness import WATCH_FOR_TASK
+
 from .harness import SYNCED, Device, Devices, ServerProcess, pair, say, wait_for_titles
 
 # The live-sync deadline, write on one device to visible on the other (issue 14: p95 ≤ 1 s;
@@ -19,18 +21,6 @@ POLL_TIMEOUT_MS = 25_000
 LIVE = "document.body.dataset.live === 'true'"
 EVENTS = "**/api/v1/spaces/*/events"
 
-# On the reader: note when a task whose text holds `text` is first on screen.
-WATCH = """(text) => {
-  window.liveSeenAt = undefined;
-  const seen = () => [...document.querySelectorAll('[data-role="task"]')]
-    .some((task) => task.textContent.includes(text));
-  const observer = new MutationObserver(() => {
-    if (!seen()) return;
-    window.liveSeenAt = performance.timeOrigin + performance.now();
-    observer.disconnect();
-  });
-  observer.observe(document.body, { subtree: true, childList: true, characterData: true });
-}"""
 # On the writer: the time of the write, then the write itself, a direct edit as the task
 # list makes one (the same synced op as the agent's, without the model's turn before it).
 # Both pages read one clock: the browser's.
@@ -58,7 +48,7 @@ def two(browser: Browser, server: ServerProcess) -> Iterator[tuple[Device, Devic
 
 def write(writer: Page, reader: Page, title: str, timeout_ms: float) -> float:
     """Milliseconds from renaming the task on ``writer`` until ``reader`` shows it."""
-    reader.evaluate(WATCH, title)
+    reader.evaluate(WATCH_FOR_TASK, title)
     written_at = float(writer.evaluate(WRITE, [writer.evaluate(TASK_ID), title]))
     reader.wait_for_function("window.liveSeenAt !== undefined", timeout=timeout_ms)
     return float(reader.evaluate("window.liveSeenAt")) - written_at

@@ -489,9 +489,9 @@ async def _pair(request: Request, svc: SyncService) -> JSONResponse:
     )
 
 
-async def sync(request: Request) -> Response:
-    svc = service(request)
-    device = await authenticate(request)
+def spend_sync_token(svc: SyncService, device: Device) -> None:
+    """One of the device's sync requests (or live streams opened), refused with 429 when it
+    has none left."""
     wait = svc.sync_limit.take(device.device_id)
     if wait > 0:
         raise ApiError(
@@ -499,6 +499,12 @@ async def sync(request: Request) -> Response:
             "too many sync requests from this device; slow down",
             headers=retry_after_header(wait),
         )
+
+
+async def sync(request: Request) -> Response:
+    svc = service(request)
+    device = await authenticate(request)
+    spend_sync_token(svc, device)
     body = expect_object(await read_json(request, svc.settings.max_body_bytes), ("cursor", "ops"))
     after = parse_cursor(body["cursor"])
     ops = parse_ops(body["ops"], device, svc.wall_clock())
@@ -562,13 +568,7 @@ async def space_events(request: Request) -> Response:
     so a device reconnecting in a loop is slowed down like one syncing in a loop."""
     svc = service(request)
     device = await device_of_space(request)
-    wait = svc.sync_limit.take(device.device_id)
-    if wait > 0:
-        raise ApiError(
-            429,
-            "too many sync requests from this device; slow down",
-            headers=retry_after_header(wait),
-        )
+    spend_sync_token(svc, device)
     try:
         listener = svc.changes.open(device.space_id, device.device_id)
     except TooManyStreams as exc:

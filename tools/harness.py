@@ -40,6 +40,19 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 BOOT_TIMEOUT_MS = 120_000
+# Live sync (e2e/test_live_sync.py, bench/live_sync.py): on the reading device, sets
+# window.liveSeenAt (epoch ms) when a task whose text holds `text` is first on screen.
+WATCH_FOR_TASK = """(text) => {
+  window.liveSeenAt = undefined;
+  const seen = () => [...document.querySelectorAll('[data-role="task"]')]
+    .some((task) => task.textContent.includes(text));
+  const observer = new MutationObserver(() => {
+    if (!seen()) return;
+    window.liveSeenAt = performance.timeOrigin + performance.now();
+    observer.disconnect();
+  });
+  observer.observe(document.body, { subtree: true, childList: true, characterData: true });
+}"""
 # A server's shutdown waits for its model preload (server/app.py's lifespan).
 STOP_TIMEOUT_S = 30
 # The server's test-only fault switch (server/faults.py); ServerProcess sets it only when asked.
