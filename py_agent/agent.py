@@ -563,13 +563,17 @@ class Agent:
 
     # -- direct edits from the page ----------------------------------------------------
 
-    def _record(self, collection: object, record_id: object) -> JsonObject:
+    def _collection(self, collection: object) -> str:
         if not isinstance(collection, str) or collection not in SYNCED:
             raise AgentError(f"collection must be one of {', '.join(SYNCED)}, got {collection!r}")
-        record = self.state.records[collection].get(str(record_id))
+        return collection
+
+    def _record(self, collection: object, record_id: object) -> JsonObject:
+        name = self._collection(collection)
+        record = self.state.records[name].get(str(record_id))
         if record is None:
             raise AgentError(
-                f"there is no {collection[:-1]} {record_id!r} (it may have been deleted "
+                f"there is no {name[:-1]} {record_id!r} (it may have been deleted "
                 "on another device)"
             )
         return record
@@ -625,6 +629,37 @@ class Agent:
         await self.state.save(
             [*writes, *undo.push(self.state, writes, f"{what} “{label(record)}”")]
         )
+
+    async def restore(self, collection: object, record_id: object) -> JsonObject:
+        """Bring back a task or note this device deleted by undoing just that delete (the
+        page's "Undo" on its notice), whatever was changed since; answers the record."""
+        async with self._changing:
+            return await self._restore(collection, record_id)
+
+    async def _restore(self, collection: object, record_id: object) -> JsonObject:
+        name, key = self._collection(collection), str(record_id)
+        restoring = await undo.restore(self.state, name, key, self._embed)
+        if restoring is None:
+            current = self.state.records[name].get(key)
+            if current is not None:
+                raise AgentError(
+                    f"“{label(current)}” isn't deleted, so there's nothing to restore."
+                )
+            raise AgentError(
+                f"{self._last_called(name, key)} can't be restored: it wasn't deleted on "
+                "this device, or too long ago."
+            )
+        writes, vectors = restoring
+        await self.state.save(writes, vectors)
+        return self.state.records[name][key]
+
+    def _last_called(self, collection: str, record_id: str) -> str:
+        """A deleted record as quoted: the title or text it last had, as far as this device
+        knows (a record deleted elsewhere may never have been shown here)."""
+        embedded = SYNCED[collection]
+        ops = self.state.replica.record_ops(collection, record_id)
+        values = [op.value for op in ops if op.field == embedded]
+        return f"“{label({embedded: values[-1]})}”" if values else f"That {collection[:-1]}"
 
     async def resolve(self, conflict_id: object, op_id: object) -> None:
         """Settle a conflict by keeping the version written by op ``op_id``."""

@@ -292,6 +292,13 @@ async def remove_record(collection: Collection, record_id: str) -> Removed:
 
 
 @api.exposed
+async def restore_record(collection: Collection, record_id: str) -> Task | Note:
+    """Bring back a task or note removed on this device (the "Undo" after removing it),
+    undoing just that removal; answers the restored record."""
+    return cast(Task | Note, await _running().restore(collection, record_id))
+
+
+@api.exposed
 async def export_data() -> str:
     """Every task and note as an export file's text (the format is in py_agent/export.py)."""
     return export.export_data(_running().state).to_text()

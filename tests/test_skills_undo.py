@@ -9,7 +9,7 @@ import pytest
 from support import AGENT_NOW as NOW
 from support import say, words_agent
 
-from py_agent.agent import Agent
+from py_agent.agent import Agent, AgentError
 from py_agent.skills import undo
 from py_agent.sync.hlc import HybridClock, system_wall_ms
 from py_agent.sync.ops import TOMBSTONE, new_op
@@ -244,3 +244,62 @@ async def test_an_undo_reverts_what_it_can_and_says_what_it_left(agent: Agent) -
     )
     task = agent.state.tasks[task_id]
     assert (task["title"], task["due_date"]) == ("buy bread", None)
+
+
+# -- restoring one deleted record from the page ------------------------------------------------
+
+
+async def test_restore_brings_back_every_field_and_the_embedding_as_ops_that_sync(
+    agent: Agent, tmp_path: Path
+) -> None:
+    await say(agent, "remind me to pay the rent tomorrow at 5pm")
+    (task_id,) = agent.state.tasks
+    before = dict(agent.state.tasks[task_id])
+    await agent.remove("tasks", task_id)
+    pending = len(agent.state.outbox)
+    restored = await agent.restore("tasks", task_id)
+    assert restored == before and agent.state.tasks == {task_id: before}
+    assert len(agent.state.outbox) > pending  # the tombstone cleared, waiting to sync
+    assert undo.stack(agent.state)[-1].did == "adding “pay the rent”"  # the delete is gone
+    restarted = await words_agent(tmp_path / "agent.db")
+    assert restarted.state.tasks == {task_id: before}
+    query = await restarted.encoder.embed("pay the rent")
+    assert restarted.state.vectors["tasks"].nearest(query, 1)[0][0] == task_id
+    assert await say(restarted, "I paid the rent") == "Marked “pay the rent” as done."
+
+
+async def test_restore_undoes_only_that_delete_and_keeps_what_was_changed_since(
+    agent: Agent,
+) -> None:
+    await say(agent, "add buy milk")
+    await say(agent, "note that the gate code is 4321")
+    milk, (note_id,) = titled(agent, "buy milk")["id"], agent.state.notes
+    await agent.remove("notes", note_id)
+    await agent.edit("tasks", milk, {"title": "buy oat milk"}, NOW)
+    await say(agent, "add call mom")
+    restored = await agent.restore("notes", note_id)
+    assert restored["text"] == "the gate code is 4321"
+    assert sorted(t["title"] for t in agent.state.tasks.values()) == ["buy oat milk", "call mom"]
+    # The changes since are still undone newest first, and the delete is not undone twice.
+    assert await say(agent, "undo") == "Undid adding “call mom”."
+    assert await say(agent, "undo") == "Undid renaming “buy milk” to “buy oat milk”."
+    assert await say(agent, "undo") == "Undid noting “the gate code is 4321”."
+    assert agent.state.notes == {}
+
+
+async def test_restore_explains_a_record_this_device_did_not_delete(agent: Agent) -> None:
+    await say(agent, "add buy milk")
+    await say(agent, "add call mom")
+    milk, mom = titled(agent, "buy milk")["id"], titled(agent, "call mom")["id"]
+    with pytest.raises(AgentError, match=r"^“buy milk” isn't deleted, so there's nothing to"):
+        await agent.restore("tasks", milk)
+    with pytest.raises(AgentError, match=r"^That note can't be restored: it wasn't deleted on"):
+        await agent.restore("notes", "nope")
+    await from_another_device(agent, "tasks", mom, **{TOMBSTONE: True})
+    with pytest.raises(AgentError, match=r"^“call mom” can't be restored: it wasn't deleted on"):
+        await agent.restore("tasks", mom)
+    await agent.remove("tasks", milk)
+    await agent.restore("tasks", milk)
+    with pytest.raises(AgentError, match="isn't deleted"):  # one delete, restored once
+        await agent.restore("tasks", milk)
+    assert mom not in agent.state.tasks

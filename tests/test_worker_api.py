@@ -113,6 +113,22 @@ async def test_a_turn_and_what_the_worker_is_told_after_it(worker: Worker) -> No
     assert (await worker.call("ask", 42, NOW))["error"]["field"] == "text"
 
 
+async def test_the_page_removes_a_note_and_restores_it_with_undo(worker: Worker) -> None:
+    worker.server.answers = ["note.add"]
+    await worker.call("ask", "note that the gate code is 4321", NOW)
+    (note,) = worker.session.agent.state.notes.values()
+    assert (await worker.call("removeRecord", "notes", note["id"]))["value"] == {
+        "removed": note["id"]
+    }
+    restored = await worker.call("restoreRecord", "notes", note["id"])
+    assert restored["value"] == note and restored["after"]["sync"]["pending"] > 0
+    again = await worker.call("restoreRecord", "notes", note["id"])
+    assert again["error"] == {
+        "type": "AgentError",
+        "message": "“the gate code is 4321” isn't deleted, so there's nothing to restore.",
+    }
+
+
 async def test_a_queued_turn_is_asked_again_when_due_and_its_opinion_reported(
     worker: Worker,
 ) -> None:

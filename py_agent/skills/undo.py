@@ -7,6 +7,8 @@ change itself altered: a record it created, a record it deleted (every field, to
 it), or the previous and new values of the fields it wrote. "undo" pops the newest entry
 and writes the previous values back through `State.save`, so the reversal is new ops like
 any edit; undoing twice undoes two changes. Undo itself is not pushed (there is no redo).
+The page's "Undo" on its own delete (`restore`) reverses just that deletion, wherever it
+is on the stack, and takes it off: changes made since stay, and stay undoable.
 
 What another device did in between is kept -- an undo after a sync reverses only this
 device's own change:
@@ -177,20 +179,30 @@ async def _revert(
     return [Put(name, key, {**current, **reverted})], vectors, kept
 
 
+async def reverse(
+    state: State, changes: Sequence[RecordChange], embed: Embed
+) -> tuple[list[Write], list[Vector], bool]:
+    """The writes (and embeddings) that reverse ``changes``, and whether any of it is left
+    as another device has changed it since: what both "undo" and restoring one deleted
+    record from the page commit."""
+    writes: list[Write] = []
+    vectors: list[Vector] = []
+    kept = False
+    for change in changes:
+        change_writes, change_vectors, change_kept = await _revert(state, change, embed)
+        writes += change_writes
+        vectors += change_vectors
+        kept = kept or change_kept
+    return writes, vectors, kept
+
+
 async def undo(state: State, embed: Embed) -> Outcome:
     """Reverse the newest entry on the stack (see the module docstring)."""
     entries = stack(state)
     if not entries:
         return Outcome(NOTHING, undoable=False)
     entry = entries[-1]
-    writes: list[Write] = []
-    vectors: list[Vector] = []
-    kept = False
-    for change in entry.changes:
-        change_writes, change_vectors, change_kept = await _revert(state, change, embed)
-        writes += change_writes
-        vectors += change_vectors
-        kept = kept or change_kept
+    writes, vectors, kept = await reverse(state, entry.changes, embed)
     if not writes and kept:
         reply = f"I couldn't undo {entry.did}: it was changed on another device since."
     elif kept:
@@ -204,3 +216,28 @@ async def undo(state: State, embed: Embed) -> Outcome:
         changed=sorted({write.collection for write in writes if write.collection in SYNCED}),
         undoable=False,
     )
+
+
+async def restore(
+    state: State, collection: str, record_id: str, embed: Embed
+) -> tuple[list[Write], list[Vector]] | None:
+    """The writes (and embedding) that bring back the record the newest entry deleting it
+    deleted, with that change taken off the stack -- whatever this device changed since:
+    the page's "Undo" on its own delete. None when no entry on the stack deleted it."""
+    entries = stack(state)
+    for index in reversed(range(len(entries))):
+        entry = entries[index]
+        deleted = [
+            change
+            for change in entry.changes
+            if (change.collection, change.record_id, change.kind)
+            == (collection, record_id, "deleted")
+        ]
+        if not deleted:
+            continue
+        writes, vectors, _ = await reverse(state, deleted, embed)
+        # The entry's other changes (none, for the page's own deletes) stay undoable.
+        rest = tuple(change for change in entry.changes if change not in deleted)
+        kept = [UndoEntry(entry.did, rest)] if rest else []
+        return [*writes, _stored([*entries[:index], *kept, *entries[index + 1 :]])], vectors
+    return None

@@ -25,6 +25,7 @@
  * @property {() => Promise<null>} online - The browser came back online: sync and ask for second opinions without waiting out the backoff.
  * @property {(collection: 'tasks' | 'notes', record_id: string) => Promise<Removed>} removeRecord
  * @property {(conflict_id: string, op_id: string) => Promise<SyncStatus>} resolveConflict
+ * @property {(collection: 'tasks' | 'notes', record_id: string) => Promise<Task | Note>} restoreRecord - Bring back a task or note removed on this device (the "Undo" after removing it), undoing just that removal; answers the restored record.
  * @property {(model: Uint8Array, feeds: Record<string, Tensor>) => Promise<RunResult>} runModel - Run an ONNX model given as bytes on feeds ({name: {dtype, shape, data}}).
  * @property {() => Promise<SelfCheck>} selfCheck - numpy, IndexedDB and the server, exercised from Python.
  * @property {(live: boolean) => Promise<null>} setLive - The page's live-sync stream opened or closed: while it is closed, the device polls.
