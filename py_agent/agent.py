@@ -46,6 +46,7 @@ from .router import (
     Route,
     Router,
     RouterSettings,
+    setting_error,
     settings_after,
     stored_consent,
 )
@@ -132,6 +133,9 @@ class Agent:
         # page has not been told of: it re-reads the chat.
         self.chat_changed = 0
         self._changing = asyncio.Lock()  # see the module docstring
+        # An edit changed a record's embedded text and left the new vector to embed after
+        # its commit (see _edit).
+        self._unembedded = False
         # One follow-up pass at a time. Not _changing: a "sync now" turn holds that while
         # its pull runs prepare.
         self._following_up = asyncio.Lock()
@@ -141,16 +145,36 @@ class Agent:
         or a new model), and store the settings where none are, or where they were stored
         before consent was asked for (the page shows the stored ones before the agent
         starts), in one commit."""
-        vectors = [
-            (collection, str(record["id"]), await self.encoder.embed(str(record[key])))
-            for collection, key in SYNCED.items()
-            for record in self.state.missing_vectors(collection)
-        ]
+        vectors = await self._missing_vectors()
         stored = self.state.meta.get("settings", {})
         defaults = [] if "consent" in stored else self._settings_writes(self.settings)
         if vectors or defaults:
             await self.state.save(defaults, vectors)
         await self._follow_up_conflicts()
+
+    async def _missing_vectors(self) -> list[tuple[str, str, NDArray[np.float32]]]:
+        """Vectors for the records that have none from the current model. A record whose
+        text changed while it was embedded (an edit meanwhile) is left to the next pass."""
+        wanted = [
+            (collection, str(record["id"]), str(record[key]))
+            for collection, key in SYNCED.items()
+            for record in self.state.missing_vectors(collection)
+        ]
+        embedded = [(c, i, text, await self.encoder.embed(text)) for c, i, text in wanted]
+        records = self.state.records
+        return [
+            (c, i, v) for c, i, text, v in embedded if records[c].get(i, {}).get(SYNCED[c]) == text
+        ]
+
+    async def _embed_edited(self) -> None:
+        """Store the vectors edits left to embed before a turn matches against them; the
+        device's pass after the edit's push (``prepare``) has usually done it already."""
+        if not self._unembedded:
+            return
+        self._unembedded = False
+        vectors = await self._missing_vectors()
+        if vectors:
+            await self.state.save([], vectors)
 
     async def _follow_up_conflicts(self) -> None:
         """Correct the chat's replies about records whose delete became contested or was
@@ -301,7 +325,7 @@ class Agent:
         "always", "never"), or ``cloud_help`` (bool), the older switch: on is "always",
         off "never"."""
         if not isinstance(changes, dict) or not changes:
-            raise AgentError("settings must be a non-empty object")
+            raise AgentError("There's no setting to change.")
         current: dict[str, Any] = {"threshold": self.settings.threshold}
         current["consent"] = self.settings.consent
         for name, value in changes.items():
@@ -317,10 +341,7 @@ class Agent:
             ):
                 current[name] = float(value)
             else:
-                raise AgentError(
-                    f"{name!r}: settings are consent (unasked, always or never), cloud_help "
-                    f"(true/false) and threshold (0 to 1), got {value!r}"
-                )
+                raise AgentError(setting_error(str(name), value))
         settings = RouterSettings(**current)
         async with self._changing:
             await self.state.save(self._settings_writes(settings))
@@ -523,6 +544,7 @@ class Agent:
         embedding: NDArray[np.float32],
         cloud: CloudAnswer | None,
     ) -> Outcome:
+        await self._embed_edited()
         state, embed, last = self.state, self._embed, self.last_task
         read = self._server_slots(intent, cloud)
         if intent == "task.add":
@@ -565,7 +587,7 @@ class Agent:
 
     def _collection(self, collection: object) -> str:
         if not isinstance(collection, str) or collection not in SYNCED:
-            raise AgentError(f"collection must be one of {', '.join(SYNCED)}, got {collection!r}")
+            raise AgentError("Only tasks and notes can be changed here.")
         return collection
 
     def _record(self, collection: object, record_id: object) -> JsonObject:
@@ -573,8 +595,7 @@ class Agent:
         record = self.state.records[name].get(str(record_id))
         if record is None:
             raise AgentError(
-                f"there is no {name[:-1]} {record_id!r} (it may have been deleted "
-                "on another device)"
+                f"That {name[:-1]} isn't here any more: it may have been deleted on another device."
             )
         return record
 
@@ -608,13 +629,22 @@ class Agent:
                 updated = apply_edit(name, record, others, now) if others else dict(record)
         except EditError as exc:
             raise AgentError(str(exc)) from None
-        vectors = await self._vectors_for(name, key, record, updated)
+        vectors: list[tuple[str, str, NDArray[np.float32]]] = []
         if others is not None:
             outcome = await tasks.complete(self.state, updated, now, self._embed)
-            writes, vectors, did = outcome.writes, [*vectors, *outcome.vectors], outcome.did
+            writes, vectors, did = outcome.writes, list(outcome.vectors), outcome.did
         else:
             writes, did = [Put(name, key, updated)], describe_edit(record, updated)
-        await self.state.save([*writes, *undo.push(self.state, writes, did)], vectors)
+        # New text is embedded after the commit, so that the change goes out to the other
+        # devices at once: by the device's pass after the push (prepare), or by the next
+        # turn if it comes first. The old vector goes in this commit: it no longer says
+        # what the record says.
+        retitled = updated.get(SYNCED[name]) != record.get(SYNCED[name])
+        stale = [Delete("embeddings", embedding_key(name, key))] if retitled else []
+        await self.state.save([*writes, *stale, *undo.push(self.state, writes, did)], vectors)
+        if retitled:
+            self.state.vectors[name].remove(key)
+            self._unembedded = True
         return self.state.records[name][key]
 
     async def remove(self, collection: object, record_id: object) -> None:
@@ -669,10 +699,10 @@ class Agent:
     async def _resolve(self, conflict_id: object, op_id: object) -> None:
         conflict = self.state.conflict(str(conflict_id))
         if conflict is None:
-            raise AgentError("that conflict is already settled (perhaps on another device)")
+            raise AgentError("That conflict is already settled (perhaps on another device).")
         version = next((v for v in conflict.versions if v.op_id == op_id), None)
         if version is None:
-            raise AgentError(f"the conflict has no version {op_id!r}")
+            raise AgentError("That isn't one of the conflict's versions: choose one shown.")
         name, key = conflict.collection, conflict.record_id
         old = self.state.records[name].get(key, {})
         vectors = await self._vectors_for(name, key, old, {**old, conflict.field: version.value})

@@ -27,6 +27,7 @@ refused (401/4xx) or malformed answer  local   tentative  no      what was wrong
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -91,6 +92,23 @@ class CloudAnswer:
         }
 
 
+def setting_error(name: str, value: object) -> str:
+    """Why ``value`` cannot be the setting ``name``, in the words of the page's Server help
+    pane (shown there as it is)."""
+    if name == "threshold":
+        entered = "" if value is None else f" (you entered {_as_typed(value)})"
+        return f"The threshold is a number from 0 to 1{entered}."
+    if name == "consent":
+        return "Choose when the server may be asked: “Ask me first”, “Always” or “Never”."
+    if name == "cloud_help":
+        return "Server help is either on or off."
+    return f"There's no setting called “{name}”."
+
+
+def _as_typed(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 @dataclass(frozen=True)
 class RouterSettings:
     threshold: float = DEFAULT_THRESHOLD
@@ -100,10 +118,10 @@ class RouterSettings:
 
     def __post_init__(self) -> None:
         if self.consent not in CONSENTS:
-            raise ValueError(f"consent must be one of {', '.join(CONSENTS)}, got {self.consent!r}")
+            raise ValueError(setting_error("consent", self.consent))
         object.__setattr__(self, "cloud_help", self.consent == "always")
         if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+            raise ValueError(setting_error("threshold", self.threshold))
         if not 0.1 <= self.deadline_s <= 30.0:
             raise ValueError(f"deadline_s must be between 0.1 and 30 s, got {self.deadline_s}")
 

@@ -162,13 +162,13 @@ api.after = _after
 
 def _loaded() -> Encoder:
     if _encoder is None:
-        raise EncoderError("the model is not loaded yet")
+        raise EncoderError("The model is still loading: try again in a moment.")
     return _encoder
 
 
 def _started() -> Session:
     if _session is None:
-        raise AgentError("the agent is not started yet")
+        raise AgentError("The assistant is still starting: try again in a moment.")
     return _session
 
 

@@ -17,7 +17,7 @@ from py_agent.agent import Agent, AgentError
 from py_agent.platform import Write
 from py_agent.router import CloudAnswer, Route
 from py_agent.slots import slots_json
-from py_agent.state import open_state
+from py_agent.state import embedding_key, open_state
 from py_agent.sync.hlc import HybridClock, system_wall_ms
 from py_agent.sync.ops import new_op
 
@@ -166,7 +166,10 @@ async def test_edits_from_the_page_change_fields_and_re_embed(agent: Agent) -> N
     calls = agent.encoder.calls  # type: ignore[attr-defined]
     edited = await agent.edit("tasks", task_id, {"title": "  buy oat milk "}, NOW)
     assert edited["title"] == "buy oat milk"
-    assert agent.encoder.calls == calls + 1  # type: ignore[attr-defined]
+    # Committed before the new title is embedded (so that it syncs at once), without the
+    # old title's vector: the next turn embeds it before matching.
+    assert agent.encoder.calls == calls  # type: ignore[attr-defined]
+    assert [task["id"] for task in agent.state.missing_vectors("tasks")] == [task_id]
     assert "buy oat milk" in await say(agent, "delete the oat milk task")
 
     await say(agent, "add call mom")
@@ -183,20 +186,71 @@ async def test_edits_from_the_page_change_fields_and_re_embed(agent: Agent) -> N
     assert agent.state.tasks == {} and len(agent.state.vectors["tasks"]) == 0
 
 
+async def test_an_edited_title_is_embedded_after_its_commit_and_never_stale(
+    tmp_path: Path,
+) -> None:
+    agent = await words_agent(tmp_path / "agent.db")
+    await say(agent, "add buy milk")
+    (task_id,) = agent.state.tasks
+    key = embedding_key("tasks", task_id)
+    await agent.edit("tasks", task_id, {"title": "buy oat milk"}, NOW)
+    assert await agent.state.store.get("embeddings", key) is None  # the old title's is gone
+
+    # The pass after the edit's push (DeviceSync's after_pull) embeds it; an edit made
+    # while it embeds leaves the vector of the text it replaced unstored.
+    embed, started, go_on = agent.encoder.embed, asyncio.Event(), asyncio.Event()
+
+    async def slow(text: str) -> np.ndarray:
+        started.set()
+        await go_on.wait()
+        return await embed(text)
+
+    agent.encoder.embed = slow  # type: ignore[method-assign]
+    preparing = asyncio.create_task(agent.prepare())
+    await started.wait()
+    await agent.edit("tasks", task_id, {"title": "buy soy milk"}, NOW)
+    go_on.set()
+    await preparing
+    assert [task["id"] for task in agent.state.missing_vectors("tasks")] == [task_id]
+    await agent.prepare()
+    assert agent.state.missing_vectors("tasks") == []
+    stored = await agent.state.store.get("embeddings", key)
+    assert stored is not None
+    restarted = await open_state(str(tmp_path / "agent.db"), model="words/1")
+    (vector,) = restarted.vectors["tasks"].nearest(await embed("buy soy milk"), 1)
+    assert vector == (task_id, pytest.approx(1.0))
+
+
 @pytest.mark.parametrize(
     ("collection", "changes", "message"),
     [
-        ("tasks", {"title": "  "}, "title must be non-empty text"),
-        ("tasks", {"title": "x" * 501}, "limit is 500"),
-        ("tasks", {"done": "yes"}, "done must be true or false"),
-        ("tasks", {"due_date": "tomorrow"}, "due_date must be a date"),
-        ("tasks", {"due_time": "25:00"}, "due_time must be a time"),
-        ("tasks", {"due_time": "09:00"}, "needs a due_date"),
-        ("tasks", {"owner": "me"}, "owner cannot be edited"),
-        ("tasks", {}, "non-empty object"),
-        ("tasks", ["title"], "non-empty object"),
-        ("notes", {"text": ""}, "text must be non-empty"),
-        ("messages", {"text": "x"}, "collection must be one of tasks, notes"),
+        ("tasks", {"title": "  "}, "A task needs a title."),
+        (
+            "tasks",
+            {"title": "x" * 501},
+            "A title can be at most 500 characters (this one has 501).",
+        ),
+        ("tasks", {"done": "yes"}, "A task is either done or not (“yes” is neither)."),
+        (
+            "tasks",
+            {"due_date": "2026-13-40"},
+            "“2026-13-40” isn't a date: use one like 2026-11-23.",
+        ),
+        ("tasks", {"due_date": 5}, "“5” isn't a date: use one like 2026-11-23."),
+        ("tasks", {"due_time": "25:00"}, "“25:00” isn't a time: use one like 17:30."),
+        ("tasks", {"due_time": "09:00"}, "A task with a time needs a due date too."),
+        ("tasks", {"list": "!!"}, "“!!” can't be a list's name: use words, like “groceries”."),
+        (
+            "tasks",
+            {"owner": "me"},
+            "Only a task's title, due date and time, list, repeat and whether it's done can be "
+            "changed.",
+        ),
+        ("tasks", {}, "There's nothing to change."),
+        ("tasks", ["title"], "There's nothing to change."),
+        ("notes", {"text": ""}, "A note can't be empty."),
+        ("notes", {"title": "x"}, "Only a note's text can be changed."),
+        ("messages", {"text": "x"}, "Only tasks and notes can be changed here."),
     ],
 )
 async def test_bad_edits_are_refused_and_change_nothing(
@@ -206,15 +260,18 @@ async def test_bad_edits_are_refused_and_change_nothing(
     await say(agent, "note that the gate code is 4321")
     before = (dict(agent.state.tasks), dict(agent.state.notes), len(agent.state.replica))
     record_id = next(iter(agent.state.notes if collection == "notes" else agent.state.tasks))
-    with pytest.raises(AgentError, match=message):
+    with pytest.raises(AgentError) as refused:
         await agent.edit(collection, record_id, changes, NOW)
+    assert str(refused.value) == message
     assert (dict(agent.state.tasks), dict(agent.state.notes), len(agent.state.replica)) == before
 
 
 async def test_unknown_records_and_conflicts_are_explained(agent: Agent) -> None:
-    with pytest.raises(AgentError, match=r"no task 'nope'.*deleted on another device"):
+    with pytest.raises(
+        AgentError, match=r"^That task isn't here any more: it may have been deleted on another"
+    ):
         await agent.edit("tasks", "nope", {"done": True}, NOW)
-    with pytest.raises(AgentError, match="no note"):
+    with pytest.raises(AgentError, match=r"^That note isn't here any more"):
         await agent.remove("notes", "nope")
     with pytest.raises(AgentError, match="already settled"):
         await agent.resolve("0" * 40, "op")

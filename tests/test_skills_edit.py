@@ -178,13 +178,13 @@ async def test_the_page_sets_a_list_and_a_repeat_rule(agent: Agent) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"list": 3}, "list must be a list's name"),
-        ({"list": ""}, "list must be a list's name"),
-        ({"repeat": "FREQ=HOURLY"}, "repeat must be an RRULE"),
-        ({"repeat": 7}, "repeat must be an RRULE"),
+        ({"list": 3}, "“3” can't be a list's name: use words, like “groceries”."),
+        ({"list": ""}, "A list needs a name, like “groceries”."),
+        ({"repeat": "FREQ=HOURLY"}, "That repeat isn't one I can follow"),
+        ({"repeat": 7}, "That repeat isn't one I can follow"),
     ],
 )
-async def test_a_bad_list_or_rule_is_refused_naming_the_field(
+async def test_a_bad_list_or_rule_is_refused_saying_what_is_wrong(
     agent: Agent, changes: dict, message: str
 ) -> None:
     await say(agent, "add buy milk")

@@ -8,6 +8,7 @@ gives it the rule's first occurrence from today.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime
 
@@ -25,15 +26,29 @@ EDITABLE = {
 }
 
 
+# The fields of EDITABLE as the page's user knows them.
+_ONLY = {
+    "tasks": "Only a task's title, due date and time, list, repeat and whether it's done "
+    "can be changed.",
+    "notes": "Only a note's text can be changed.",
+}
+
+
 class EditError(ValueError):
-    """The edit cannot be applied as given; the message names the field."""
+    """The edit cannot be applied as given; the message says what is wrong in the words
+    of the page (it is shown there as it is)."""
 
 
-def _text(field: str, value: object, limit: int) -> str:
+def _quoted(value: object) -> str:
+    """A value the user gave, as a message quotes it: text as typed, anything else as JSON."""
+    return f"“{value if isinstance(value, str) else json.dumps(value)}”"
+
+
+def _text(value: object, limit: int, *, empty: str, long: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise EditError(f"{field} must be non-empty text")
+        raise EditError(empty)
     if len(value.strip()) > limit:
-        raise EditError(f"{field} is {len(value.strip())} characters; the limit is {limit}")
+        raise EditError(f"{long} {limit} characters (this one has {len(value.strip())}).")
     return value.strip()
 
 
@@ -45,15 +60,17 @@ def _due_date(value: object) -> str | None:
             return date.fromisoformat(value).isoformat()
         except ValueError:
             pass
-    raise EditError(f"due_date must be a date like 2026-11-23 or null, got {value!r}")
+    raise EditError(f"{_quoted(value)} isn't a date: use one like 2026-11-23.")
 
 
 def _list(value: object) -> str | None:
     if value is None:
         return None
     name = list_name(value) if isinstance(value, str) else None
+    if name is None and isinstance(value, str) and not value.strip():
+        raise EditError("A list needs a name, like “groceries”.")
     if name is None:
-        raise EditError(f"list must be a list's name like “groceries”, or null, got {value!r}")
+        raise EditError(f"{_quoted(value)} can't be a list's name: use words, like “groceries”.")
     return name
 
 
@@ -62,31 +79,29 @@ def _repeat(value: object) -> str | None:
         return None
     try:
         return canonical_rule(value)
-    except RecurrenceError as exc:
-        raise EditError(
-            f"repeat must be an RRULE like FREQ=WEEKLY;BYDAY=MO or null: {exc}"
-        ) from None
+    except RecurrenceError:
+        raise EditError("That repeat isn't one I can follow.") from None
 
 
 def apply_edit(collection: str, record: JsonObject, changes: object, now: datetime) -> JsonObject:
     """``record`` with ``changes`` applied, or ``EditError`` saying what is wrong."""
     if not isinstance(changes, dict) or not changes:
-        raise EditError("changes must be a non-empty object of field: value")
-    allowed = EDITABLE[collection]
-    unknown = sorted(str(name) for name in changes if name not in allowed)
-    if unknown:
-        raise EditError(
-            f"{', '.join(unknown)} cannot be edited; a {collection[:-1]} has {', '.join(allowed)}"
-        )
+        raise EditError("There's nothing to change.")
+    if any(name not in EDITABLE[collection] for name in changes):
+        raise EditError(_ONLY[collection])
     updated = dict(record)
     for field, value in changes.items():
         if field == "title":
-            updated["title"] = _text("title", value, TITLE_MAX)
+            updated["title"] = _text(
+                value, TITLE_MAX, empty="A task needs a title.", long="A title can be at most"
+            )
         elif field == "text":
-            updated["text"] = _text("text", value, NOTE_MAX)
+            updated["text"] = _text(
+                value, NOTE_MAX, empty="A note can't be empty.", long="A note can be at most"
+            )
         elif field == "done":
             if not isinstance(value, bool):
-                raise EditError(f"done must be true or false, got {value!r}")
+                raise EditError(f"A task is either done or not ({_quoted(value)} is neither).")
             if value != record.get("done"):
                 updated["done"] = value
                 updated["done_at"] = now.isoformat() if value else None
@@ -94,14 +109,14 @@ def apply_edit(collection: str, record: JsonObject, changes: object, now: dateti
             updated["due_date"] = _due_date(value)
         elif field == "due_time":
             if value is not None and not (isinstance(value, str) and _TIME.fullmatch(value)):
-                raise EditError(f"due_time must be a time like 17:30 or null, got {value!r}")
+                raise EditError(f"{_quoted(value)} isn't a time: use one like 17:30.")
             updated["due_time"] = value
         elif field == "list":
             updated["list"] = _list(value)
         elif field == "repeat":
             updated["repeat"] = _repeat(value)
     if updated.get("due_time") and not updated.get("due_date"):
-        raise EditError("a due_time needs a due_date")
+        raise EditError("A task with a time needs a due date too.")
     if updated.get("repeat") and not updated.get("due_date"):
         updated["due_date"] = first_occurrence(str(updated["repeat"]), now.date()).isoformat()
     return updated
