@@ -19,9 +19,10 @@ Rules:
   export joins them into ``due`` and calls ``done_at`` ``completed_at``.
 - Import reads the whole file and checks all of it before anything is written: a file that
   is not UTF-8 JSON, larger than ``MAX_BYTES``, has an unknown key, a duplicate id, or a
-  value a field cannot hold is refused with every problem named by its path
-  (``tasks[3].due: must be …``). In a record only ``id`` and ``title``/``text`` are
-  required; a missing optional key means null (``done``: false).
+  value a field cannot hold is refused with every problem said where it is and what would
+  fix it ("Task 4's “due” is "2026-13-40", which isn't a date: write it like …"). In a
+  record only ``id`` and ``title``/``text`` are required; a missing optional key means
+  null (``done``: false).
 - Import merges: a record whose id exists is updated to the file's values, others are
   added, nothing is deleted. Every write is one ``State.save`` -- one commit, with the
   embeddings of the new and changed titles and texts -- and, like any change, becomes sync
@@ -62,13 +63,13 @@ Embed = Callable[[str], Awaitable[NDArray[np.float32]]]
 
 
 class DataFormatError(ValueError):
-    """A file that is not a py_agent export; the message names each problem's path."""
+    """A file that is not a py_agent export; the message says where each problem is."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         shown = problems[:MAX_PROBLEMS]
         more = len(problems) - len(shown)
-        super().__init__("\n".join(shown) + (f"\n…and {more} more problems" if more else ""))
+        super().__init__("\n".join(shown) + (f"\n…and {more} more problems." if more else ""))
 
 
 @dataclass(frozen=True)
@@ -192,16 +193,14 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise ValueError(f"the key {key!r} appears twice in one object")
+            raise ValueError(f"the key {_show(key)} appears twice in one object")
         seen[key] = value
     return seen
 
 
 def _show(value: object) -> str:
-    """A value as a problem quotes it: Python's repr (as in "got '2026-13-01'"), cut short."""
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    shown = repr(value)
+    """A value as a problem quotes it: as the file writes it (JSON), cut short."""
+    shown = json.dumps(value, ensure_ascii=False)
     return shown if len(shown) <= 60 else shown[:57] + "…"
 
 
@@ -211,52 +210,57 @@ def _kind(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    return {dict: "an object", list: "an array", str: "text", int: "a number", float: "a number"}[
+    return {dict: "an object", list: "a list", str: "text", int: "a number", float: "a number"}[
         type(value)
     ]
 
 
 class _Reader:
-    """Checks a parsed document, collecting every problem with its path."""
+    """Checks a parsed document, collecting every problem as a sentence that says where
+    it is ("Task 2's “due”": the record's place in its list, counted from 1, and the
+    key) and what would fix it."""
 
     def __init__(self) -> None:
         self.problems: list[str] = []
 
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
+    def problem(self, message: str) -> None:
+        self.problems.append(message)
 
     def record(
-        self, path: str, value: object, noun: str, keys: tuple[str, ...], required: tuple[str, ...]
+        self, where: str, value: object, noun: str, keys: tuple[str, ...], required: tuple[str, ...]
     ) -> dict[str, Any] | None:
         """``value`` if it is an object with only ``keys`` and all of ``required``."""
         if not isinstance(value, dict):
-            self.problem(path, f"must be an object, got {_kind(value)}")
+            needs = " and ".join(f"“{key}”" for key in required)
+            self.problem(f"{where} is {_kind(value)}; a {noun} is an object with {needs}.")
             return None
         for key in value:
             if key not in keys:
-                self.problem(f"{path}.{key}", f"unknown key; a {noun} has {', '.join(keys)}")
+                self.problem(
+                    f"{where} has “{key}”, which a {noun} doesn't have (it has {', '.join(keys)})."
+                )
         missing = [key for key in required if key not in value]
         for key in missing:
-            self.problem(f"{path}.{key}", "missing")
+            self.problem(f"{where} has no “{key}”.")
         return None if missing else value
 
-    def id(self, path: str, value: object) -> str | None:
+    def id(self, where: str, value: object) -> str | None:
         if isinstance(value, str) and 1 <= len(value) <= ID_MAX and value.isprintable():
             return value
-        self.problem(path, f"must be 1 to {ID_MAX} printable characters, got {_show(value)}")
+        self.problem(f"{where} is {_show(value)}; an id is 1 to {ID_MAX} printable characters.")
         return None
 
-    def text(self, path: str, value: object, limit: int) -> str | None:
+    def text(self, where: str, value: object, limit: int) -> str | None:
         if not isinstance(value, str) or not value.strip():
-            self.problem(path, f"must be non-empty text, got {_show(value)}")
+            self.problem(f"{where} is {_show(value)}; it needs some text.")
             return None
         text = value.strip()
         if len(text) > limit:
-            self.problem(path, f"is {len(text)} characters; the limit is {limit}")
+            self.problem(f"{where} is {len(text)} characters long; at most {limit} fit.")
             return None
         return text
 
-    def due(self, path: str, value: object) -> str | None:
+    def due(self, where: str, value: object) -> str | None:
         if value is None:
             return None
         if isinstance(value, str) and (match := _DUE.fullmatch(value)):
@@ -268,16 +272,19 @@ class _Reader:
             else:
                 if time is None or _TIME.fullmatch(time):
                     return value
-        self.problem(path, f"must be YYYY-MM-DD, YYYY-MM-DDTHH:MM or null, got {_show(value)}")
+        self.problem(
+            f"{where} is {_show(value)}, which isn't a date: write it like 2026-11-19, or "
+            "2026-11-19T17:00 with a time (or null for none)."
+        )
         return None
 
-    def done(self, path: str, value: object) -> bool:
+    def done(self, where: str, value: object) -> bool:
         if isinstance(value, bool):
             return value
-        self.problem(path, f"must be true or false, got {_show(value)}")
+        self.problem(f"{where} is {_show(value)}; it is true or false.")
         return False
 
-    def list_name(self, path: str, value: object) -> str | None:
+    def list_name(self, where: str, value: object) -> str | None:
         if value is None:
             return None
         if (
@@ -288,27 +295,27 @@ class _Reader:
         ):
             return value
         self.problem(
-            path,
-            f"must be a list name in lower case with single spaces (like 'groceries'), "
-            f"at most {LIST_MAX} characters, or null, got {_show(value)}",
+            f"{where} is {_show(value)}; a list's name is written in lower case with single "
+            f'spaces, like "groceries", in at most {LIST_MAX} characters (or null for none).'
         )
         return None
 
-    def repeat(self, path: str, value: object) -> str | None:
+    def repeat(self, where: str, value: object) -> str | None:
         if value is None:
             return None
         if not isinstance(value, str):
             self.problem(
-                path, f"must be an RRULE like 'FREQ=WEEKLY;BYDAY=MO' or null, got {_show(value)}"
+                f'{where} is {_show(value)}; a repeat is a rule like "FREQ=WEEKLY;BYDAY=MO" '
+                "(or null for none)."
             )
             return None
         try:
             return canonical_rule(value)
         except RecurrenceError as exc:
-            self.problem(path, f"{exc} (got {_show(value)})")
+            self.problem(f"{where} is {_show(value)}, a rule I can't follow: {exc}.")
             return None
 
-    def moment(self, path: str, value: object) -> str | None:
+    def moment(self, where: str, value: object) -> str | None:
         if value is None:
             return None
         if isinstance(value, str) and "T" in value:
@@ -320,48 +327,50 @@ class _Reader:
                 if parsed.tzinfo is not None:
                     return value
         self.problem(
-            path,
-            f"must be an ISO time with offset like 2026-11-18T10:00:00+00:00, got {_show(value)}",
+            f"{where} is {_show(value)}; write it as a time with its UTC offset, like "
+            "2026-11-18T10:00:00+00:00 (or null for none)."
         )
         return None
 
-    def unique(self, collection: str, ids: list[str | None]) -> None:
+    def unique(self, noun: str, ids: list[str | None]) -> None:
         first: dict[str, int] = {}
         for index, record_id in enumerate(ids):
             if record_id is None:
                 continue
             if record_id in first:
                 self.problem(
-                    f"{collection}[{index}].id",
-                    f"{record_id!r} is also {collection}[{first[record_id]}].id",
+                    f"{noun} {index + 1} has the same id as {noun.lower()} "
+                    f"{first[record_id] + 1} ({_show(record_id)}); each needs its own."
                 )
             else:
                 first[record_id] = index
 
-    def task(self, path: str, value: object) -> TaskRecord | None:
-        record = self.record(path, value, "task", TASK_KEYS, ("id", "title"))
+    def task(self, index: int, value: object) -> TaskRecord | None:
+        where = f"Task {index + 1}"
+        record = self.record(where, value, "task", TASK_KEYS, ("id", "title"))
         if record is None:
             return None
         before = len(self.problems)
         task = TaskRecord(
-            id=self.id(f"{path}.id", record.get("id")) or "",
-            title=self.text(f"{path}.title", record.get("title"), TITLE_MAX) or "",
-            due=self.due(f"{path}.due", record.get("due")),
-            done=self.done(f"{path}.done", record.get("done", False)),
-            list=self.list_name(f"{path}.list", record.get("list")),
-            repeat=self.repeat(f"{path}.repeat", record.get("repeat")),
-            completed_at=self.moment(f"{path}.completed_at", record.get("completed_at")),
+            id=self.id(f"{where}'s “id”", record.get("id")) or "",
+            title=self.text(f"{where}'s “title”", record.get("title"), TITLE_MAX) or "",
+            due=self.due(f"{where}'s “due”", record.get("due")),
+            done=self.done(f"{where}'s “done”", record.get("done", False)),
+            list=self.list_name(f"{where}'s “list”", record.get("list")),
+            repeat=self.repeat(f"{where}'s “repeat”", record.get("repeat")),
+            completed_at=self.moment(f"{where}'s “completed_at”", record.get("completed_at")),
         )
         return task if len(self.problems) == before else None
 
-    def note(self, path: str, value: object) -> NoteRecord | None:
-        record = self.record(path, value, "note", NOTE_KEYS, ("id", "text"))
+    def note(self, index: int, value: object) -> NoteRecord | None:
+        where = f"Note {index + 1}"
+        record = self.record(where, value, "note", NOTE_KEYS, ("id", "text"))
         if record is None:
             return None
         before = len(self.problems)
         note = NoteRecord(
-            id=self.id(f"{path}.id", record.get("id")) or "",
-            text=self.text(f"{path}.text", record.get("text"), NOTE_MAX) or "",
+            id=self.id(f"{where}'s “id”", record.get("id")) or "",
+            text=self.text(f"{where}'s “text”", record.get("text"), NOTE_MAX) or "",
         )
         return note if len(self.problems) == before else None
 
@@ -369,7 +378,7 @@ class _Reader:
         items = document.get(collection, [])
         if isinstance(items, list):
             return items
-        self.problem(collection, f"must be an array, got {_kind(items)}")
+        self.problem(f"“{collection}” is {_kind(items)}; it should be a list of {collection}.")
         return []
 
 
@@ -386,34 +395,42 @@ def parse_user_data(data: str | bytes) -> UserData:
     size = len(data.encode("utf-8") if isinstance(data, str) else data)
     if size > MAX_BYTES:
         raise DataFormatError(
-            [f"the file is {size / 1e6:.1f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB"]
+            [f"The file is {size / 1e6:.1f} MB; at most {MAX_BYTES / 1e6:.0f} MB can be imported."]
         )
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise DataFormatError([f"not UTF-8 text: {exc.reason} at byte {exc.start}"]) from None
+            raise DataFormatError(
+                [f"The file is not text: it isn't UTF-8 (at byte {exc.start})."]
+            ) from None
     try:
         document = json.loads(data, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise DataFormatError(
-            [f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
+            [f"The file is not JSON: {exc.msg.lower()} at line {exc.lineno}, column {exc.colno}."]
         ) from None
     except (ValueError, RecursionError) as exc:
-        raise DataFormatError([f"not JSON: {exc}"]) from None
+        raise DataFormatError([f"The file is not JSON: {exc}."]) from None
     if not isinstance(document, dict):
         raise DataFormatError(
-            [f'the file must be a JSON object with "tasks" and "notes", got {_kind(document)}']
+            [
+                f"The file holds {_kind(document)}, not an export: an export is a JSON object "
+                'with "tasks" and "notes".'
+            ]
         )
     reader = _Reader()
     for key in document:
         if key not in TOP_KEYS:
-            reader.problem(key, 'unknown key; an export has "tasks" and "notes"')
+            reader.problem(
+                f'The file has {_show(key)}, which an export doesn\'t have (it has "tasks" and '
+                '"notes").'
+            )
     task_items, note_items = reader.items(document, "tasks"), reader.items(document, "notes")
-    tasks = [reader.task(f"tasks[{i}]", item) for i, item in enumerate(task_items)]
-    notes = [reader.note(f"notes[{i}]", item) for i, item in enumerate(note_items)]
-    reader.unique("tasks", _raw_ids(task_items))
-    reader.unique("notes", _raw_ids(note_items))
+    tasks = [reader.task(i, item) for i, item in enumerate(task_items)]
+    notes = [reader.note(i, item) for i, item in enumerate(note_items)]
+    reader.unique("Task", _raw_ids(task_items))
+    reader.unique("Note", _raw_ids(note_items))
     if reader.problems:
         raise DataFormatError(reader.problems)
     return UserData(

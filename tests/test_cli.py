@@ -235,9 +235,9 @@ def test_a_bad_file_is_refused_with_its_paths_and_nothing_is_written(
     out, err = capsys.readouterr()
     assert out == ""
     assert err.splitlines() == [
-        "py-agent import: error: tasks[3].due: must be YYYY-MM-DD, YYYY-MM-DDTHH:MM or null, "
-        "got '2026-13-01'",
-        "notes[0].colour: unknown key; a note has id, text",
+        "py-agent import: error: Task 4's “due” is \"2026-13-01\", which isn't a date: write it "
+        "like 2026-11-19, or 2026-11-19T17:00 with a time (or null for none).",
+        "Note 1 has “colour”, which a note doesn't have (it has id, text).",
     ]
     assert {name: table(db, name) for name in before} == before
     assert export(db, capsys) == DOCUMENT

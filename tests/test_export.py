@@ -313,51 +313,67 @@ def problems(document: object) -> list[str]:
     return caught.value.problems
 
 
+DATE = "which isn't a date: write it like 2026-11-19, or 2026-11-19T17:00 with a time"
+ID = "an id is 1 to 64 printable characters."
+LOWER = "a list's name is written in lower case with single spaces"
+OFFSET = "write it as a time with its UTC offset, like 2026-11-18T10:00:00+00:00"
+
+
 @pytest.mark.parametrize(
     ("document", "expected"),
     [
         (
             with_task(due="2026-13-01"),
-            "tasks[0].due: must be YYYY-MM-DD, YYYY-MM-DDTHH:MM or null, got '2026-13-01'",
+            f'Task 1\'s “due” is "2026-13-01", {DATE} (or null for none).',
         ),
-        (with_task(due="2026-11-19T24:00"), "tasks[0].due: must be YYYY-MM-DD, YYYY-MM-DDTHH"),
-        (with_task(due="2026-11-19 17:00"), "tasks[0].due: must be YYYY-MM-DD, YYYY-MM-DDTHH"),
-        (with_task(due=20261119), "tasks[0].due: must be YYYY-MM-DD, YYYY-MM-DDTHH:MM or null"),
-        (with_task(colour="red"), "tasks[0].colour: unknown key; a task has id, title, due"),
-        (with_task(id=""), "tasks[0].id: must be 1 to 64 printable characters, got ''"),
-        (with_task(id="x" * 65), "tasks[0].id: must be 1 to 64 printable characters"),
-        (with_task(id="a\nb"), "tasks[0].id: must be 1 to 64 printable characters"),
-        (with_task(id=7), "tasks[0].id: must be 1 to 64 printable characters, got 7"),
-        (with_task(title="   "), "tasks[0].title: must be non-empty text"),
-        (with_task(title=None), "tasks[0].title: must be non-empty text, got null"),
+        (with_task(due="2026-11-19T24:00"), f'Task 1\'s “due” is "2026-11-19T24:00", {DATE}'),
+        (with_task(due="2026-11-19 17:00"), f'Task 1\'s “due” is "2026-11-19 17:00", {DATE}'),
+        (with_task(due=20261119), f"Task 1's “due” is 20261119, {DATE}"),
+        (
+            with_task(colour="red"),
+            "Task 1 has “colour”, which a task doesn't have (it has id, title, due, done, list, "
+            "repeat, completed_at).",
+        ),
+        (with_task(id=""), f'Task 1\'s “id” is ""; {ID}'),
+        (with_task(id="x" * 65), f"Task 1's “id” is \"{'x' * 56}…; {ID}"),
+        (with_task(id="a\nb"), f'Task 1\'s “id” is "a\\nb"; {ID}'),
+        (with_task(id=7), f"Task 1's “id” is 7; {ID}"),
+        (with_task(title="   "), 'Task 1\'s “title” is "   "; it needs some text.'),
+        (with_task(title=None), "Task 1's “title” is null; it needs some text."),
         (
             with_task(title="x" * (TITLE_MAX + 1)),
-            f"tasks[0].title: is {TITLE_MAX + 1} characters; the limit is {TITLE_MAX}",
+            f"Task 1's “title” is {TITLE_MAX + 1} characters long; at most {TITLE_MAX} fit.",
         ),
-        (with_task(done="yes"), "tasks[0].done: must be true or false, got 'yes'"),
-        (with_task(list="Groceries"), "tasks[0].list: must be a list name in lower case"),
-        (with_task(list="my  list"), "tasks[0].list: must be a list name in lower case"),
-        (with_task(list=""), "tasks[0].list: must be a list name in lower case"),
-        (with_task(repeat=["FREQ=DAILY"]), "tasks[0].repeat: must be an RRULE like"),
-        (with_task(completed_at="yesterday"), "tasks[0].completed_at: must be an ISO time"),
+        (with_task(done="yes"), 'Task 1\'s “done” is "yes"; it is true or false.'),
+        (with_task(list="Groceries"), f'Task 1\'s “list” is "Groceries"; {LOWER}'),
+        (with_task(list="my  list"), f'Task 1\'s “list” is "my  list"; {LOWER}'),
+        (with_task(list=""), f'Task 1\'s “list” is ""; {LOWER}'),
+        (
+            with_task(repeat=["FREQ=DAILY"]),
+            'Task 1\'s “repeat” is ["FREQ=DAILY"]; a repeat is a rule like "FREQ=WEEKLY;BYDAY=MO"',
+        ),
+        (with_task(completed_at="yesterday"), f'Task 1\'s “completed_at” is "yesterday"; {OFFSET}'),
         (
             with_task(completed_at="2026-11-18T10:00:00"),
-            "tasks[0].completed_at: must be an ISO time with offset",
+            f'Task 1\'s “completed_at” is "2026-11-18T10:00:00"; {OFFSET}',
         ),
-        ({"tasks": [{"title": "no id"}]}, "tasks[0].id: missing"),
-        ({"tasks": [{"id": "a"}]}, "tasks[0].title: missing"),
-        ({"tasks": ["call Mom"]}, "tasks[0]: must be an object, got text"),
-        ({"tasks": {"a": GOOD_TASK}}, "tasks: must be an array, got an object"),
-        ({"notes": [{"id": "n", "text": ""}]}, "notes[0].text: must be non-empty text"),
+        ({"tasks": [{"title": "no id"}]}, "Task 1 has no “id”."),
+        ({"tasks": [{"id": "a"}]}, "Task 1 has no “title”."),
+        ({"tasks": ["call Mom"]}, "Task 1 is text; a task is an object with “id” and “title”."),
+        ({"tasks": {"a": GOOD_TASK}}, "“tasks” is an object; it should be a list of tasks."),
+        ({"notes": [{"id": "n", "text": ""}]}, 'Note 1\'s “text” is ""; it needs some text.'),
         (
             {"notes": [{"id": "n", "text": "x" * (NOTE_MAX + 1)}]},
-            f"notes[0].text: is {NOTE_MAX + 1} characters; the limit is {NOTE_MAX}",
+            f"Note 1's “text” is {NOTE_MAX + 1} characters long; at most {NOTE_MAX} fit.",
         ),
-        ({"notes": [{"id": "n", "text": "t", "pinned": True}]}, "notes[0].pinned: unknown key"),
-        ({"notes": [{"id": "n"}]}, "notes[0].text: missing"),
+        (
+            {"notes": [{"id": "n", "text": "t", "pinned": True}]},
+            "Note 1 has “pinned”, which a note doesn't have (it has id, text).",
+        ),
+        ({"notes": [{"id": "n"}]}, "Note 1 has no “text”."),
         (
             {"tasks": [GOOD_TASK, {**GOOD_TASK, "title": "again"}]},
-            "tasks[1].id: 'a' is also tasks[0].id",
+            'Task 2 has the same id as task 1 ("a"); each needs its own.',
         ),
         (
             {
@@ -367,16 +383,35 @@ def problems(document: object) -> list[str]:
                     {"id": "n", "text": "c"},
                 ]
             },
-            "notes[2].id: 'n' is also notes[0].id",
+            'Note 3 has the same id as note 1 ("n"); each needs its own.',
         ),
-        ({"tasks": [], "settings": {}}, 'settings: unknown key; an export has "tasks" and "notes"'),
-        ([], 'the file must be a JSON object with "tasks" and "notes", got an array'),
-        ("{", "not JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
-        ('{"tasks": [], "tasks": []}', "not JSON: the key 'tasks' appears twice in one object"),
-        (b'{"notes": [{"id": "n", "text": "caf\xe9"}]}', "not UTF-8 text: invalid"),
+        (
+            {"tasks": [], "settings": {}},
+            'The file has "settings", which an export doesn\'t have (it has "tasks" and "notes").',
+        ),
+        (
+            [],
+            'The file holds a list, not an export: an export is a JSON object with "tasks" and '
+            '"notes".',
+        ),
+        (
+            "{",
+            "The file is not JSON: expecting property name enclosed in double quotes at line 1, "
+            "column 2.",
+        ),
+        (
+            '{"tasks": [], "tasks": []}',
+            'The file is not JSON: the key "tasks" appears twice in one object.',
+        ),
+        (
+            b'{"notes": [{"id": "n", "text": "caf\xe9"}]}',
+            "The file is not text: it isn't UTF-8 (at byte 35).",
+        ),
     ],
 )
-def test_each_problem_is_named_by_its_path(document: object, expected: str) -> None:
+def test_each_problem_says_where_it_is_and_what_would_fix_it(
+    document: object, expected: str
+) -> None:
     found = problems(document)
     assert len(found) == 1, found
     assert found[0].startswith(expected), found[0]
@@ -384,7 +419,10 @@ def test_each_problem_is_named_by_its_path(document: object, expected: str) -> N
 
 def test_an_invalid_repeat_rule_is_refused_by_the_recurrence_rules() -> None:
     (found,) = problems(with_task(repeat="FREQ=SOMETIMES"))
-    assert found.startswith("tasks[0].repeat: ") and "'FREQ=SOMETIMES'" in found
+    assert found == (
+        "Task 1's “repeat” is \"FREQ=SOMETIMES\", a rule I can't follow: FREQ=SOMETIMES is not "
+        "supported (DAILY, WEEKLY, MONTHLY or YEARLY)."
+    )
 
 
 def test_a_task_and_a_note_may_share_an_id() -> None:
@@ -414,11 +452,11 @@ def test_every_problem_is_listed_up_to_a_limit() -> None:
         parse_user_data(json.dumps(document))
     assert len(caught.value.problems) == 15
     lines = str(caught.value).splitlines()
-    assert len(lines) == MAX_PROBLEMS + 1 and lines[-1] == "…and 5 more problems"
-    assert lines[0].startswith("tasks[0].due: ") and lines[9].startswith("tasks[9].due: ")
+    assert len(lines) == MAX_PROBLEMS + 1 and lines[-1] == "…and 5 more problems."
+    assert lines[0].startswith("Task 1's “due” ") and lines[9].startswith("Task 10's “due” ")
 
 
 def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed() -> None:
     oversized = b'{"notes": [' + b" " * MAX_BYTES + b"]}"
     (found,) = problems(oversized)
-    assert found == "the file is 20.0 MB; the limit is 20 MB"
+    assert found == "The file is 20.0 MB; at most 20 MB can be imported."
