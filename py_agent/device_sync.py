@@ -11,13 +11,14 @@ events (``wake`` when it comes back online, ``set_visible``) and the live stream
 (``set_live``, ``space_changed``: web/src/live_sync.js holds the server's event stream).
 In order:
 
-- at once after an exchange that pulled changes: ``after_pull`` (embedding what arrived),
-  on a tick of its own so that the page shows the changes without waiting for it;
+- at once after a local change (``note_changes`` spots them): changes made during an
+  exchange go in it, or in the next right after it, so a burst of edits takes few;
+- at once after an exchange that pulled changes, and after a local change once its
+  exchange is over: ``after_pull`` (embedding what arrived, or an edit's new text), on a
+  tick of its own so that neither the page nor the push waits for it;
 - at once after ``wake``: the app started, or the browser came back online;
 - at the retry time after a failure (``SyncClient``'s backoff, or the server's
   Retry-After), which local changes made meanwhile wait for;
-- ``DEBOUNCE_S`` after the last local change (``note_changes`` spots them), so a burst
-  of edits goes out in one exchange;
 - never after a failure a retry would repeat (the device was unpaired, the server
   refused the request as malformed): the user must act, or make a change;
 - at once when the live stream says the space is ahead of this device's cursor;
@@ -56,10 +57,6 @@ PERIODIC_S = 15.0
 # stays online gets no "online" event when the server comes back, so this bounds how
 # long a device lags behind after an outage.
 BACKOFF_MAX_S = 60.0
-# Local changes reach the server this long after the last one: well inside live sync's
-# 1 s from a write to the other device, yet a burst of clicks still goes in one exchange
-# (and changes made during an exchange go in the next, right after it).
-DEBOUNCE_S = 0.05
 # Where a paired device listens for "your space changed" (server/live.py).
 EVENTS_PATH = "/api/v1/spaces/{space_id}/events"
 DEVICE_NAME_MAX = 64
@@ -89,9 +86,10 @@ class DeviceSync:
         self._server_url = server_url.rstrip("/")
         self._clock = clock
         self._random = random
-        # E.g. embed the records that arrived from other devices. It runs on the tick after
-        # the exchange, not inside it: the exchange's end is when the page hears of the
-        # changes and shows them, and embedding them first would hold that up.
+        # E.g. embed the records that arrived from other devices, or this device's edited
+        # text. It runs on a tick after the exchange, not inside it nor before it: the
+        # exchange's end is when the page hears of the changes and shows them, and its
+        # start when the other devices can, and embedding first would hold either up.
         self.after_pull = after_pull
         self._after_pull_at: float | None = None
         account = state.account
@@ -159,12 +157,16 @@ class DeviceSync:
     # -- when ----------------------------------------------------------------------------
 
     def next_at(self) -> float | None:
-        """When the next exchange is due (see the module docstring); None: none is, or
-        one is under way (its end decides)."""
+        """When the next exchange or ``after_pull`` is due (see the module docstring);
+        None: neither is, or an exchange is under way (its end decides)."""
         if self._exchange.locked():
             return None
-        if self._after_pull_at is not None:
-            return self._after_pull_at
+        exchange_at = self._exchange_at()
+        if self._after_pull_at is None or exchange_at is None:
+            return exchange_at if self._after_pull_at is None else self._after_pull_at
+        return min(exchange_at, self._after_pull_at)
+
+    def _exchange_at(self) -> float | None:
         if self._client is None:
             return None
         client = self._client.status
@@ -173,7 +175,7 @@ class DeviceSync:
         if client.retry_at is not None:
             return client.retry_at
         if self._changed_at is not None:
-            return self._changed_at + DEBOUNCE_S
+            return self._changed_at
         if client.state == "error":
             return None
         if self._pull_at is not None and self._behind():
@@ -183,11 +185,15 @@ class DeviceSync:
         return self._last_run_at + PERIODIC_S
 
     async def tick(self) -> None:
-        """Run what is due: the work after a pull, else the exchange."""
+        """Run what is due: an exchange that pushes local changes, else the work after a
+        pull (or after those changes), else the exchange."""
+        now = self._clock()
         due = self.next_at()
-        if due is None or due > self._clock():
+        if due is None or due > now:
             return
-        if self._after_pull_at is None:
+        exchange_at = self._exchange_at()
+        pushes = self._changed_at is not None and exchange_at is not None and exchange_at <= now
+        if self._after_pull_at is None or self._after_pull_at > now or pushes:
             await self.run()
             return
         async with self._exchange:  # never beside an exchange: both write the records
@@ -201,6 +207,8 @@ class DeviceSync:
         newest = self._newest_pending()
         if newest is not None and (self._newest_local is None or newest > self._newest_local):
             self._changed_at = self._clock()
+            if self.after_pull is not None and self._after_pull_at is None:
+                self._after_pull_at = self._changed_at
         self._newest_local = newest
 
     def _newest_pending(self) -> str | None:
@@ -257,6 +265,8 @@ class DeviceSync:
                 revision = self.state.revision
                 await self._client.sync()
                 self._last_run_at = self._clock()
+                if not self.state.outbox:  # it also carried the changes made meanwhile
+                    self._changed_at = None
                 if self.state.revision != revision and self.after_pull is not None:
                     self._after_pull_at = self._clock()
         return self.status()

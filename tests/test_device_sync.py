@@ -16,7 +16,6 @@ from support import AppTransport, FakeClock, sync_app
 
 from py_agent.device_sync import (
     BACKOFF_MAX_S,
-    DEBOUNCE_S,
     PERIODIC_S,
     DeviceSync,
     PairingError,
@@ -320,24 +319,42 @@ async def test_a_paired_device_syncs_at_start_then_pulls_periodically(world: Wor
     assert restarted.next_at() == world.clock() + PERIODIC_S
 
 
-async def test_local_changes_go_out_in_one_exchange_after_the_last_one(world: World) -> None:
+async def test_a_local_change_goes_out_at_once_and_those_made_meanwhile_right_after(
+    world: World,
+) -> None:
     a, _ = await world.pair()
-    sent = len(exchanges(a))
-    for title in ("one", "two", "three"):
-        world.clock.advance(0.5)
+    sent, after_pulls = len(exchanges(a)), a.pulled
+    await a.state.save([task("one", "one")])
+    a.sync.note_changes()  # the worker looks after every call
+    assert a.sync.next_at() == world.clock()  # at once: no waiting for more
+    gate = a.transport.gate = asyncio.Event()
+    first = asyncio.create_task(a.sync.tick())
+    await a.transport.arrived.wait()
+    for title in ("two", "three"):  # a burst while that exchange is under way
         await a.state.save([task(title, title)])
-        a.sync.note_changes()  # the worker looks after every call
-        assert a.sync.next_at() == world.clock() + DEBOUNCE_S  # each change pushes it back
-    a.sync.note_changes()  # nothing new since: still the last change's
-    assert a.sync.next_at() == world.clock() + DEBOUNCE_S
-    world.clock.advance(DEBOUNCE_S / 2)
-    await a.sync.tick()
-    assert len(exchanges(a)) == sent
-    world.clock.advance(DEBOUNCE_S / 2)
-    await a.sync.tick()
-    assert [len(body["ops"]) for body in exchanges(a)[sent:]] == [6]  # 3 tasks x 2 fields
+        a.sync.note_changes()
+        assert a.sync.next_at() is None  # the exchange's end decides
+    gate.set()
+    await first
+    # The exchange carried them too (it pushes until the outbox is empty): none follows.
+    assert [len(body["ops"]) for body in exchanges(a)[sent:]] == [2, 4]  # 2 fields a task
+    assert a.pulled == after_pulls
+    assert a.sync.next_at() == world.clock()
+    await a.sync.tick()  # now the work after the changes (an edit's new text to embed)
+    assert a.pulled == after_pulls + 1 and len(exchanges(a)) == sent + 2
     assert a.sync.status()["state"] == "synced"
     assert a.sync.next_at() == world.clock() + PERIODIC_S
+
+
+async def test_the_work_after_a_local_change_does_not_wait_for_the_network(
+    world: World,
+) -> None:
+    a = await world.device("a")  # never paired: nothing to push
+    await a.state.save([task("t1", "edit")])
+    a.sync.note_changes()
+    assert a.sync.next_at() == world.clock()
+    await a.sync.tick()
+    assert a.pulled == 1 and a.sync.next_at() is None and a.transport.sent == []
 
 
 async def test_after_a_failure_changes_wait_for_the_retry_unless_back_online(
@@ -347,13 +364,16 @@ async def test_after_a_failure_changes_wait_for_the_retry_unless_back_online(
     a.transport.offline = True
     await a.state.save([task("t1", "offline edit")])
     a.sync.note_changes()
-    world.clock.advance(DEBOUNCE_S)
     await a.sync.tick()
     retry_at = a.sync.status()["retry_at"]
     assert retry_at == world.clock() + 0.5  # full jitter: 0.5 of a 1 s ceiling
     await a.state.save([task("t2", "another")])
     a.sync.note_changes()
+    attempts = len(a.transport.timeouts)  # one a request, answered or not
+    assert a.sync.next_at() == world.clock()  # the work after the changes: offline too
+    await a.sync.tick()
     assert a.sync.next_at() == retry_at  # the retry carries it; no extra attempt
+    assert len(a.transport.timeouts) == attempts
     for _ in range(10):  # the backoff doubles, up to its cap
         world.clock.now = a.sync.next_at() or 0
         await a.sync.tick()
@@ -376,7 +396,7 @@ async def test_a_failure_a_retry_would_repeat_waits_for_the_user(world: World) -
     assert (status["retry_at"], status["next_at"]) == (None, None)
     await a.state.save([task("t1", "edit")])
     a.sync.note_changes()  # a change is worth another try
-    assert a.sync.next_at() == world.clock() + DEBOUNCE_S
+    assert a.sync.next_at() == world.clock()
 
 
 async def test_a_hidden_page_skips_the_periodic_pull_and_pulls_when_shown(world: World) -> None:
@@ -385,9 +405,9 @@ async def test_a_hidden_page_skips_the_periodic_pull_and_pulls_when_shown(world:
     assert a.sync.next_at() is None
     await a.state.save([task("t1", "edit")])
     a.sync.note_changes()  # local changes still go out
-    assert a.sync.next_at() == world.clock() + DEBOUNCE_S
-    world.clock.advance(DEBOUNCE_S)
+    assert a.sync.next_at() == world.clock()
     await a.sync.tick()
+    await a.sync.tick()  # and the work after them
     assert a.sync.next_at() is None
     world.clock.advance(10 * PERIODIC_S)
     a.sync.set_visible(True)
