@@ -17,8 +17,14 @@ from playwright.sync_api import sync_playwright
 from tools.harness import DIST, ROOT, ServerProcess, launch_chromium
 from tools.views import (
     SCHEMES,
+    SEED_TODAY,
+    SEED_YESTERDAY,
+    TASKS,
+    TODAY,
+    UNCLEAR,
     VIEWPORTS,
     VIEWS,
+    ZONE,
     Scheme,
     View,
     Viewport,
@@ -55,6 +61,12 @@ def index() -> str:
         "edit `tools/views.py` or `tools/screenshots.py`, not this file). The same views are",
         "checked with axe-core by `e2e/test_a11y.py`. Desktop is 1280x800, phone 390x844.",
         "",
+        f"The page's clock says {TODAY:%A %d %B %Y, %H:%M} ({ZONE}); the tasks and the note",
+        "were typed into the chat: "
+        + ", ".join(f"“{text}”" for text, _ in (*SEED_YESTERDAY, *SEED_TODAY))
+        + " (the first the evening before), and the conversation ends with "
+        + f"“{UNCLEAR}”, which the device is unsure of.",
+        "",
         "| view | what it shows | " + " | ".join(f"{v.name}, {s}" for v, s in columns) + " |",
         "|---|---|" + "---|" * len(columns),
     ]
@@ -64,6 +76,7 @@ def index() -> str:
                 f"[{scheme}]({filename(view, viewport, scheme)})" for viewport, scheme in columns
             )
             lines.append(f"| {view.name} | {view.shows} | {links} |")
+    lines += ["", f"![{TASKS.shows}]({filename(TASKS, VIEWPORTS[0], 'light')})"]
     return "\n".join(lines) + "\n"
 
 
@@ -86,6 +99,7 @@ def main() -> None:
                     page = new_page(context)
                     for view, scheme in looks(page, server.url):
                         if view.screenshot:
+                            page.mouse.move(0, 0)  # no control drawn as hovered by the last click
                             path = OUT / filename(view, viewport, scheme)
                             # One image pixel per CSS pixel: the phone's stay small.
                             page.screenshot(path=path, scale="css", caret="hide")

@@ -34,6 +34,8 @@ BOOT_HOLD = "**/pyodide.asm.wasm"
 SETTLED = "document.getAnimations().every((animation) => animation.playState !== 'running')"
 # A request the device's model is unsure of (56%): with consent "Ask me first", the reply
 # is the question "Ask the server?".
+# A turn takes well under a second on a quiet machine; a loaded one stretches it.
+REPLY_TIMEOUT_MS = 30_000
 UNCLEAR = "add avocados to my grocery list"
 
 
@@ -126,7 +128,7 @@ def send(page: Page, text: str) -> str:
     shown = replies(page).count()
     message_box(page).fill(text)
     message_box(page).press("Enter")
-    expect(replies(page)).to_have_count(shown + 1)
+    expect(replies(page)).to_have_count(shown + 1, timeout=REPLY_TIMEOUT_MS)
     return replies(page).last.inner_text()
 
 
