@@ -173,8 +173,9 @@ def test_a_bad_file_shows_why_and_changes_nothing(devices: Devices, tmp_path: Pa
     assert page.get_attribute(STATUS, "data-state") == "error"
     assert shown.splitlines() == [
         "Nothing was imported from bad.json:",
-        "tasks[1].due: must be YYYY-MM-DD, YYYY-MM-DDTHH:MM or null, got '2026-13-01'",
-        "notes[0].colour: unknown key; a note has id, text",
+        "Task 2's “due” is \"2026-13-01\", which isn't a date: write it like 2026-11-19,"
+        " or 2026-11-19T17:00 with a time (or null for none).",
+        "Note 1 has “colour”, which a note doesn't have (it has id, text).",
     ]
     assert "not JSON" in import_file(
         page, {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"buy milk\n"}
@@ -183,7 +184,8 @@ def test_a_bad_file_shows_why_and_changes_nothing(devices: Devices, tmp_path: Pa
         page, {"name": "list.json", "mimeType": "application/json", "buffer": b'["buy milk"]'}
     ).splitlines() == [
         "Nothing was imported from list.json:",
-        'the file must be a JSON object with "tasks" and "notes", got an array',
+        'The file holds a list, not an export: an export is a JSON object with "tasks" and'
+        ' "notes".',
     ]
     big = tmp_path / "big.json"
     with big.open("wb") as file:
@@ -192,6 +194,6 @@ def test_a_bad_file_shows_why_and_changes_nothing(devices: Devices, tmp_path: Pa
         "Nothing was imported from big.json:",
         "the file is 20.1 MB; the limit is 20 MB",
     ]
-    page.click("#tasks-title")  # let any pending render happen before comparing
+    page.click("#data-title")  # let any pending render happen before comparing
     after = (titles(page), page.evaluate(COUNT_OPS), page.evaluate("window.pyAgent.exportData()"))
     assert after == before

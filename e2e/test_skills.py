@@ -29,8 +29,8 @@ YESTERDAY = datetime(2026, 11, 17, 18, 30, tzinfo=ZoneInfo(ZONE))  # a Tuesday
 TODAY = datetime(2026, 11, 18, 10, 0, tzinfo=ZoneInfo(ZONE))  # a Wednesday
 WEEKLY_MONDAY = "FREQ=WEEKLY;BYDAY=MO"
 
-# One task as the pane shows it: title, done, and the texts of its due, repeat and list
-# parts (None when the pane shows none).
+# One task as the list shows it: title, done, when it is due (its <time>'s datetime), the
+# texts of its repeat and list parts (None when the list shows none).
 Shown = tuple[str, bool, str | None, str | None, str | None]
 
 SHOWN = """() => [...document.querySelectorAll('#tasks li')].map((item) => {
@@ -38,7 +38,7 @@ SHOWN = """() => [...document.querySelectorAll('#tasks li')].map((item) => {
     return [
         item.querySelector('.title').dataset.saved,
         item.querySelector('input[type="checkbox"]').checked,
-        part('due'),
+        item.querySelector('[data-role="due"]')?.getAttribute('datetime') ?? null,
         part('repeat'),
         part('list'),
     ];
@@ -58,7 +58,7 @@ LAST_REPLY = """() => {
 class Turn:
     request: str
     text: str  # the reply as the page shows it (with its badges and details summary)
-    summary: str  # "task.edit · 99%"
+    summary: str  # "details"
     body: str  # "intent task.edit, confidence 0.994 · 31.2 ms[ · the device read …]"
     source: str  # local, cloud (the server read it) or tentative
 
@@ -168,11 +168,11 @@ def test_edit_recur_list_history_refuse_and_undo(paris: Page, server: ServerProc
         "remind me to go to the dentist tomorrow at 3pm",
         "Added “go to the dentist”, due tomorrow 15:00.",
     )
-    wait_shown(page, [bank, milk, ("go to the dentist", False, "2026-11-19 15:00", None, None)])
+    wait_shown(page, [bank, milk, ("go to the dentist", False, "2026-11-19T15:00", None, None)])
     moved = expect(
         page, "move the dentist to friday", "Moved “go to the dentist” to Fri 20 Nov 15:00."
     )
-    dentist: Shown = ("go to the dentist", False, "2026-11-20 15:00", None, None)
+    dentist: Shown = ("go to the dentist", False, "2026-11-20T15:00", None, None)
     wait_shown(page, [bank, milk, dentist], moved)
 
     # A recurring task: the rule in words and its first occurrence, next Monday.
@@ -219,7 +219,7 @@ def test_edit_recur_list_history_refuse_and_undo(paris: Page, server: ServerProc
     added = expect(
         page, "add avocados to my groceries list", "Added “avocados” to your grocery list."
     )
-    avocados: Shown = ("avocados", False, None, None, "grocery list")
+    avocados: Shown = ("avocados", False, None, None, "grocery")
     wait_shown(page, [bank, milk, dentist, trash_next, trash_done, avocados], added)
     [stored] = by_title(stored_tasks(page), "avocados")
     assert stored["list"] == "grocery" and stored["repeat"] is None

@@ -46,6 +46,7 @@ function showError(error) {
 function showReady() {
   $('boot').hidden = true;
   $('needs-agent', HTMLFieldSetElement).disabled = false;
+  $('settings-controls', HTMLFieldSetElement).disabled = false;
   $('side').removeAttribute('aria-busy');
   $('messages').removeAttribute('aria-busy');
   // A stable hook for tests and outside tools: the agent can answer from now on.
@@ -66,18 +67,51 @@ function showEnvironment(environment) {
   }
 }
 
-function showIsolation() {
-  const badge = $('isolation');
-  badge.hidden = false;
-  badge.textContent = crossOriginIsolated ? 'isolated' : 'not isolated: 1 thread';
-  badge.classList.toggle('warn', !crossOriginIsolated);
-  badge.title = crossOriginIsolated
-    ? 'crossOriginIsolated: the model runtime can use threads'
-    : 'The server did not send COOP/COEP headers, so the model runs on one thread';
+/** The self-check's findings, one line each. @param {import('./types.js').SelfCheck} result */
+function showSelfCheck(result) {
+  $('self-check-result').replaceChildren(
+    ...Object.entries(result.checks).map(([name, check]) => {
+      const item = document.createElement('li');
+      item.dataset.ok = String(check.ok);
+      item.textContent = `${name}: ${check.ok ? 'working' : `not working${check.error ? ` (${check.error})` : ''}`}`;
+      return item;
+    }),
+  );
+}
+
+/** @param {string} text */
+function selfCheckLine(text) {
+  const item = document.createElement('li');
+  item.textContent = text;
+  $('self-check-result').replaceChildren(item);
+}
+
+/**
+ * The settings panel on a phone: the Settings button opens it in place of the list, and
+ * closes it again (as does Escape). From 60rem it is always shown beside the list.
+ */
+function startSettingsToggle() {
+  const toggle = $('settings-toggle', HTMLButtonElement);
+  /** @param {boolean} open */
+  const set = (open) => {
+    document.body.dataset.settings = open ? 'open' : 'closed';
+    toggle.setAttribute('aria-expanded', String(open));
+    toggle.textContent = open ? 'Close settings' : 'Settings';
+  };
+  toggle.addEventListener('click', () => {
+    const open = document.body.dataset.settings !== 'open';
+    set(open);
+    if (open) $('settings-title').focus();
+  });
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && document.body.dataset.settings === 'open') {
+      set(false);
+      toggle.focus();
+    }
+  });
 }
 
 async function boot() {
-  showIsolation();
   // One tab runs the worker; the others use it through that tab (tabs.js).
   const { agent, failed: workerFailed } = shareAgent(() => {
     const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
@@ -117,13 +151,18 @@ async function boot() {
   ]);
   clearTimeout(stallTimer.id);
   window.pyAgentBoot = result;
-  showEnvironment({ ...result.environment, boot_ms: result.total_ms, crossOriginIsolated });
+  showEnvironment({
+    ...result.environment,
+    boot_ms: result.total_ms,
+    // Without COOP/COEP the model runtime gets one thread (README "Serving").
+    model_threads: crossOriginIsolated ? 'isolated: several threads' : 'not isolated: 1 thread',
+  });
   $('self-check').addEventListener('click', async () => {
-    $('self-check-result').textContent = 'Checking…';
+    selfCheckLine('Checking…');
     try {
-      $('self-check-result').textContent = JSON.stringify(await window.pyAgent.selfCheck(), null, 2);
+      showSelfCheck(await window.pyAgent.selfCheck());
     } catch (error) {
-      $('self-check-result').textContent = `Self-check failed: ${/** @type {Error} */ (error).message}`;
+      selfCheckLine(`The self-check could not run: ${/** @type {Error} */ (error).message}`);
     }
   });
   const refresh = panes(window.pyAgent);
@@ -138,5 +177,6 @@ async function boot() {
 
 startNetworkIndicator();
 startInstall();
+startSettingsToggle();
 startComposer();
 boot().catch(showError).finally(startServiceWorker);

@@ -114,7 +114,8 @@ function addMessage(role, text, details) {
     const more = document.createElement('details');
     const summary = document.createElement('summary');
     const confidence = details.confidence ?? 0;
-    summary.textContent = `${details.intent} · ${Math.round(confidence * 100)}%`;
+    summary.textContent = 'details';
+    summary.setAttribute('aria-label', 'How this request was understood');
     const body = document.createElement('div');
     const latency = details.latency_ms === undefined ? '' : ` · ${details.latency_ms.toFixed(1)} ms`;
     const cloud = stored.cloud_ms === undefined ? '' : ` · server ${stored.cloud_ms} ms`;
@@ -125,8 +126,18 @@ function addMessage(role, text, details) {
     item.append(more);
   }
   $('messages').append(item);
-  item.scrollIntoView({ block: 'end' });
+  showConversationToggle();
+  item.scrollIntoView({ block: 'nearest' });
   return item;
+}
+
+/** The conversation shows its last exchange; the toggle unfolds the rest, once there is more. */
+function showConversationToggle() {
+  const count = $('messages').childElementCount;
+  const toggle = $('conversation-toggle', HTMLButtonElement);
+  const expanded = $('conversation').dataset.expanded === 'true';
+  toggle.hidden = count <= 2;
+  toggle.textContent = expanded ? 'Fold the conversation' : `Show the whole conversation (${count} messages)`;
 }
 
 /**
@@ -189,6 +200,7 @@ function mark(turn, state) {
 /** @param {Message[]} messages */
 function showHistory(messages) {
   $('messages').replaceChildren();
+  showConversationToggle();
   for (const message of messages) {
     addMessage(message.role, message.text, message.role === 'agent' ? message : null);
   }
@@ -198,7 +210,7 @@ function showHistory(messages) {
 
 /** @param {Error | null} error */
 function showChatError(error) {
-  $('chat-error').textContent = error ? `Sorry, that failed: ${error.message}` : '';
+  $('chat-error').textContent = error ? `Sorry, that didn't work: ${error.message}` : '';
   $('chat-error').hidden = !error;
 }
 
@@ -238,7 +250,8 @@ function queue(text, at) {
 
 /**
  * The message box, from the first paint: Enter or Send puts the message in the chat, and
- * it is sent once the agent is ready (startChat). Arrow keys recall earlier messages.
+ * it is sent once the agent is ready (startChat). Arrow keys recall earlier messages; the
+ * welcome's examples are sent as if typed; the toggle folds and unfolds the conversation.
  */
 export function startComposer() {
   for (const { text, at } of readWaiting()) queue(text, at);
@@ -266,6 +279,22 @@ export function startComposer() {
     recall = sent.length;
     input.value = '';
     queue(text, localIso());
+  });
+  $('welcome').addEventListener('click', (event) => {
+    const example = /** @type {HTMLElement} */ (event.target).closest('button')?.dataset.example;
+    if (!example) return;
+    sent.push(example);
+    recall = sent.length;
+    queue(example, localIso());
+    input.focus();
+  });
+  $('conversation-toggle').addEventListener('click', () => {
+    const conversation = $('conversation');
+    const expanded = conversation.dataset.expanded !== 'true';
+    conversation.dataset.expanded = String(expanded);
+    $('conversation-toggle').setAttribute('aria-expanded', String(expanded));
+    showConversationToggle();
+    $('messages').lastElementChild?.scrollIntoView({ block: 'nearest' });
   });
 }
 

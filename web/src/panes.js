@@ -1,8 +1,12 @@
-// The task and note panes and the conflicts list: rendered from the worker, edited in place.
-// A task or note in conflict is marked where it is shown (data-conflict="true"), with the
-// choices beside it. Before the worker is ready they show what was stored (preview.js),
-// read-only.
+// The task list and the notes: grouped as people plan (Overdue, Today, Upcoming, Anytime,
+// Done), narrowed by the views bar (a section, the notes, or one of the user's lists), and
+// changed in place: check off, rename, edit the date, time and list, delete with an Undo
+// toast. Every change is the same synced op as the agent's (worker_api.edit_record,
+// remove_record, restore_record). A task or note in conflict is marked where it is shown
+// (data-conflict="true"), with the choices beside it. Before the worker is ready the list
+// shows what was stored (preview.js), read-only.
 import { $ } from './dom.js';
+import { SECTIONS, dueDatetime, humanDue, sectionOf } from './when.js';
 
 /**
  * @typedef {import('./types.js').Snapshot} Snapshot
@@ -10,23 +14,62 @@ import { $ } from './dom.js';
  * @typedef {import('./types.js').Note} Note
  * @typedef {import('./types.js').Conflict} Conflict
  * @typedef {import('./api.js').PyAgent} PyAgent
+ * @typedef {import('./when.js').Section} Section
+ * @typedef {{ tasks: TaskView[], notes: Note[], conflicts: Conflict[], editable: boolean }} Shown
  */
 
-// Set while a task title is being edited: re-rendering would throw the edit away,
-// so the panes wait for it to end.
-let editingTitle = false;
-/** @type {{ snapshot: Snapshot, conflicts: Conflict[] } | null} */
-let deferredPanes = null;
-// Set once the worker's panes are shown: the stored ones, read late, must not replace them.
-let shownLive = false;
+/** @type {Record<Section, string>} */
+const SECTION_TITLES = {
+  overdue: 'Overdue',
+  today: 'Today',
+  upcoming: 'Upcoming',
+  anytime: 'Anytime',
+  done: 'Done',
+};
 
-/** @param {string} label */
-function deleteButton(label) {
+// The views bar's fixed views: [view, label, the sections it shows (null: every one, and the notes)].
+/** @type {[string, string, Section[] | null][]} */
+const VIEWS = [
+  ['all', 'All', null],
+  ['today', 'Today', ['overdue', 'today']],
+  ['upcoming', 'Upcoming', ['upcoming']],
+  ['overdue', 'Overdue', ['overdue']],
+  ['done', 'Done', ['done']],
+  ['notes', 'Notes', []],
+];
+
+/** @type {Record<string, string>} what an empty view says to do */
+const EMPTY = {
+  today: 'Nothing due today. Add one: “call mum today at 5pm”.',
+  upcoming: 'Nothing coming up. Give a task a date: “dentist on Friday at 10am”.',
+  overdue: 'Nothing overdue.',
+  done: 'Tasks you check off show up here.',
+  notes: 'No notes yet. Try “note: the door code is 4711”.',
+  all: 'Nothing here yet: type a task or a note below.',
+};
+
+/** What is shown now; null until the stored or the worker's records arrive. @type {Shown | null} */
+let shown = null;
+let view = 'all';
+// Set while a task title or an editor is being edited: re-rendering would throw the edit
+// away, so the list waits for it to end and then shows the newest records.
+let editingTitle = false;
+/** @type {Shown | null} */
+let deferred = null;
+
+const busy = () => editingTitle || Boolean(document.querySelector('#lists .editor'));
+
+/**
+ * A task's or note's Edit or Delete button, named for the record. Its visible word comes
+ * from the stylesheet, so the item's text stays the record's own (tests and outside tools
+ * read a note's text from its data-role="note" item).
+ * @param {'edit' | 'delete'} action @param {string} label
+ */
+function actionButton(action, label) {
   const button = document.createElement('button');
   button.type = 'button';
-  button.className = 'delete';
-  button.title = 'Delete';
-  button.setAttribute('aria-label', `Delete “${label}”`);
+  button.className = action;
+  button.setAttribute('aria-label', label);
   return button;
 }
 
@@ -37,6 +80,7 @@ function deleteButton(label) {
 function describeValue(field, value) {
   if (field === '_deleted') return value ? 'deleted' : 'not deleted';
   if (field === 'done') return value ? 'done' : 'not done';
+  if (value === null) return 'nothing';
   return typeof value === 'string' ? `“${value}”` : JSON.stringify(value);
 }
 
@@ -57,10 +101,7 @@ function deleteSides(conflict) {
   return { deleted, kept, edited };
 }
 
-/**
- * What a contested delete is: deleted on one device, changed or restored on another.
- * @param {Conflict} conflict
- */
+/** What a contested delete is: deleted on one device, changed or restored on another. @param {Conflict} conflict */
 function describeDelete(conflict) {
   const { deleted, kept, edited } = deleteSides(conflict);
   if (!deleted || !kept) return 'Deleted on one device and kept on another.';
@@ -102,6 +143,9 @@ function conflictChoices(conflict, label) {
   return box;
 }
 
+/** @type {Record<string, string>} a conflicting field as the user knows it */
+const FIELD_NAMES = { due_date: 'date', due_time: 'time', list: 'list', repeat: 'repeat', done: 'done' };
+
 /**
  * Marks a task or note in conflict and puts the choices under it, as a labelled group.
  * @param {HTMLLIElement} item @param {Conflict[]} conflicts @param {string} label
@@ -115,8 +159,8 @@ function markConflicts(item, conflicts, label) {
     group.setAttribute('role', 'group');
     const text = document.createElement('p');
     text.id = `conflict-${conflict.id}`;
-    const field = conflict.field === 'text' || conflict.field === 'title' ? '' : ` (${conflict.field})`;
-    text.textContent = conflict.field === '_deleted' ? describeDelete(conflict) : `Edited on two devices${field}:`;
+    const field = FIELD_NAMES[conflict.field] ? ` (${FIELD_NAMES[conflict.field]})` : '';
+    text.textContent = conflict.field === '_deleted' ? describeDelete(conflict) : `Changed on two devices${field}:`;
     group.setAttribute('aria-labelledby', text.id);
     group.append(text, conflictChoices(conflict, label));
     item.append(group);
@@ -124,10 +168,10 @@ function markConflicts(item, conflicts, label) {
 }
 
 /**
- * A task in the list; `editable` once the worker can save the edit.
- * @param {TaskView} task @param {boolean} editable @param {Conflict[]} [conflicts] the task's
+ * A task in the list; `editable` once the worker can save an edit.
+ * @param {TaskView} task @param {boolean} editable @param {Conflict[]} conflicts the task's @param {Date} now
  */
-function taskItem(task, editable, conflicts = []) {
+function taskItem(task, editable, conflicts, now) {
   const item = document.createElement('li');
   // A stable hook for tests and outside tools, as is "note" below.
   item.dataset.role = 'task';
@@ -137,78 +181,174 @@ function taskItem(task, editable, conflicts = []) {
   done.type = 'checkbox';
   done.checked = task.done;
   done.setAttribute('aria-label', `Done: ${task.title}`);
+  const text = document.createElement('div');
+  text.className = 'item-text';
   const title = document.createElement('span');
   title.className = 'title';
   if (editable) {
     title.contentEditable = 'plaintext-only';
     title.spellcheck = false;
     title.setAttribute('role', 'textbox');
-    title.setAttribute('aria-label', 'Task title (Enter saves, Escape cancels)');
+    title.setAttribute('aria-label', `Title of “${task.title}” (Enter saves, Escape cancels)`);
   }
   title.textContent = task.title;
   title.dataset.saved = task.title;
-  item.append(done, title);
-  // Due date, repeat rule (in words, from the worker) and list, after the title; each
-  // in its own span with a data-role ("due", "repeat", "list") for tests and styles.
-  const when = task.due_date && `${task.due_date}${task.due_time ? ` ${task.due_time}` : ''}`;
-  /** @type {[string, string | null][]} */
-  const details = [
-    ['due', when],
-    ['repeat', task.repeat_text],
-    ['list', task.list && `${task.list} list`],
-  ];
-  const shown = details.filter(([, text]) => text);
-  if (shown.length) {
-    const due = document.createElement('span');
-    due.className = 'due';
-    due.append(' — ');
-    shown.forEach(([role, text], index) => {
-      const part = document.createElement('span');
-      part.dataset.role = role;
-      part.textContent = text;
-      due.append(...(index ? [' · ', part] : [part]));
-    });
-    item.append(due);
+  text.append(title);
+  // When it is due, its repeat rule (in words, from the worker) and its list; each with a
+  // data-role ("due", "repeat", "list") for tests and styles.
+  const meta = document.createElement('span');
+  meta.className = 'meta';
+  const due = humanDue(task, now);
+  if (due) {
+    const time = document.createElement('time');
+    time.dataset.role = 'due';
+    time.dataset.section = sectionOf(task, now);
+    time.dateTime = dueDatetime(task);
+    time.textContent = due;
+    meta.append(time);
   }
-  item.append(deleteButton(task.title));
+  /** @type {[string, string | null | undefined][]} */
+  const details = [['repeat', task.repeat_text], ['list', task.list]];
+  for (const [role, value] of details) {
+    if (!value) continue;
+    const part = document.createElement('span');
+    part.dataset.role = role;
+    part.textContent = value;
+    meta.append(part);
+  }
+  if (meta.childElementCount) text.append(meta);
+  const actions = document.createElement('span');
+  actions.className = 'actions';
+  actions.append(
+    actionButton('edit', `Edit “${task.title}”`),
+    actionButton('delete', `Delete “${task.title}”`),
+  );
+  item.append(done, text, actions);
   markConflicts(item, conflicts, task.title);
   return item;
 }
 
-/** @param {Note} note @param {Conflict[]} [conflicts] the note's */
-function noteItem(note, conflicts = []) {
+/** @param {Note} note @param {Conflict[]} conflicts the note's */
+function noteItem(note, conflicts) {
   const item = document.createElement('li');
   item.dataset.role = 'note';
   item.dataset.id = note.id;
-  item.append(note.text, deleteButton(note.text));
-  markConflicts(item, conflicts, note.text);
+  const text = document.createElement('span');
+  text.className = 'item-text';
+  text.textContent = note.text;
+  const label = note.text.length > 40 ? `${note.text.slice(0, 40)}…` : note.text;
+  const actions = document.createElement('span');
+  actions.className = 'actions';
+  actions.append(actionButton('edit', `Edit note “${label}”`), actionButton('delete', `Delete note “${label}”`));
+  item.append(text, actions);
+  markConflicts(item, conflicts, label);
   return item;
 }
 
-/** @param {Snapshot} snapshot @param {Conflict[]} conflicts */
-function renderPanes(snapshot, conflicts) {
-  if (editingTitle) {
-    deferredPanes = { snapshot, conflicts };
-    return;
+/** Creation order within a section; by due moment where there is one, done ones newest first. @param {Section} section */
+function order(section) {
+  if (section === 'done') {
+    return (/** @type {TaskView} */ a, /** @type {TaskView} */ b) => (b.done_at ?? '').localeCompare(a.done_at ?? '');
   }
-  deferredPanes = null;
-  shownLive = true;
+  const key = (/** @type {TaskView} */ task) => `${task.due_date ?? ''}T${task.due_time ?? '99:99'}`;
+  return (/** @type {TaskView} */ a, /** @type {TaskView} */ b) => key(a).localeCompare(key(b));
+}
+
+/** @param {Section} section @param {HTMLLIElement[]} items */
+function sectionElement(section, items) {
+  const element = document.createElement('section');
+  element.dataset.section = section;
+  element.setAttribute('aria-labelledby', `section-${section}`);
+  const heading = document.createElement('h2');
+  heading.id = `section-${section}`;
+  const count = document.createElement('span');
+  count.className = 'count';
+  count.textContent = String(items.length);
+  heading.append(SECTION_TITLES[section], ' ', count);
+  const list = document.createElement('ul');
+  list.append(...items);
+  element.append(heading, list);
+  return element;
+}
+
+/** The views bar: the fixed views with their counts, then one per list. @param {Shown} what @param {Map<Section, TaskView[]>} bySection */
+function renderViews(what, bySection) {
+  const count = (/** @type {Section} */ section) => bySection.get(section)?.length ?? 0;
+  const lists = [...new Set(what.tasks.map((task) => task.list).filter((name) => name))].sort();
+  if (view.startsWith('list:') && !lists.includes(view.slice(5))) view = 'all';
+  /** @type {[string, string][]} */
+  const buttons = VIEWS.map(([name, label, sections]) => {
+    const total = name === 'notes' ? what.notes.length : sections ? sections.reduce((sum, s) => sum + count(s), 0) : null;
+    return [name, total === null ? label : `${label} ${total}`];
+  });
+  for (const list of lists) buttons.push([`list:${list}`, `# ${list}`]);
+  $('views').replaceChildren(
+    ...buttons.map(([name, label]) => {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.dataset.view = name;
+      button.textContent = label;
+      button.setAttribute('aria-pressed', String(name === view));
+      return button;
+    }),
+  );
+}
+
+/** Draws the list for the current view from `what`. @param {Shown} what */
+function draw(what) {
+  const now = new Date();
   /** @param {'tasks' | 'notes'} collection @param {string} id */
   const of = (collection, id) =>
-    conflicts.filter((conflict) => conflict.collection === collection && conflict.record_id === id);
-  $('tasks').replaceChildren(...snapshot.tasks.map((task) => taskItem(task, true, of('tasks', task.id))));
-  $('notes').replaceChildren(...snapshot.notes.map((note) => noteItem(note, of('notes', note.id))));
+    what.conflicts.filter((conflict) => conflict.collection === collection && conflict.record_id === id);
+  /** @type {Map<Section, TaskView[]>} */
+  const bySection = new Map(SECTIONS.map((section) => [section, []]));
+  for (const task of what.tasks) bySection.get(sectionOf(task, now))?.push(task);
+  renderViews(what, bySection);
+  const list = view.startsWith('list:') ? view.slice(5) : null;
+  const fixed = VIEWS.find(([name]) => name === view);
+  const sections = list ? SECTIONS : fixed?.[2] ?? SECTIONS;
+  const elements = sections.flatMap((section) => {
+    const tasks = (bySection.get(section) ?? []).filter((task) => !list || task.list === list).sort(order(section));
+    if (!tasks.length) return [];
+    return [sectionElement(section, tasks.map((task) => taskItem(task, what.editable, of('tasks', task.id), now)))];
+  });
+  $('tasks').replaceChildren(...elements);
+  const showNotes = view === 'all' || view === 'notes';
+  $('notes').replaceChildren(...(showNotes ? what.notes.map((note) => noteItem(note, of('notes', note.id))) : []));
+  $('notes-section').hidden = !showNotes || !what.notes.length;
+  const nothing = !what.tasks.length && !what.notes.length;
+  $('welcome').hidden = !nothing;
+  $('views').hidden = nothing;
+  const empty = !nothing && !elements.length && !(showNotes && what.notes.length);
+  $('view-empty').hidden = !empty;
+  $('view-empty').textContent = empty ? EMPTY[view] ?? `Nothing left in ${list}.` : '';
+  document.body.dataset.view = view;
+}
+
+/** Shows `what`, now or once the edit in progress ends. @param {Shown} what */
+function show(what) {
+  shown = what;
+  if (busy()) {
+    deferred = what;
+    return;
+  }
+  deferred = null;
+  draw(what);
+}
+
+/** Draws what arrived during an edit, if anything did. */
+function showDeferred() {
+  if (deferred && !busy()) show(deferred);
 }
 
 /**
- * The tasks and notes as stored, until the worker's own panes replace them; their
- * controls stay disabled until then (index.html's fieldset #needs-agent).
+ * The tasks and notes as stored, until the worker's own replace them; their controls
+ * stay disabled until then (index.html's fieldset #needs-agent).
  * @param {{ tasks: TaskView[], notes: Note[] }} stored
  */
 export function showStoredPanes(stored) {
-  if (shownLive) return;
-  $('tasks').replaceChildren(...stored.tasks.map((task) => taskItem(task, false)));
-  $('notes').replaceChildren(...stored.notes.map((note) => noteItem(note)));
+  if (shown?.editable) return;
+  show({ tasks: stored.tasks, notes: stored.notes, conflicts: [], editable: false });
 }
 
 /** @param {Conflict[]} conflicts */
@@ -218,11 +358,11 @@ function renderConflicts(conflicts) {
     ...conflicts.map((conflict) => {
       const item = document.createElement('li');
       item.dataset.id = conflict.id;
-      const field = conflict.field === '_deleted' ? 'deleted' : conflict.field;
-      const what = ['title', 'text'].includes(field) ? '' : ` (${field})`;
+      const field = conflict.field === '_deleted' ? 'deleted' : FIELD_NAMES[conflict.field];
+      const what = field ? ` (${field})` : '';
       const devices = conflict.versions.length === 2 ? 'two' : String(conflict.versions.length);
       const text = document.createElement('p');
-      text.textContent = `“${conflict.label}”${what} was edited on ${devices} devices:`;
+      text.textContent = `“${conflict.label}”${what} was changed on ${devices} devices:`;
       const choices = document.createElement('div');
       choices.className = 'choices';
       for (const version of conflict.versions) {
@@ -230,10 +370,10 @@ function renderConflicts(conflicts) {
         button.type = 'button';
         button.dataset.conflict = conflict.id;
         button.dataset.op = version.op_id;
-        const where = document.createElement('small');
         const at = new Date(version.at).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
-        where.textContent = `${version.this_device ? 'this device' : 'other device'} · ${at}`;
-        button.append(`Keep ${describeValue(conflict.field, version.value)}`, where);
+        const small = document.createElement('small');
+        small.textContent = `${version.this_device ? 'this device' : 'other device'} · ${at}`;
+        button.append(`Keep ${describeValue(conflict.field, version.value)}`, small);
         choices.append(button);
       }
       item.append(text, choices);
@@ -244,13 +384,13 @@ function renderConflicts(conflicts) {
 
 /** @param {unknown} error */
 function showEditError(error) {
-  $('edit-error').textContent = error ? `Sorry, that failed: ${/** @type {Error} */ (error).message}` : '';
+  $('edit-error').textContent = error ? `Couldn't save that: ${/** @type {Error} */ (error).message}` : '';
   $('edit-error').hidden = !error;
 }
 
 /**
- * The task and note panes and the conflicts list, from the worker. Refreshes run
- * one after another, so an older answer never overwrites a newer one.
+ * The task and note list and the conflicts list, from the worker. Refreshes run one
+ * after another, so an older answer never overwrites a newer one.
  * @param {PyAgent} agent
  * @returns {() => Promise<void>}
  */
@@ -259,15 +399,162 @@ export function panes(agent) {
   return () => {
     queue = queue.then(async () => {
       const [snapshot, conflicts] = await Promise.all([agent.snapshot(), agent.conflicts()]);
-      renderPanes(snapshot, conflicts);
+      show({ tasks: snapshot.tasks, notes: snapshot.notes, conflicts, editable: true });
       renderConflicts(conflicts);
     }).catch(showEditError);
     return queue;
   };
 }
 
+// The undo toast stays this long, and while it has the focus or the pointer.
+const TOAST_MS = 10_000;
+
 /**
- * Edit in place: check a task off, rename it, delete a task or a note, pick a conflict's version.
+ * "Deleted “buy milk”. Undo": the toast after a delete. Focus moves to Undo, since the
+ * deleted item's button is gone.
+ * @param {string} text @param {() => Promise<void>} undo
+ */
+function toast(text, undo) {
+  const box = $('toast');
+  const button = $('toast-undo', HTMLButtonElement);
+  $('toast-text').textContent = text;
+  box.hidden = false;
+  button.disabled = false;
+  let timer = 0;
+  const close = () => {
+    clearTimeout(timer);
+    box.hidden = true;
+    button.onclick = null;
+  };
+  const later = () => {
+    clearTimeout(timer);
+    timer = window.setTimeout(() => {
+      if (!box.matches(':hover, :focus-within')) close();
+      else later();
+    }, TOAST_MS);
+  };
+  later();
+  button.onclick = async () => {
+    button.disabled = true;
+    try {
+      await undo();
+      close();
+    } catch (error) {
+      close();
+      showEditError(error);
+    }
+  };
+  button.focus();
+}
+
+/** A labelled field of an editor. @param {string} label @param {HTMLInputElement | HTMLTextAreaElement} input @param {string} [className] */
+function field(label, input, className = '') {
+  const element = document.createElement('label');
+  element.className = className;
+  element.append(label, input);
+  return element;
+}
+
+/** @param {string} name @param {string} type @param {string} value */
+function input(name, type, value) {
+  const element = document.createElement('input');
+  element.name = name;
+  element.type = type;
+  element.value = value;
+  return element;
+}
+
+/**
+ * The inline editor of a task (title, date, time, list) or a note (text), in place of
+ * its text; Escape or Cancel closes it unchanged.
+ * @param {HTMLLIElement} item @param {TaskView | Note} record @param {(changes: Record<string, string | null>) => Promise<void>} save
+ */
+function openEditor(item, record, save) {
+  const form = document.createElement('form');
+  form.className = 'editor';
+  const isTask = 'title' in record;
+  form.dataset.role = isTask ? 'task-edit' : 'note-edit';
+  form.setAttribute('aria-label', isTask ? `Edit “${record.title}”` : 'Edit note');
+  /** @type {HTMLInputElement | HTMLTextAreaElement} */
+  let first;
+  if (isTask) {
+    const lists = document.createElement('datalist');
+    lists.id = `lists-${record.id}`;
+    const names = new Set((shown?.tasks ?? []).map((task) => task.list).filter((name) => name));
+    lists.append(...[...names].map((name) => Object.assign(document.createElement('option'), { value: name })));
+    const list = input('list', 'text', record.list ?? '');
+    list.setAttribute('list', lists.id);
+    list.placeholder = 'none';
+    first = input('title', 'text', record.title);
+    form.append(
+      field('Title', first, 'wide'),
+      field('Date', input('due_date', 'date', record.due_date ?? '')),
+      field('Time', input('due_time', 'time', record.due_time ?? '')),
+      field('List', list),
+      lists,
+    );
+  } else {
+    first = document.createElement('textarea');
+    first.name = 'text';
+    first.value = record.text;
+    form.append(field('Note', first, 'wide'));
+  }
+  const error = document.createElement('p');
+  error.className = 'error';
+  error.setAttribute('role', 'alert');
+  error.hidden = true;
+  const buttons = document.createElement('div');
+  buttons.className = 'buttons';
+  const cancel = document.createElement('button');
+  cancel.type = 'button';
+  cancel.textContent = 'Cancel';
+  const submit = document.createElement('button');
+  submit.type = 'submit';
+  submit.textContent = 'Save';
+  buttons.append(submit, cancel);
+  form.append(error, buttons);
+  const close = () => {
+    form.remove();
+    item.classList.remove('editing');
+    showDeferred();
+    // Back where the edit started: the item's Edit button (the item may be drawn anew).
+    const again = document.querySelector(`#lists li[data-id="${CSS.escape(record.id)}"] .edit`);
+    if (again instanceof HTMLElement) again.focus();
+  };
+  cancel.addEventListener('click', close);
+  form.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') {
+      event.preventDefault();
+      close();
+    }
+  });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    /** @type {Record<string, string | null>} */
+    const changes = {};
+    for (const [name, value] of new FormData(form)) {
+      const text = String(value).trim();
+      const before = /** @type {Record<string, unknown>} */ (record)[name] ?? '';
+      if (text !== before) changes[name] = text || (name === 'title' || name === 'text' ? '' : null);
+    }
+    submit.disabled = true;
+    try {
+      if (Object.keys(changes).length) await save(changes);
+      close();
+    } catch (failure) {
+      error.textContent = /** @type {Error} */ (failure).message;
+      error.hidden = false;
+      submit.disabled = false;
+    }
+  });
+  item.classList.add('editing');
+  item.append(form);
+  first.focus();
+}
+
+/**
+ * Edit in place: check a task off, rename it, edit it, delete a task or a note (with
+ * Undo), pick a conflict's version, switch views.
  * @param {PyAgent} agent @param {() => Promise<void>} refresh
  */
 export function startPanes(agent, refresh) {
@@ -280,14 +567,23 @@ export function startPanes(agent, refresh) {
       await refresh();
     }
   };
-  /** The id of the task or note an event happened in. @param {Event} event */
-  const recordId = (event) => /** @type {HTMLElement} */ (event.target).closest('li')?.dataset.id ?? '';
+  /** The task or note item an event happened in. @param {Event} event */
+  const itemOf = (event) => /** @type {HTMLElement} */ (event.target).closest('li');
   /** The task title an event happened on, if it did. @param {EventTarget | null} target */
   const titleOf = (target) => (target instanceof HTMLElement && target.classList.contains('title') ? target : null);
+  $('views').addEventListener('click', (event) => {
+    const button = /** @type {HTMLElement} */ (event.target).closest('button');
+    if (!button?.dataset.view || !shown) return;
+    view = button.dataset.view;
+    show(shown);
+    $('views').querySelector(`[data-view="${CSS.escape(view)}"]`)?.closest('button')?.focus();
+  });
   const tasks = $('tasks');
   tasks.addEventListener('change', (event) => {
-    const done = /** @type {HTMLInputElement} */ (event.target).checked;
-    act(() => agent.editRecord('tasks', recordId(event), { done })).catch(showEditError);
+    const target = /** @type {HTMLInputElement} */ (event.target);
+    if (target.type !== 'checkbox') return;
+    const id = itemOf(event)?.dataset.id ?? '';
+    act(() => agent.editRecord('tasks', id, { done: target.checked })).catch(showEditError);
   });
   tasks.addEventListener('keydown', (event) => {
     const title = titleOf(event.target);
@@ -311,30 +607,48 @@ export function startPanes(agent, refresh) {
     const changed = text !== title.dataset.saved;
     if (changed) {
       try {
-        await agent.editRecord('tasks', recordId(event), { title: text });
+        await agent.editRecord('tasks', itemOf(event)?.dataset.id ?? '', { title: text });
         showEditError(null);
       } catch (error) {
-        // Keep what was typed, and the caret in it, so nothing is lost (the panes
-        // were not re-rendered meanwhile: editingTitle is still set).
+        // Keep what was typed, and the caret in it, so nothing is lost (the list was not
+        // re-drawn meanwhile: editingTitle is still set).
         showEditError(error);
         title.focus();
         return;
       }
     }
-    // Moving on to another title: the panes wait for that edit too.
+    // Moving on to another title: the list waits for that edit too.
     if (titleOf(event.relatedTarget) || titleOf(document.activeElement)) return;
     editingTitle = false;
     if (changed) await refresh();
-    else if (deferredPanes) renderPanes(deferredPanes.snapshot, deferredPanes.conflicts);
+    else showDeferred();
   });
   /** @param {'tasks' | 'notes'} collection */
-  const remove = (collection) => (/** @type {Event} */ event) => {
-    if (!/** @type {HTMLElement} */ (event.target).classList.contains('delete')) return;
-    const id = recordId(event);
-    act(() => agent.removeRecord(collection, id)).catch(showEditError);
+  const onAction = (collection) => (/** @type {Event} */ event) => {
+    const button = /** @type {HTMLElement} */ (event.target).closest('button');
+    const item = itemOf(event);
+    const id = item?.dataset.id;
+    if (!button || !item || !id || button.closest('.editor')) return;
+    const record = collection === 'tasks'
+      ? shown?.tasks.find((task) => task.id === id)
+      : shown?.notes.find((note) => note.id === id);
+    if (!record) return;
+    const label = 'title' in record ? record.title : record.text;
+    if (button.classList.contains('delete')) {
+      act(async () => {
+        await agent.removeRecord(collection, id);
+        toast(`Deleted “${label.length > 40 ? `${label.slice(0, 40)}…` : label}”.`, () =>
+          act(() => agent.restoreRecord(collection, id)));
+      }).catch(showEditError);
+    } else if (button.classList.contains('edit') && !item.querySelector('.editor')) {
+      openEditor(item, record, async (changes) => {
+        await agent.editRecord(collection, id, changes);
+        await refresh();
+      });
+    }
   };
-  tasks.addEventListener('click', remove('tasks'));
-  $('notes').addEventListener('click', remove('notes'));
+  tasks.addEventListener('click', onAction('tasks'));
+  $('notes').addEventListener('click', onAction('notes'));
   /** A conflict's choice, in the Sync section or beside its task or note. @param {Event} event */
   const choose = (event) => {
     const { conflict, op } = /** @type {HTMLElement} */ (event.target).closest('button')?.dataset ?? {};
@@ -343,4 +657,3 @@ export function startPanes(agent, refresh) {
   };
   for (const list of ['conflicts', 'tasks', 'notes']) $(list).addEventListener('click', choose);
 }
-

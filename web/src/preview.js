@@ -89,7 +89,7 @@ async function showStored() {
     const stored = await readStored();
     await parsed();
     showStoredSettings(stored?.settings ?? {});
-    if (stored) showStoredPanes(stored);
+    showStoredPanes(stored ?? { tasks: [], notes: [] });
   } catch (error) {
     await parsed();
     showStoredSettings({});

@@ -42,6 +42,7 @@ const CHANGES = new Set([
   'answerConsent',
   'editRecord',
   'removeRecord',
+  'restoreRecord',
   'resolveConflict',
   'importData',
   'setSettings',
