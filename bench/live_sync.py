@@ -16,7 +16,10 @@ Each run starts a server on a fresh data dir. Writes bench/results/live_sync.jso
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,6 @@ TARGET_P95_MS = 1_000
 LIVE = "document.body.dataset.live === 'true'"
 EVENTS = "**/api/v1/spaces/*/events"
 LIVE_TIMEOUT_MS = 10_000
-Timed = tuple[float, float]  # (write on A → visible on B, the write on A alone), ms
 # Waits for a change that only the periodic pull (every 15 s) brings.
 POLL_TIMEOUT_MS = 40_000
 
@@ -51,12 +53,39 @@ WRITE = """async ([id, title]) => {
 }"""
 
 
+# Every mark the page makes for the benchmark (web/src/live_sync.js), as
+# [name, time on the browser's clock, detail], kept by a PerformanceObserver.
+OBSERVE_MARKS = """() => {
+  window.liveMarks = [];
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      if (!entry.name.startsWith('py_agent:')) continue;
+      window.liveMarks.push([entry.name, performance.timeOrigin + entry.startTime, entry.detail]);
+    }
+  }).observe({ type: 'mark' });
+}"""
+HEARD = "py_agent:live-changed"
+STATUS = "py_agent:sync-status"
+
+
+@dataclass(frozen=True)
+class Timed:
+    """One change, in ms from just before the write on A."""
+
+    visible: float  # B's task list shows it
+    written: float  # the write on A returned (its commit)
+    pushed: float  # A's status says nothing is pending any more
+    heard: float  # B's stream said the space changed
+    pulled: float  # B's status carries the pulled change (a new revision)
+
+
 def device(context: BrowserContext, url: str) -> Page:
     page = context.new_page()
     page.set_default_timeout(BOOT_TIMEOUT_MS)
     page.goto(url + "/")
     if wait_for_boot(page) != "ready":
         raise SystemExit(page.inner_text("body"))
+    page.evaluate(OBSERVE_MARKS)
     return page
 
 
@@ -68,13 +97,28 @@ def pair(a: Page, *others: Page) -> str:
     return code
 
 
-def change(a: Page, b: Page, task_id: str, title: str, timeout_ms: float) -> tuple[float, float]:
-    """Milliseconds from renaming the task on A until B shows the new title, and of them
-    the write on A itself (until its commit: the new title's embedding, IndexedDB)."""
+def change(a: Page, b: Page, task_id: str, title: str, timeout_ms: float) -> Timed:
+    """Renames the task on A and times it until B shows the new title, with the steps
+    between (see ``Timed``)."""
     b.evaluate(WATCH_FOR_TASK, title)
-    written_at, write_ms = a.evaluate(WRITE, [task_id, title])
+    at, write_ms = a.evaluate(WRITE, [task_id, title])
+    written_at = float(at)
     b.wait_for_function("window.liveSeenAt !== undefined", timeout=timeout_ms)
-    return float(b.evaluate("window.liveSeenAt")) - written_at, float(write_ms)
+    visible = float(b.evaluate("window.liveSeenAt")) - written_at
+    a_marks = [m for m in a.evaluate("window.liveMarks") if m[1] >= written_at]
+    b_marks = list(b.evaluate("window.liveMarks"))
+    revision = max(m[2]["revision"] for m in b_marks if m[0] == STATUS and m[1] < written_at)
+
+    def first(marks: list[Any], wanted: Callable[[Any], bool]) -> float:
+        return float(min((m[1] for m in marks if wanted(m)), default=math.nan)) - written_at
+
+    return Timed(
+        visible=visible,
+        written=float(write_ms),
+        pushed=first(a_marks, lambda m: m[0] == STATUS and m[2]["pending"] == 0),
+        heard=first(b_marks, lambda m: m[0] == HEARD and m[1] >= written_at),
+        pulled=first(b_marks, lambda m: m[0] == STATUS and m[2]["revision"] > revision),
+    )
 
 
 def measure(
@@ -118,6 +162,15 @@ def one_run(changes: int, polling: int) -> tuple[list[Timed], list[Timed]]:
             server.stop()
 
 
+STEPS = ("pushed", "heard", "pulled")
+
+
+def steps(values: list[float]) -> dict[str, float]:
+    """A step's summary over the changes where its mark was seen."""
+    seen = [value for value in values if not math.isnan(value)]
+    return {**report.summary(seen), "missed": len(values) - len(seen)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--changes", type=int, default=50)
@@ -126,13 +179,15 @@ def main() -> None:
     args = parser.parse_args()
     runs = [one_run(args.changes, args.polling) for _ in range(args.runs)]
     live = [timed for run, _ in runs for timed in run]
-    polled = [latency for _, run in runs for latency, _ in run]
+    polled = [timed.visible for _, run in runs for timed in run]
     result: dict[str, Any] = {
         "runs": args.runs,
         "changes_per_run": args.changes,
-        "live_ms": report.summary([latency for latency, _ in live]),
-        "live_max_ms": round(max(latency for latency, _ in live), 1),
-        "write_ms": report.summary([write for _, write in live]),
+        "live_ms": report.summary([timed.visible for timed in live]),
+        "live_max_ms": round(max(timed.visible for timed in live), 1),
+        "write_ms": report.summary([timed.written for timed in live]),
+        # The steps between, each from just before the write on A (see Timed).
+        **{f"{step}_ms": steps([getattr(timed, step) for timed in live]) for step in STEPS},
         "polling_ms": report.summary(polled) if polled else None,
         "target_p95_ms": TARGET_P95_MS,
     }
@@ -140,6 +195,9 @@ def main() -> None:
     lat = result["live_ms"]
     write = result["write_ms"]
     print(f"the write on A alone: p50 {write['p50']:.0f} ms, p95 {write['p95']:.0f} ms")
+    for step in STEPS:
+        timing = result[f"{step}_ms"]
+        print(f"  {step} by: p50 {timing['p50']:.0f} ms, p95 {timing['p95']:.0f} ms")
     print(
         f"write on A → visible on B, {len(live)} changes: p50 {lat['p50']:.0f} ms, "
         f"p95 {lat['p95']:.0f} ms, max {result['live_max_ms']:.0f} ms"

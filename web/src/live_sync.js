@@ -24,6 +24,16 @@ const BACKOFF_MAX_MS = 60_000;
 // silent for this long is dead (a half-open connection after a network change), not quiet.
 const SILENCE_MS = 40_000;
 
+// bench/live_sync.py times a change's way to the other device by these marks (only the
+// newest of each is kept: a PerformanceObserver sees every one).
+export const HEARD = 'py_agent:live-changed';
+
+/** A performance mark for the benchmark, replacing the previous one of its name. @param {string} name @param {unknown} detail */
+export function mark(name, detail) {
+  performance.clearMarks(name);
+  performance.mark(name, { detail });
+}
+
 /** The tab runs the worker (tabs.js's roles, published on the body). */
 const runsTheWorker = () => ['leader', 'alone'].includes(document.body.dataset.tabs ?? '');
 
@@ -91,6 +101,7 @@ async function listenOnce(agent, signal) {
     const read = eventReader((type, data) => {
       if (type !== 'changed') return;
       heard = true;
+      mark(HEARD, data);
       agent.spaceChanged(data).catch((error) => console.error('py_agent: live sync:', error));
     });
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();

@@ -4,7 +4,7 @@
 // server's live stream says (live_sync.js).
 import * as Comlink from './vendor/comlink.mjs';
 import { $ } from './dom.js';
-import { startLiveSync } from './live_sync.js';
+import { mark, startLiveSync } from './live_sync.js';
 
 /**
  * @typedef {import('./types.js').SyncStatus} SyncStatus
@@ -80,6 +80,7 @@ export async function startSync(agent, refresh) {
 
   /** @param {SyncStatus} status */
   const show = (status) => {
+    mark('py_agent:sync-status', { state: status.state, pending: status.pending, revision: status.revision });
     body.dataset.sync = status.state;
     body.dataset.syncPending = String(status.pending);
     const retryAt = status.retry_at === null ? null : status.retry_at * 1000;
