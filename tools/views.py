@@ -65,10 +65,10 @@ EDIT = View("edit", "a task's edit form open")
 UNDO = View("undo", "a task deleted: the toast offering Undo")
 CONVERSATION = View("conversation", "the conversation open, ending with “Ask the server?”")
 SETTINGS = View("settings", "the settings panel: Sync, Server help, Your data, Diagnostics")
-# The other views of the task list: checked like the rest, not worth a picture each.
+# The other views of the list: checked like the rest, not worth a picture each.
 FILTERS = tuple(
-    View(name, f"the {name} tasks alone", screenshot=False)
-    for name in ("today", "upcoming", "overdue", "done")
+    View(name, f"the {name} view alone", screenshot=False)
+    for name in ("today", "upcoming", "overdue", "done", "notes")
 )
 VIEWS = (BOOT, WELCOME, TASKS, LIST, *FILTERS, EDIT, UNDO, CONVERSATION, SETTINGS)
 
@@ -90,15 +90,15 @@ EDITED = "buy stamps"  # the task whose edit form is opened
 DELETED = "call mum"
 
 
-def new_context(browser: Browser, viewport: Viewport, scheme: Scheme = "light") -> BrowserContext:
-    """A fresh profile on ``viewport``. Service workers are blocked: they would answer the
-    request the boot view holds, where no route sees it."""
+def new_context(browser: Browser, viewport: Viewport) -> BrowserContext:
+    """A fresh profile on ``viewport``, light until ``looks`` switches. Service workers are
+    blocked: they would answer the request the boot view holds, where no route sees it."""
     return browser.new_context(
         viewport={"width": viewport.width, "height": viewport.height},
         is_mobile=viewport.phone,
         has_touch=viewport.phone,
         device_scale_factor=2 if viewport.phone else 1,
-        color_scheme=scheme,
+        color_scheme="light",
         timezone_id=ZONE,
         service_workers="block",
     )
