@@ -115,7 +115,7 @@ function addMessage(role, text, details) {
     const summary = document.createElement('summary');
     const confidence = details.confidence ?? 0;
     summary.textContent = 'details';
-    summary.setAttribute('aria-label', 'How this request was understood');
+    summary.setAttribute('aria-label', 'details: how this request was understood');
     const body = document.createElement('div');
     const latency = details.latency_ms === undefined ? '' : ` · ${details.latency_ms.toFixed(1)} ms`;
     const cloud = stored.cloud_ms === undefined ? '' : ` · server ${stored.cloud_ms} ms`;
