@@ -134,8 +134,10 @@ class Agent:
         self.chat_changed = 0
         self._changing = asyncio.Lock()  # see the module docstring
         # An edit changed a record's embedded text and left the new vector to embed after
-        # its commit (see _edit).
+        # its commit (see _edit); pulls leave theirs too, until the device's pass after
+        # them (prepare): the state's revision counts them.
         self._unembedded = False
+        self._embedded_revision = state.revision
         # One follow-up pass at a time. Not _changing: a "sync now" turn holds that while
         # its pull runs prepare.
         self._following_up = asyncio.Lock()
@@ -166,12 +168,12 @@ class Agent:
             (c, i, v) for c, i, text, v in embedded if records[c].get(i, {}).get(SYNCED[c]) == text
         ]
 
-    async def _embed_edited(self) -> None:
-        """Store the vectors edits left to embed before a turn matches against them; the
-        device's pass after the edit's push (``prepare``) has usually done it already."""
-        if not self._unembedded:
+    async def _embed_changed(self) -> None:
+        """Store the vectors that edits and pulls left to embed, before a turn matches
+        against them; the device's pass once changes pause (``prepare``) does it too."""
+        if not self._unembedded and self.state.revision == self._embedded_revision:
             return
-        self._unembedded = False
+        self._unembedded, self._embedded_revision = False, self.state.revision
         vectors = await self._missing_vectors()
         if vectors:
             await self.state.save([], vectors)
@@ -544,7 +546,7 @@ class Agent:
         embedding: NDArray[np.float32],
         cloud: CloudAnswer | None,
     ) -> Outcome:
-        await self._embed_edited()
+        await self._embed_changed()
         state, embed, last = self.state, self._embed, self.last_task
         read = self._server_slots(intent, cloud)
         if intent == "task.add":
@@ -636,8 +638,8 @@ class Agent:
         else:
             writes, did = [Put(name, key, updated)], describe_edit(record, updated)
         # New text is embedded after the commit, so that the change goes out to the other
-        # devices at once: by the device's pass after the push (prepare), or by the next
-        # turn if it comes first. The old vector goes in this commit: it no longer says
+        # devices at once: by the device's pass once changes pause (prepare), or by the
+        # next turn if it comes first. The old vector goes in this commit: it no longer says
         # what the record says.
         retitled = updated.get(SYNCED[name]) != record.get(SYNCED[name])
         stale = [Delete("embeddings", embedding_key(name, key))] if retitled else []

@@ -13,9 +13,10 @@ In order:
 
 - at once after a local change (``note_changes`` spots them): changes made during an
   exchange go in it, or in the next right after it, so a burst of edits takes few;
-- at once after an exchange that pulled changes, and after a local change once its
-  exchange is over: ``after_pull`` (embedding what arrived, or an edit's new text), on a
-  tick of its own so that neither the page nor the push waits for it;
+- ``IDLE_S`` after the last change, pulled or local (and after a local change's push):
+  ``after_pull`` (embedding what arrived, or an edit's new text), on a tick of its own
+  once changes pause, so that neither the page, nor the push, nor the next change's way
+  to the other devices waits for the model, and a burst of edits is embedded once;
 - at once after ``wake``: the app started, or the browser came back online;
 - at the retry time after a failure (``SyncClient``'s backoff, or the server's
   Retry-After), which local changes made meanwhile wait for;
@@ -57,6 +58,9 @@ PERIODIC_S = 15.0
 # stays online gets no "online" event when the server comes back, so this bounds how
 # long a device lags behind after an outage.
 BACKOFF_MAX_S = 60.0
+# The work after changes (after_pull) waits for this pause in them. A turn that comes
+# first embeds what it needs itself (Agent._embed_changed).
+IDLE_S = 1.0
 # Where a paired device listens for "your space changed" (server/live.py).
 EVENTS_PATH = "/api/v1/spaces/{space_id}/events"
 DEVICE_NAME_MAX = 64
@@ -87,9 +91,10 @@ class DeviceSync:
         self._clock = clock
         self._random = random
         # E.g. embed the records that arrived from other devices, or this device's edited
-        # text. It runs on a tick after the exchange, not inside it nor before it: the
-        # exchange's end is when the page hears of the changes and shows them, and its
-        # start when the other devices can, and embedding first would hold either up.
+        # text. It runs on a tick once changes pause, not inside an exchange nor before
+        # it: the exchange's end is when the page hears of the changes and shows them,
+        # and its start when the other devices can, and embedding first would hold either
+        # up (as it would the next change's exchange, on a busy machine).
         self.after_pull = after_pull
         self._after_pull_at: float | None = None
         account = state.account
@@ -207,8 +212,8 @@ class DeviceSync:
         newest = self._newest_pending()
         if newest is not None and (self._newest_local is None or newest > self._newest_local):
             self._changed_at = self._clock()
-            if self.after_pull is not None and self._after_pull_at is None:
-                self._after_pull_at = self._changed_at
+            if self.after_pull is not None:
+                self._after_pull_at = self._changed_at + IDLE_S
         self._newest_local = newest
 
     def _newest_pending(self) -> str | None:
@@ -268,7 +273,7 @@ class DeviceSync:
                 if not self.state.outbox:  # it also carried the changes made meanwhile
                     self._changed_at = None
                 if self.state.revision != revision and self.after_pull is not None:
-                    self._after_pull_at = self._clock()
+                    self._after_pull_at = self._clock() + IDLE_S
         return self.status()
 
     async def chat_reply(self) -> str:

@@ -18,7 +18,7 @@ from py_agent.platform import Write
 from py_agent.router import CloudAnswer, Route
 from py_agent.slots import slots_json
 from py_agent.state import embedding_key, open_state
-from py_agent.sync.hlc import HybridClock, system_wall_ms
+from py_agent.sync.hlc import HybridClock, Timestamp, system_wall_ms
 from py_agent.sync.ops import new_op
 
 
@@ -275,6 +275,25 @@ async def test_unknown_records_and_conflicts_are_explained(agent: Agent) -> None
         await agent.remove("notes", "nope")
     with pytest.raises(AgentError, match="already settled"):
         await agent.resolve("0" * 40, "op")
+
+
+async def test_a_turn_embeds_what_a_pull_changed_before_the_pass_after_it(agent: Agent) -> None:
+    await say(agent, "add buy milk")
+    (task_id,) = agent.state.tasks
+    (op,) = [op for op in agent.state.replica.ops() if op.field == "title"]
+    other = HybridClock("other-device", lambda: system_wall_ms() + 1000)
+    other.observe(Timestamp.decode(op.hlc))
+    renamed = new_op(
+        other,
+        collection="tasks",
+        record_id=task_id,
+        field="title",
+        value="call the plumber",
+        parents=(op.op_id,),
+    )
+    await agent.state.receive([renamed], "1")  # the device's prepare waits for a pause
+    assert [task["id"] for task in agent.state.missing_vectors("tasks")] == [task_id]
+    assert "call the plumber" in await say(agent, "delete the plumber task")
 
 
 async def test_resolving_a_conflict_keeps_the_chosen_version_and_re_embeds(agent: Agent) -> None:
