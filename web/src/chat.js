@@ -131,13 +131,13 @@ function addMessage(role, text, details) {
   return item;
 }
 
-/** The conversation shows its last exchange; the toggle unfolds the rest, once there is more. */
+/** The conversation scrolls in a short box; the toggle makes it taller, once there is more than an exchange. */
 function showConversationToggle() {
   const count = $('messages').childElementCount;
   const toggle = $('conversation-toggle', HTMLButtonElement);
   const expanded = $('conversation').dataset.expanded === 'true';
   toggle.hidden = count <= 2;
-  toggle.textContent = expanded ? 'Fold the conversation' : `Show the whole conversation (${count} messages)`;
+  toggle.textContent = expanded ? 'Show less of the conversation' : `Show more of the conversation (${count} messages)`;
 }
 
 /**
