@@ -89,7 +89,7 @@ def test_keyboard_details_and_errors(page: Page, server: ServerProcess) -> None:
     error = page.evaluate(
         "() => window.pyAgent.ask('hi', 'yesterday').then(() => 'no error', (e) => e.message)"
     )
-    assert "now must be an ISO time" in error
+    assert "now must be the device's local time in ISO 8601" in error
 
 
 def test_usable_at_360_pixels(page: Page, server: ServerProcess) -> None:

@@ -83,6 +83,38 @@ class DueMatch:
     dated: bool = True
 
 
+# The clock the agent reasons about: every date it computes from "now" ("in 30 years",
+# "every year" for a while) stays inside what datetime can hold (year 1 to 9999).
+EARLIEST_NOW = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST_NOW = dt.datetime(9000, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+NOW_EXAMPLE = "2026-11-18T10:00:00+01:00"
+
+
+class NowError(ValueError):
+    """A request's "now" that is not a usable local time; the message says what is wanted."""
+
+
+def parse_now(raw: object) -> dt.datetime:
+    """A request's "now": the device's local time, in ISO 8601 with its UTC offset, between
+    1900 and 9000 (so no date computed from it overflows). Raises `NowError`."""
+    wanted = f"the device's local time in ISO 8601 with its UTC offset, like {NOW_EXAMPLE}"
+    if not isinstance(raw, str) or len(raw) > 64:
+        raise NowError(f"must be {wanted}")
+    try:
+        parsed = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise NowError(f"must be {wanted}, got {raw!r}") from None
+    if parsed.tzinfo is None:
+        raise NowError(f"must carry its UTC offset (like {NOW_EXAMPLE}), got {raw!r}")
+    try:
+        in_range = EARLIEST_NOW <= parsed <= LATEST_NOW
+    except OverflowError:  # its UTC time is outside datetime's range
+        in_range = False
+    if not in_range:
+        raise NowError(f"must be a time between the years 1900 and 9000, got {raw!r}")
+    return parsed
+
+
 def find_due(text: str, now: dt.datetime) -> DueMatch | None:
     """The due date/time that ``text`` names, resolved against ``now`` (the user's local time).
 
@@ -598,7 +630,10 @@ def _scan(text: str, now: dt.datetime) -> list[_Piece]:
     pieces = []
     for pattern, handler in _SCANNERS:
         for match in pattern.finditer(text):
-            piece = handler(match, now)
+            try:
+                piece = handler(match, now)
+            except OverflowError:  # "in 99999999 days": past any date there is, so no date
+                piece = None
             if piece is not None:
                 pieces.append(piece)
     return pieces

@@ -24,6 +24,7 @@ from typing import cast
 
 from . import diagnostics, export, second_opinion
 from .agent import PAGE_VIEWS, Agent, AgentError, Reply
+from .dates import NowError, parse_now
 from .device_sync import DeviceSync, PairingError, ServerIdentity, conflicts_json
 from .encoder import Encoder, EncoderError, load_encoder
 from .intents import load_intent_head
@@ -178,12 +179,9 @@ def _running() -> Agent:
 
 def _now(now: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(now)
-    except ValueError:
-        raise ArgumentError(f"now must be an ISO time with offset, got {now!r}", "now") from None
-    if parsed.tzinfo is None:
-        raise ArgumentError(f"now must carry its UTC offset, got {now!r}", "now")
-    return parsed
+        return parse_now(now)
+    except NowError as exc:
+        raise ArgumentError(f"now {exc}", "now") from None
 
 
 # -- starting --------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ from starlette.routing import Mount, Route
 import py_agent
 
 from . import api, infer_api, metrics, sync_api
+from .errors import UnexpectedErrorMiddleware
 from .faults import FaultMiddleware
 from .generative import GenerativeClient
-from .headers import ISOLATION_HEADERS, IsolationHeadersMiddleware
+from .headers import IsolationHeadersMiddleware
 from .installs import InstallStore, InstallStoreError
 from .settings import Settings, SettingsError
 from .static import StaticSite
@@ -43,16 +44,6 @@ async def http_error(request: Request, exc: Exception) -> Response:
             body["field"] = exc.field
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
     return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
-
-
-async def unexpected_error(request: Request, exc: Exception) -> Response:
-    # Runs outside the middleware stack, hence the explicit isolation headers.
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse(
-        {"error": "internal error; the server log has the details"},
-        status_code=500,
-        headers=ISOLATION_HEADERS,
-    )
 
 
 def create_app(
@@ -101,9 +92,10 @@ def create_app(
         ],
         middleware=[
             Middleware(IsolationHeadersMiddleware),
+            Middleware(UnexpectedErrorMiddleware),
             *([Middleware(FaultMiddleware)] if settings.test_faults else []),
         ],
-        exception_handlers={HTTPException: http_error, Exception: unexpected_error},
+        exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -54,6 +54,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from py_agent.agent import MAX_TEXT_CHARS
+from py_agent.dates import NowError, parse_now
 from py_agent.intents import IntentPrediction
 from py_agent.slots import slots_json
 
@@ -225,20 +226,10 @@ def parse_request(body: Any) -> InferRequest:
             f"'text' is {len(text)} characters; the limit is {MAX_TEXT_CHARS}",
             field="text",
         )
-    raw_now = body["now"]
-    now = None
-    if isinstance(raw_now, str) and len(raw_now) <= 64:
-        try:
-            now = datetime.fromisoformat(raw_now)
-        except ValueError:
-            now = None
-    if now is None or now.tzinfo is None:
-        raise ApiError(
-            422,
-            "'now' must be the device's local time in ISO 8601 with its UTC offset, "
-            "like 2026-11-18T10:00:00+01:00",
-            field="now",
-        )
+    try:
+        now = parse_now(body["now"])
+    except NowError as exc:
+        raise ApiError(422, f"'now' {exc}", field="now") from None
     for name, pattern, limit, example in (
         ("tz", _TZ, TZ_MAX, "Europe/Paris"),
         ("locale", _LOCALE, LOCALE_MAX, "en-GB"),

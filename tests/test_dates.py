@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import time
 import zoneinfo
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from datetime import time as clock
 from pathlib import Path
 
 import pytest
 
-from py_agent.dates import DueMatch, find_due
+from py_agent.dates import DueMatch, NowError, find_due, parse_now
 
 ROOT = Path(__file__).resolve().parents[1]
 TZ = timezone(timedelta(hours=1))
@@ -551,3 +551,38 @@ def test_dated_says_whether_the_phrase_named_the_date(text: str, dated: bool) ->
 
 def test_dated_defaults_to_true_for_callers_that_build_matches() -> None:
     assert DueMatch(0, 0, date(2026, 11, 18), None, "").dated is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "remind me in 99999999 days",
+        "call mum in 99999999999 minutes",
+        "renew it in 9000 years",
+        "in 999999 months pay the rent",
+    ],
+)
+def test_a_date_past_any_calendar_is_no_date_not_a_crash(text: str) -> None:
+    assert find_due(text, datetime(9000, 12, 31, 23, 0, tzinfo=UTC)) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("9999-12-31T23:59:59+14:00", "between the years 1900 and 9000"),
+        ("0001-01-01T00:00:00-14:00", "between the years 1900 and 9000"),
+        ("1899-12-31T23:59:59+00:00", "between the years 1900 and 9000"),
+        ("2026-11-18T10:00:00", "must carry its UTC offset"),
+        ("tomorrow", "ISO 8601"),
+        (1763456400, "ISO 8601"),
+        ("2026-11-18T10:00:00+01:00" + " " * 60, "ISO 8601"),
+    ],
+)
+def test_now_outside_what_the_agent_reckons_with_is_refused(raw: object, problem: str) -> None:
+    with pytest.raises(NowError, match=problem):
+        parse_now(raw)
+
+
+def test_now_at_the_edges_is_taken() -> None:
+    assert parse_now("1900-01-01T00:00:00+00:00").year == 1900
+    assert parse_now("9000-12-31T23:59:59+00:00") == datetime(9000, 12, 31, 23, 59, 59, tzinfo=UTC)

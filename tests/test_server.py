@@ -93,8 +93,8 @@ def test_wrong_method_on_api_is_405_json(client: TestClient) -> None:
     assert response.json()["error"] == "Method Not Allowed"
 
 
-def test_unexpected_error_is_json_with_headers(
-    dist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_unexpected_error_is_json_with_headers_logged_once_and_closes(
+    dist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def boom(request: Request) -> Response:
         raise RuntimeError("secret detail")
@@ -109,6 +109,10 @@ def test_unexpected_error_is_json_with_headers(
     assert "secret detail" not in response.text
     assert response.json()["error"].startswith("internal error")
     assert_isolated(response)
+    # Not reused after an unknown failure, and said so; logged once, not re-raised.
+    assert response.headers["connection"] == "close"
+    logged = [record for record in caplog.records if record.exc_info]
+    assert [record.getMessage() for record in logged] == ["unhandled error on GET /api/v1/boom"]
 
 
 def test_settings_refuse_a_missing_build(tmp_path: Path) -> None:

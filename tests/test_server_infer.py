@@ -215,9 +215,10 @@ async def test_a_failing_batch_fails_each_of_its_requests_without_hanging(env, s
     env.model = dataclasses.replace(server_model, embed=broken)
     http, _ = env.app()
     token = await install_token(http)
-    with pytest.raises(RuntimeError, match="fell over"):
-        # In-process, the app's 500 handler re-raises to the client; a real server answers 500.
-        await infer(http, token)
+    response = await infer(http, token)
+    assert response.status_code == 500
+    assert "fell over" not in response.text
+    assert response.headers["connection"] == "close"
 
 
 # --- the generative seam ------------------------------------------------------------------
@@ -314,9 +315,16 @@ async def test_requests_without_a_valid_token_are_401(env):
         ({"text": "  \n", "now": NOW}, "text", "'text' is empty"),
         ({"text": "a" * 2001, "now": NOW}, "text", "'text' is 2001 characters; the limit is 2000"),
         ({"text": "hi"}, "now", "'now' is required"),
-        ({"text": "hi", "now": "2026-11-18T10:00:00"}, "now", "with its UTC offset"),
+        ({"text": "hi", "now": "2026-11-18T10:00:00"}, "now", "must carry its UTC offset"),
         ({"text": "hi", "now": "tomorrow"}, "now", "ISO 8601"),
         ({"text": "hi", "now": 1763456400}, "now", "ISO 8601"),
+        # Valid ISO, but past the dates the agent reckons with: was a 500 (OverflowError).
+        (
+            {"text": "remind me to buy milk tomorrow", "now": "9999-12-31T23:59:59+14:00"},
+            "now",
+            "between the years 1900 and 9000",
+        ),
+        ({"text": "hi", "now": "0001-01-01T00:00:00-14:00"}, "now", "between the years"),
         ({"text": "hi", "now": NOW, "tz": "Paris; DROP"}, "tz", "'tz' must be null or a string"),
         ({"text": "hi", "now": NOW, "tz": 1}, "tz", "'tz' must be null or a string"),
         ({"text": "hi", "now": NOW, "locale": "english!"}, "locale", "'locale' must be null"),

@@ -107,9 +107,14 @@ async def test_a_turn_and_what_the_worker_is_told_after_it(worker: Worker) -> No
     failed = await worker.call("ask", "hi", "yesterday")
     assert failed["error"] == {
         "type": "ArgumentError",
-        "message": "now must be an ISO time with offset, got 'yesterday'",
+        "message": "now must be the device's local time in ISO 8601 with its UTC offset, "
+        "like 2026-11-18T10:00:00+01:00, got 'yesterday'",
         "field": "now",
     }
+    # A clock past what the agent reckons with is refused, not crashed on (issue 15, row 1).
+    far = await worker.call("ask", "remind me to buy milk tomorrow", "9999-12-31T23:59:59+14:00")
+    assert far["error"]["field"] == "now"
+    assert "between the years 1900 and 9000" in far["error"]["message"]
     assert (await worker.call("ask", 42, NOW))["error"]["field"] == "text"
 
 
