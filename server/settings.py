@@ -16,6 +16,7 @@ current directory, as a shell user expects, and made absolute.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -113,6 +114,17 @@ def _web_build(path: Path) -> Path:
             f"(`{BUILD_COMMAND}` {_checkout_hint()}, or `make serve`, which builds it)"
         )
     return path
+
+
+def _proxies(value: str) -> str:
+    for item in value.split(","):
+        try:
+            ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError:
+            raise ValueError(
+                f"must be IP addresses or networks separated by commas, got {item.strip()!r}"
+            ) from None
+    return ",".join(item.strip() for item in value.split(","))
 
 
 def _data_dir(path: Path) -> Path:
@@ -249,6 +261,15 @@ class Settings(BaseSettings):
         ),
     ] = "127.0.0.1"
     port: Annotated[int, Field(description="the TCP port to listen on"), between(1, 65535)] = 8000
+    trusted_proxies: Annotated[
+        str | None,
+        Field(
+            description="reverse proxies (IP addresses or networks, comma-separated) whose "
+            "X-Forwarded-For and -Proto are believed; none by default, so no client can pose as "
+            "another address to the per-address limits"
+        ),
+        AfterValidator(lambda value: None if value is None else _proxies(value)),
+    ] = None
     dist_dir: Annotated[
         Path,
         Field(

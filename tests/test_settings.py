@@ -80,6 +80,11 @@ def test_the_generative_group_merges_flags_and_environment(
 SAMPLES = {
     "PY_AGENT_HOST": ("0.0.0.0", "host", "0.0.0.0"),
     "PY_AGENT_PORT": ("8123", "port", 8123),
+    "PY_AGENT_TRUSTED_PROXIES": (
+        "10.0.0.1, 192.168.0.0/16",
+        "trusted_proxies",
+        "10.0.0.1,192.168.0.0/16",
+    ),
     "PY_AGENT_DIST_DIR": ("{dist}", "dist_dir", "{dist}"),
     "PY_AGENT_DATA_DIR": ("{tmp}/other", "data_dir", "{tmp}/other"),
     "PY_AGENT_MODELS_DIR": ("{tmp}/models", "models_dir", "{tmp}/models"),
@@ -365,7 +370,16 @@ def test_serve_says_where_it_found_the_build_and_the_models(
     monkeypatch.chdir(tmp_path)  # not the checkout: nothing is found relative to it
     monkeypatch.setenv("PY_AGENT_PORT", "8123")
     assert main(["serve", "--data-dir", "data", "--host", "0.0.0.0"]) == 0
-    assert fake_uvicorn.runs == [{"host": "0.0.0.0", "port": 8123, "log_level": "info"}]
+    # No forwarded header is believed unless a proxy is named (uvicorn believes 127.0.0.1).
+    assert fake_uvicorn.runs == [
+        {
+            "host": "0.0.0.0",
+            "port": 8123,
+            "log_level": "info",
+            "proxy_headers": False,
+            "forwarded_allow_ips": "",
+        }
+    ]
     out, err = capsys.readouterr()
     head = json.loads((MODELS / "manifest.json").read_text())["server_head"]
     assert f"py-agent serve: web build {DIST} (py_agent " in out

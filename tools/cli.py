@@ -61,8 +61,22 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"py-agent serve: error: {exc}", file=sys.stderr)
         return 2
     _say_where(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(app, **uvicorn_options(settings))
     return 0
+
+
+def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
+    """How uvicorn serves the app. Forwarded headers are believed only from the proxies the
+    settings name: uvicorn's own default believes 127.0.0.1, so any local client could rotate
+    X-Forwarded-For past the per-address limits."""
+    proxies = settings.trusted_proxies
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "info",
+        "proxy_headers": proxies is not None,
+        "forwarded_allow_ips": proxies or "",
+    }
 
 
 def _say_where(settings: ServerSettings) -> None:
