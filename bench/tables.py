@@ -345,11 +345,14 @@ def live_sync(load: Load) -> str:
             whole(live["p95"]),
             f"p95 ≤ {whole(target)} ms {met(live['p95'] <= target)}",
         ),
-        (
-            "*of which the write on A itself (the title's embedding, the commit)*",
-            whole(result["write_ms"]["p50"]),
-            whole(result["write_ms"]["p95"]),
-            "",
+        *(
+            (f"*by then: {step}*", whole(result[key]["p50"]), whole(result[key]["p95"]), "")
+            for step, key in (
+                ("the write on A committed", "write_ms"),
+                ("B's stream said the space changed", "heard_ms"),
+                ("B pulled it (its status has the new revision)", "pulled_ms"),
+                ("A's push answered (the server tells B first)", "pushed_ms"),
+            )
         ),
     ]
     polling = result["polling_ms"]
