@@ -22,7 +22,7 @@ from . import api, infer_api, metrics, sync_api
 from .errors import UnexpectedErrorMiddleware
 from .faults import FaultMiddleware
 from .generative import GenerativeClient
-from .headers import IsolationHeadersMiddleware
+from .headers import HeadersMiddleware
 from .installs import InstallStore, InstallStoreError
 from .settings import Settings, SettingsError
 from .static import StaticSite
@@ -91,7 +91,7 @@ def create_app(
             Mount("/", app=StaticSite(directory=settings.dist_dir, html=True)),
         ],
         middleware=[
-            Middleware(IsolationHeadersMiddleware),
+            Middleware(HeadersMiddleware),
             Middleware(UnexpectedErrorMiddleware),
             *([Middleware(FaultMiddleware)] if settings.test_faults else []),
         ],

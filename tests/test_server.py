@@ -36,6 +36,16 @@ def assert_isolated(response: object) -> None:
     headers = response.headers  # type: ignore[attr-defined]
     for name, value in ISOLATION_HEADERS.items():
         assert headers[name] == value, name
+    # The security headers come with them, on every response (issue 15, row 9).
+    policy = dict(
+        directive.split(" ", 1) for directive in headers["content-security-policy"].split("; ")
+    )
+    assert policy["script-src"] == "'self' 'wasm-unsafe-eval'"
+    assert policy["connect-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert "'unsafe-inline'" not in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
 
 
 @pytest.mark.parametrize(
