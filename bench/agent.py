@@ -206,12 +206,12 @@ def main() -> None:
             browser = launch_chromium(playwright)
             try:
                 if not args.stored_boot_only:
-                    page = browser.new_context().new_page()
+                    page = browser.new_context(bypass_csp=True).new_page()
                     boot(page, server.url + "/")
                     turns = page.evaluate(TIME_TURNS, [TURNS, NOW, 2000, measure_ms, True])
                     cached = page.evaluate(TIME_TURNS, [TURNS, NOW, 1000, measure_ms, False])
 
-                page = browser.new_context().new_page()
+                page = browser.new_context(bypass_csp=True).new_page()
                 page.add_init_script(MARK_READY)
                 page.goto(server.url + "/healthz")  # same origin, before the app opens the db
                 page.evaluate(SEED_DB, [notes, embeddings, SEED_SCHEMA])

@@ -57,7 +57,7 @@ def timings(page: Page) -> dict[str, Any]:
 
 def run(playwright: Any, url: str, profile: Path) -> dict[str, dict[str, Any]]:
     context = playwright.chromium.launch_persistent_context(
-        profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, bypass_csp=True
     )
     try:
         context.set_default_timeout(BOOT_TIMEOUT_MS)

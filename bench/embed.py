@@ -697,7 +697,7 @@ class Bench:
         }
 
     def page(self) -> Page:
-        context = self.browser.new_context()
+        context = self.browser.new_context(bypass_csp=True)
         self.files.route(context)
         expose_pyodide(context)
         return context.new_page()

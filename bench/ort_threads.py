@@ -129,7 +129,7 @@ def main() -> None:
         try:
             pages: dict[int, Page] = {}
             for threads in THREADS:
-                page = browser.new_context().new_page()
+                page = browser.new_context(bypass_csp=True).new_page()
                 page.route(f"**{BLANK}", blank_page)
                 page.goto(server.url + BLANK)
                 setup = page.evaluate(PAGE_SETUP, [threads, list(model.read_bytes()), SEQ, HIDDEN])

@@ -110,7 +110,7 @@ def run(
     playwright: Any, server: ServerProcess, proxy: ByteCounter, profile: Path
 ) -> dict[str, Any]:
     context = playwright.chromium.launch_persistent_context(
-        profile, executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *MEMORY_ARGS]
+        profile, executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *MEMORY_ARGS], bypass_csp=True
     )
     failed: list[str] = []
     context.on("requestfailed", lambda request: failed.append(request.url))
@@ -153,7 +153,7 @@ def main() -> None:
                 runs.append(run(playwright, server, proxy, Path(tmp) / f"profile-{i}"))
             browser = launch_chromium(playwright)
             try:
-                incognito = first_visit(browser.new_context().new_page(), proxy)
+                incognito = first_visit(browser.new_context(bypass_csp=True).new_page(), proxy)
             finally:
                 browser.close()
         finally:

@@ -57,7 +57,7 @@ def requests_seen() -> RequestLog:
 
 @pytest.fixture
 def context(browser: Browser, requests_seen: RequestLog) -> Iterator[BrowserContext]:
-    context = browser.new_context()
+    context = browser.new_context(bypass_csp=True)
     context.on("request", lambda request: requests_seen.urls.append(request.url))
     yield context
     context.close()

@@ -119,7 +119,7 @@ class Devices:
 
     def new(self) -> Device:
         """A device on its own page, not yet navigated."""
-        context = self.browser.new_context()
+        context = self.browser.new_context(bypass_csp=True)
         self.contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(BOOT_TIMEOUT_MS)

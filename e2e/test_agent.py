@@ -109,7 +109,7 @@ def test_state_survives_a_browser_restart(
 
     def launch() -> BrowserContext:
         return playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS
+            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, bypass_csp=True
         )
 
     context = launch()

@@ -103,7 +103,7 @@ def test_a_stopped_or_stalled_server_still_gets_the_local_answer(
 ) -> None:
     own = ServerProcess(tmp_path)
     own.start()
-    context = browser.new_context()
+    context = browser.new_context(bypass_csp=True)
     try:
         page = context.new_page()
         page.set_default_timeout(BOOT_TIMEOUT_MS)

@@ -76,6 +76,7 @@ def profile(playwright: Playwright, tmp_path: Path) -> Iterator[Profile]:
             executable_path=CHROMIUM,
             args=CHROMIUM_ARGS,
             **options,
+            bypass_csp=True,
         )
         contexts.append(context)
         context.set_default_timeout(BOOT_TIMEOUT_MS)

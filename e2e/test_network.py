@@ -399,7 +399,7 @@ def test_slow_first_visit(
     # off-the-record context (browser.new_context) keeps its HTTP cache in memory and drops
     # large entries, so it would download pyodide.asm.wasm twice and overstate the time.
     context = playwright.chromium.launch_persistent_context(
-        tmp_path / "profile", executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        tmp_path / "profile", executable_path=CHROMIUM, args=CHROMIUM_ARGS, bypass_csp=True
     )
     try:
         page = context.pages[0]

@@ -39,7 +39,7 @@ EVERY_HIDDEN_IS_HIDDEN = """[...document.querySelectorAll('[hidden]')].every(
 @pytest.fixture
 def held_context(browser: Browser) -> Iterator[BrowserContext]:
     """A context whose requests all pass through its routes: no service worker answers."""
-    context = browser.new_context(service_workers="block")
+    context = browser.new_context(bypass_csp=True, service_workers="block")
     context.set_default_timeout(BOOT_TIMEOUT_MS)
     yield context
     context.close()

@@ -69,7 +69,7 @@ def persistent(playwright: Playwright, tmp_path: Path) -> Iterator[BrowserContex
     context's cache lives in memory and keeps no file over ~6 MB), and installability
     checks (which report "in-incognito" otherwise)."""
     context = playwright.chromium.launch_persistent_context(
-        tmp_path / "profile", executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        tmp_path / "profile", executable_path=CHROMIUM, args=CHROMIUM_ARGS, bypass_csp=True
     )
     context.set_default_timeout(BOOT_TIMEOUT_MS)
     yield context

@@ -128,7 +128,7 @@ def by_title(records: dict[str, dict[str, Any]], title: str) -> list[dict[str, A
 @pytest.fixture
 def paris(browser: Browser) -> Iterator[Page]:
     """A fresh device in Paris whose page clock says ``YESTERDAY``."""
-    context = browser.new_context(timezone_id=ZONE)
+    context = browser.new_context(bypass_csp=True, timezone_id=ZONE)
     page = context.new_page()
     page.set_default_timeout(BOOT_TIMEOUT_MS)
     page.clock.set_fixed_time(YESTERDAY)

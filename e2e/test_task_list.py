@@ -32,7 +32,7 @@ SEED = (
 
 
 def booted(browser: Browser, server: ServerProcess, **options: Any) -> Iterator[Page]:
-    context = browser.new_context(**options)
+    context = browser.new_context(bypass_csp=True, **options)
     page = context.new_page()
     page.set_default_timeout(BOOT_TIMEOUT_MS)
     page.goto(server.url + "/")

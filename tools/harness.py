@@ -95,6 +95,10 @@ def wait_until_healthy(
     raise RuntimeError(f"server did not answer /healthz: {log()}")
 
 
+# Every context the tests and benchmarks open passes bypass_csp=True: Playwright's
+# wait_for_function and add_script_tag evaluate code the app's Content-Security-Policy
+# (server/headers.py) forbids on the page. e2e/test_security_headers.py alone runs the app
+# under the policy, and proves it works there.
 def launch_chromium(playwright: Playwright) -> Browser:
     if not Path(CHROMIUM).exists():
         raise RuntimeError(

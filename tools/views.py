@@ -101,6 +101,7 @@ def new_context(browser: Browser, viewport: Viewport) -> BrowserContext:
         color_scheme="light",
         timezone_id=ZONE,
         service_workers="block",
+        bypass_csp=True,
     )
 
 
