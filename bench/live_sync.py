@@ -124,7 +124,10 @@ def change(a: Page, b: Page, task_id: str, title: str, timeout_ms: float) -> Tim
 def measure(
     browser: Browser, url: str, changes: int, polling: int
 ) -> tuple[list[Timed], list[Timed]]:
-    a, b = device(browser.new_context(), url), device(browser.new_context(), url)
+    a, b = (
+        device(browser.new_context(bypass_csp=True), url),
+        device(browser.new_context(bypass_csp=True), url),
+    )
     code = pair(a, b)
     for page in (a, b):
         page.wait_for_function(LIVE)
@@ -135,7 +138,7 @@ def measure(
     if not polling:
         return live, []
     # A third device whose stream is refused, as by a proxy that drops it.
-    context_c = browser.new_context()
+    context_c = browser.new_context(bypass_csp=True)
     context_c.route(EVENTS, lambda route: route.abort())
     c = device(context_c, url)
     c.evaluate("(code) => window.pyAgent.joinSpace(code, 'bench C')", code)
