@@ -137,22 +137,29 @@ class FailureWindow:
             failures.popleft()
         return failures
 
-    def retry_after(self, key: str) -> float:
-        """0 if the key may try again, else seconds until its oldest failure ages out."""
+    def attempt(self, key: str) -> tuple[float, float]:
+        """Start an attempt: ``(0, stamp)`` if the key may try, counted as a failure at once
+        (``forgive(key, stamp)`` takes it back if it succeeds); else ``(seconds until the
+        oldest failure ages out, 0)``. Checking and counting in one step, with no await
+        between, is what keeps a concurrent burst to the limit: counting only after a
+        failed attempt let every attempt in flight through."""
         now = self.clock()
         failures = self._recent(key, now)
-        if len(failures) < self.limit:
-            if not failures:
-                del self._failures[key]  # keeps the table to keys that failed lately
-            return 0.0
-        return failures[0] + self.window - now
-
-    def record(self, key: str) -> None:
-        now = self.clock()
-        self._recent(key, now).append(now)
+        if len(failures) >= self.limit:
+            return failures[0] + self.window - now, 0.0
+        failures.append(now)
         if len(self._failures) > self.SWEEP_AT:
             for stale in [k for k, f in self._failures.items() if f[-1] <= now - self.window]:
                 del self._failures[stale]
+        return 0.0, now
+
+    def forgive(self, key: str, stamp: float) -> None:
+        """An attempt that did not fail: its provisional failure is taken back."""
+        failures = self._failures.get(key)
+        if failures is not None and stamp in failures:
+            failures.remove(stamp)
+            if not failures:
+                del self._failures[key]  # keeps the table to keys that failed lately
 
 
 def retry_after_header(seconds: float) -> dict[str, str]:
@@ -433,7 +440,7 @@ async def new_pairing_code_route(request: Request) -> JSONResponse:
 async def add_device(request: Request) -> JSONResponse:
     svc = service(request)
     client = request.client.host if request.client else "unknown"
-    wait = svc.pairing_failures.retry_after(client)
+    wait, stamp = svc.pairing_failures.attempt(client)
     if wait > 0:
         raise ApiError(
             429,
@@ -441,11 +448,16 @@ async def add_device(request: Request) -> JSONResponse:
             headers=retry_after_header(wait),
         )
     try:
-        return await _pair(request, svc)
+        response = await _pair(request, svc)
     except ApiError as exc:
-        if exc.status_code in (400, 403, 413, 422):  # every failed attempt counts
-            svc.pairing_failures.record(client)
+        if exc.status_code not in (400, 403, 413, 422):  # not the client's failure
+            svc.pairing_failures.forgive(client, stamp)
         raise
+    except Exception:
+        svc.pairing_failures.forgive(client, stamp)
+        raise
+    svc.pairing_failures.forgive(client, stamp)
+    return response
 
 
 async def _pair(request: Request, svc: SyncService) -> JSONResponse:

@@ -208,6 +208,30 @@ def test_failed_pairing_attempts_are_limited_per_client(
     pair(client, code)
 
 
+async def test_a_concurrent_burst_of_bad_pairing_codes_is_held_to_the_limit(
+    dist: Path, tmp_path: Path
+) -> None:
+    """Issue 15, row 7: 57 to 1,000 guesses of a burst got through a limit of 10, since a
+    failure was counted only after its attempt had failed."""
+    settings = Settings(dist_dir=dist, data_dir=tmp_path / "data", pairing_failures_per_min=10)
+    transport = httpx.ASGITransport(app=create_app(settings, wall_clock=FakeClock()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        bad = {"pairing_code": "AAAA-BBBB-CCCC-DDDD", "name": "x"}
+        burst = await asyncio.gather(*(http.post("/api/v1/devices", json=bad) for _ in range(200)))
+        statuses = sorted(response.status_code for response in burst)
+        assert statuses == [403] * 10 + [429] * 190
+        # A good code from the same address waits too; a success does not count as a failure.
+        space = (await http.post("/api/v1/spaces")).json()
+        good = {"pairing_code": space["pairing_code"], "name": "phone"}
+        assert (await http.post("/api/v1/devices", json=good)).status_code == 429
+
+
+def test_successful_pairings_never_count_as_failures(client: TestClient) -> None:
+    code = new_space(client)["pairing_code"]
+    for _ in range(15):
+        pair(client, code)
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
