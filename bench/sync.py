@@ -137,6 +137,8 @@ def wait_until_idle(pid: int, timeout_s: float = 60.0) -> None:
 
 
 def one_run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    # One space with every device of the run, all paired with its first code.
+    os.environ["PY_AGENT_DEVICES_PER_PAIRING_CODE"] = str(args.devices + 1)
     with tempfile.TemporaryDirectory() as data:
         server = ServerProcess(Path(data))
         server.start()

@@ -326,6 +326,11 @@ class Settings(BaseSettings):
     pairing_code_ttl_s: Annotated[
         float, Field(description="how long a pairing code can be used, in seconds"), POSITIVE
     ] = 24 * 3600.0
+    devices_per_pairing_code: Annotated[
+        int,
+        Field(description="devices one pairing code can pair (then 403: make a new code)"),
+        at_least(1),
+    ] = 10
     sync_page_size: Annotated[
         int, Field(description="ops one /sync answer carries at most"), between(1, 10_000)
     ] = 500

@@ -101,8 +101,19 @@ class SyncStore(Protocol):
     async def pairing_code(self, code_hash: str) -> PairingCode | None: ...
 
     async def add_device(
-        self, space_id: str, device_id: str, name: str, token_hash: str, now: float
-    ) -> None: ...
+        self,
+        space_id: str,
+        device_id: str,
+        name: str,
+        token_hash: str,
+        now: float,
+        *,
+        code_hash: str,
+        max_uses: int,
+    ) -> bool:
+        """Pairs the device with the code ``code_hash``, unless the code has paired
+        ``max_uses`` devices already (then False, and nothing is stored): the count and the
+        device are one transaction, so concurrent pairings never pass the limit."""
 
     async def device_by_token_hash(self, token_hash: str) -> Device | None: ...
 
@@ -163,6 +174,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UNIQUE (space_id, op_id)
         ) WITHOUT ROWID""",
     ),
+    # 2: how many devices each pairing code has paired (a code pairs a limited number).
+    ("ALTER TABLE pairing_codes ADD COLUMN uses INTEGER NOT NULL DEFAULT 0",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -333,16 +346,31 @@ class SQLiteSyncStore:
         return await self._run(find)
 
     async def add_device(
-        self, space_id: str, device_id: str, name: str, token_hash: str, now: float
-    ) -> None:
-        def add(db: sqlite3.Connection) -> None:
+        self,
+        space_id: str,
+        device_id: str,
+        name: str,
+        token_hash: str,
+        now: float,
+        *,
+        code_hash: str,
+        max_uses: int,
+    ) -> bool:
+        def add(db: sqlite3.Connection) -> bool:
+            used = db.execute(
+                "UPDATE pairing_codes SET uses = uses + 1 WHERE code_hash = ? AND uses < ?",
+                (code_hash, max_uses),
+            )
+            if used.rowcount == 0:
+                return False
             db.execute(
                 "INSERT INTO devices (device_id, space_id, name, token_hash, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (device_id, space_id, name, token_hash, now),
             )
+            return True
 
-        await self._run(self._write, add)
+        return await self._run(self._write, add)
 
     async def device_by_token_hash(self, token_hash: str) -> Device | None:
         def find() -> Device | None:

@@ -494,7 +494,22 @@ async def _pair(request: Request, svc: SyncService) -> JSONResponse:
             403, "pairing code has expired: make a new one on a device that is already paired"
         )
     device_id, token = secrets.token_hex(8), secrets.token_urlsafe(32)
-    await svc.store.add_device(pairing.space_id, device_id, name.strip(), sha256_hex(token), now)
+    limit = svc.settings.devices_per_pairing_code
+    paired = await svc.store.add_device(
+        pairing.space_id,
+        device_id,
+        name.strip(),
+        sha256_hex(token),
+        now,
+        code_hash=sha256_hex(code),
+        max_uses=limit,
+    )
+    if not paired:
+        raise ApiError(
+            403,
+            f"pairing code has paired {limit} devices, its limit: make a new one on a device "
+            "that is already paired",
+        )
     log.info("paired device %s into space %s", device_id, pairing.space_id)
     return JSONResponse(
         {"device_id": device_id, "space_id": pairing.space_id, "token": token}, status_code=201

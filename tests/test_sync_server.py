@@ -21,8 +21,8 @@ from py_agent.sync.ops import Op
 from server.app import create_app
 from server.headers import ISOLATION_HEADERS
 from server.settings import Settings, SettingsError
-from server.store import SCHEMA_VERSION, SQLiteSyncStore
-from server.sync_api import SyncService
+from server.store import MIGRATIONS, SCHEMA_VERSION, SQLiteSyncStore
+from server.sync_api import SyncService, new_pairing_code_and_hash
 
 T0 = 1_800_000_000.0
 
@@ -226,10 +226,31 @@ async def test_a_concurrent_burst_of_bad_pairing_codes_is_held_to_the_limit(
         assert (await http.post("/api/v1/devices", json=good)).status_code == 429
 
 
-def test_successful_pairings_never_count_as_failures(client: TestClient) -> None:
+def test_successful_pairings_never_count_as_failures(dist: Path, tmp_path: Path) -> None:
+    settings = Settings(dist_dir=dist, data_dir=tmp_path / "data", devices_per_pairing_code=20)
+    client = TestClient(create_app(settings))
     code = new_space(client)["pairing_code"]
     for _ in range(15):
         pair(client, code)
+
+
+def test_a_pairing_code_pairs_at_most_its_limit_even_at_once(dist: Path, tmp_path: Path) -> None:
+    """Issue 15, row 4: one code paired 367 devices a second, each with its own budget."""
+    settings = Settings(dist_dir=dist, data_dir=tmp_path / "data", devices_per_pairing_code=3)
+
+    async def burst() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=create_app(settings, wall_clock=FakeClock()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            code = (await http.post("/api/v1/spaces")).json()["pairing_code"]
+            body = {"pairing_code": code, "name": "x"}
+            return list(
+                await asyncio.gather(*(http.post("/api/v1/devices", json=body) for _ in range(8)))
+            )
+
+    responses = asyncio.run(burst())
+    assert sorted(response.status_code for response in responses) == [201] * 3 + [403] * 5
+    refusal = next(response for response in responses if response.status_code == 403)
+    assert "paired 3 devices, its limit" in refusal.json()["error"]
 
 
 @pytest.mark.parametrize(
@@ -533,6 +554,29 @@ def test_schema_is_versioned_and_a_newer_one_is_refused(
     db.close()
     with pytest.raises(SettingsError, match="newer than this server"):
         create_app(Settings(dist_dir=dist, data_dir=tmp_path / "data"))
+
+
+def test_a_version_1_database_is_migrated_and_its_codes_still_pair(
+    dist: Path, tmp_path: Path
+) -> None:
+    """A sync.db made before pairing codes counted their uses keeps every code working."""
+    (tmp_path / "data").mkdir()
+    db = sqlite3.connect(tmp_path / "data" / "sync.db")
+    for statement in MIGRATIONS[0]:
+        db.execute(statement)
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    db.execute("INSERT INTO schema_version VALUES (1)")
+    code, code_hash = new_pairing_code_and_hash()
+    db.execute("INSERT INTO spaces (space_id, created_at) VALUES ('s1', 0)")
+    db.execute(
+        "INSERT INTO pairing_codes (code_hash, space_id, created_at, expires_at) "
+        "VALUES (?, 's1', 0, 1e12)",
+        (code_hash,),
+    )
+    db.commit()
+    db.close()
+    client = TestClient(create_app(Settings(dist_dir=dist, data_dir=tmp_path / "data")))
+    assert pair(client, code)["space_id"] == "s1"
 
 
 def test_a_file_that_is_not_a_database_stops_the_start(dist: Path, tmp_path: Path) -> None:
