@@ -347,6 +347,16 @@ class Settings(BaseSettings):
         Field(description="sync requests per device in a burst (token bucket size)"),
         at_least(1),
     ] = 20
+    spaces_per_min: Annotated[
+        int,
+        Field(description="spaces one client address can create a minute (then 429)"),
+        at_least(1),
+    ] = 5
+    spaces_per_min_total: Annotated[
+        int,
+        Field(description="spaces all clients together can create a minute (then 429)"),
+        at_least(1),
+    ] = 200
     pairing_failures_per_min: Annotated[
         int,
         Field(description="failed pairings per client address a minute (then 429)"),

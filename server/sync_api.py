@@ -110,13 +110,14 @@ class TokenBuckets:
         self.rate, self.burst, self.clock = rate, burst, clock
         self._buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, at)
 
-    def take(self, key: str) -> float:
-        """0 if the key may go ahead (a token is spent), else seconds until it may."""
+    def take(self, key: str, *, spend: bool = True) -> float:
+        """0 if the key may go ahead (a token is spent, unless ``spend`` is False), else
+        seconds until it may."""
         now = self.clock()
         tokens, at = self._buckets.get(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + max(0.0, now - at) * self.rate)
         if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
+            self._buckets[key] = (tokens - 1.0 if spend else tokens, now)
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1.0 - tokens) / self.rate
@@ -260,12 +261,18 @@ class SyncService:
     changes: SpaceChanges = field(init=False)  # the live streams
     sync_limit: TokenBuckets = field(init=False)  # per device
     pairing_failures: FailureWindow = field(init=False)  # per client address
+    space_limit: TokenBuckets = field(init=False)  # per client address
+    all_spaces_limit: TokenBuckets = field(init=False)  # every client together
 
     def __post_init__(self) -> None:
         s = self.settings
         self.replicas = SpaceReplicas(self.store)
         self.changes = SpaceChanges(s.live_streams_per_device, s.live_streams_per_space)
         self.sync_limit = TokenBuckets(s.sync_rate_per_s, s.sync_burst, self.clock)
+        self.space_limit = TokenBuckets(s.spaces_per_min / 60.0, s.spaces_per_min, self.clock)
+        self.all_spaces_limit = TokenBuckets(
+            s.spaces_per_min_total / 60.0, s.spaces_per_min_total, self.clock
+        )
         self.pairing_failures = FailureWindow(s.pairing_failures_per_min, 60.0, self.clock)
 
 
@@ -418,6 +425,20 @@ def _op_error_field(exc: OpError, where: str) -> str:
 
 async def create_space(request: Request) -> JSONResponse:
     svc = service(request)
+    client = request.client.host if request.client else "unknown"
+    # Spaces are free to make, and each comes with devices and their sync budgets: limited
+    # per address, and for everyone together, so many addresses can't make them unbounded.
+    limits = ((svc.space_limit, client, "this address"), (svc.all_spaces_limit, "*", "everyone"))
+    for limit, key, whose in limits:  # a refusal spends from neither
+        wait = limit.take(key, spend=False)
+        if wait > 0:
+            raise ApiError(
+                429,
+                f"too many spaces created lately by {whose}; try again later",
+                headers=retry_after_header(wait),
+            )
+    for limit, key, _ in limits:
+        limit.take(key)
     space_id = secrets.token_hex(16)
     code, code_hash = new_pairing_code_and_hash()
     now = svc.wall_clock()

@@ -226,6 +226,26 @@ async def test_a_concurrent_burst_of_bad_pairing_codes_is_held_to_the_limit(
         assert (await http.post("/api/v1/devices", json=good)).status_code == 429
 
 
+def test_space_creation_is_limited_per_address_and_for_everyone(
+    dist: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Issue 15, row 4: POST /spaces had no limit (292 a second)."""
+    settings = Settings(
+        dist_dir=dist, data_dir=tmp_path / "data", spaces_per_min=3, spaces_per_min_total=5
+    )
+    app = create_app(settings, clock=clock)
+    here, there = TestClient(app), TestClient(app, client=("192.0.2.7", 50000))
+    assert [here.post("/api/v1/spaces").status_code for _ in range(4)] == [201, 201, 201, 429]
+    refused = here.post("/api/v1/spaces")
+    assert "by this address" in refused.json()["error"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 20
+    # Another address has its own budget, up to what everyone together may make.
+    assert [there.post("/api/v1/spaces").status_code for _ in range(3)] == [201, 201, 429]
+    assert "by everyone" in there.post("/api/v1/spaces").json()["error"]
+    clock.advance(60)
+    assert here.post("/api/v1/spaces").status_code == 201
+
+
 def test_successful_pairings_never_count_as_failures(dist: Path, tmp_path: Path) -> None:
     settings = Settings(dist_dir=dist, data_dir=tmp_path / "data", devices_per_pairing_code=20)
     client = TestClient(create_app(settings))
