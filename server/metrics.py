@@ -6,6 +6,7 @@ apps in one process, and a metric registered twice in one registry is an error.
 
 from __future__ import annotations
 
+import secrets
 from typing import cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -13,6 +14,8 @@ from prometheus_client.exposition import generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .api import BEARER_CHALLENGE, ApiError, bearer_token
+from .settings import Settings
 from .structured import FAILURE_REASONS
 
 # Seconds: from a cached single request (~5 ms) to a long queue under load.
@@ -73,5 +76,14 @@ class InferMetrics:
 
 
 async def metrics(request: Request) -> Response:
+    wanted = cast(Settings, request.app.state.settings).metrics_token
+    if wanted is not None:
+        given = bearer_token(request, "the server's PY_AGENT_METRICS_TOKEN")
+        if not secrets.compare_digest(given.encode(), wanted.get_secret_value().encode()):
+            raise ApiError(
+                401,
+                "that is not the metrics token",
+                headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'},
+            )
     registry = cast(CollectorRegistry, request.app.state.metrics_registry)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

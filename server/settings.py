@@ -372,6 +372,14 @@ class Settings(BaseSettings):
         Field(description="live-sync streams open per space (then 429: the device polls)"),
         between(1, 10_000),
     ] = 64
+    metrics_token: Annotated[
+        EnvOnly[SecretStr | None],
+        Field(
+            description="when set, GET /metrics wants `Authorization: Bearer` with it (401 "
+            "without); unset, /metrics is open to whoever reaches the server"
+        ),
+        AfterValidator(_api_key),
+    ] = None
     # Out-of-scope answers and structured readings (server/generative.py, structured.py);
     # None = no backend: a fixed fallback, and the server model's reading alone.
     generative: Annotated[

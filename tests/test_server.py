@@ -150,3 +150,22 @@ def test_serve_command_reports_an_unusable_database(
     (data / "sync.db").write_text("not a database")
     assert main(["serve", "--dist-dir", str(dist), "--data-dir", str(data)]) == 2
     assert "is not a usable sync database" in capsys.readouterr().err
+
+
+def test_metrics_can_want_a_token(
+    dist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15, item 11: /metrics restricted by a bearer token from the settings."""
+    assert (
+        TestClient(create_app(Settings(dist_dir=dist, data_dir=tmp_path / "open")))
+        .get("/metrics")
+        .status_code
+        == 200
+    )
+    monkeypatch.setenv("PY_AGENT_METRICS_TOKEN", "s3cret-metrics")
+    client = TestClient(create_app(Settings(dist_dir=dist, data_dir=tmp_path / "data")))
+    assert client.get("/metrics").status_code == 401
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer guess"})
+    assert wrong.status_code == 401 and 'error="invalid_token"' in wrong.headers["www-authenticate"]
+    right = client.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics"})
+    assert right.status_code == 200 and "py_agent_infer_requests" in right.text

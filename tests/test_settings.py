@@ -105,6 +105,7 @@ SAMPLES = {
     "PY_AGENT_PAIRING_FAILURES_PER_MIN": ("3", "pairing_failures_per_min", 3),
     "PY_AGENT_LIVE_STREAMS_PER_DEVICE": ("2", "live_streams_per_device", 2),
     "PY_AGENT_LIVE_STREAMS_PER_SPACE": ("5", "live_streams_per_space", 5),
+    "PY_AGENT_METRICS_TOKEN": ("m-1", "metrics_token", "m-1"),
     "PY_AGENT_GENERATIVE_URL": ("http://h:1/v1/", "generative.base_url", "http://h:1/v1"),
     "PY_AGENT_GENERATIVE_MODEL": (" m ", "generative.model", "m"),
     "PY_AGENT_GENERATIVE_API_KEY": ("sk-1", "generative.api_key", "sk-1"),
@@ -115,7 +116,7 @@ SAMPLES = {
     "PY_AGENT_GENERATIVE_READING_CONCURRENCY": ("3", "generative.reading_concurrency", 3),
     "PY_AGENT_TEST_FAULTS": ("1", "test_faults", True),
 }
-ENV_ONLY = {"PY_AGENT_GENERATIVE_API_KEY", "PY_AGENT_TEST_FAULTS"}
+ENV_ONLY = {"PY_AGENT_GENERATIVE_API_KEY", "PY_AGENT_METRICS_TOKEN", "PY_AGENT_TEST_FAULTS"}
 
 
 def _value(settings: Settings, dotted: str) -> Any:
