@@ -188,6 +188,20 @@ STORED_BODIES_SQL = (
 )
 
 
+def _what_is_wrong(exc: sqlite3.Error) -> str:
+    """Why SQLite could not use the database, said the way its owner can act on it."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF  # extended codes keep the primary's low byte
+    if primary == sqlite3.SQLITE_READONLY:
+        return (
+            "is read-only (the file, its folder or the file system): the server writes its sync "
+            f"database there; make it writable or choose another --data-dir ({exc})"
+        )
+    if primary == sqlite3.SQLITE_FULL:
+        return f"cannot be written: the disk is full; free some space ({exc})"
+    return f"is not a usable sync database: {exc}"
+
+
 class SQLiteSyncStore:
     """``SyncStore`` on one SQLite file in WAL mode.
 
@@ -247,7 +261,7 @@ class SQLiteSyncStore:
             self._db = db
         except sqlite3.Error as exc:
             db.close()
-            raise StoreError(f"{self.path} is not a usable sync database: {exc}") from exc
+            raise StoreError(f"{self.path} {_what_is_wrong(exc)}") from exc
         except StoreError:
             db.close()
             raise

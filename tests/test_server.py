@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,26 @@ def test_serve_command_reports_an_unusable_database(
     (data / "sync.db").write_text("not a database")
     assert main(["serve", "--dist-dir", str(dist), "--data-dir", str(data)]) == 2
     assert "is not a usable sync database" in capsys.readouterr().err
+
+
+def test_serve_says_a_read_only_database_is_read_only(
+    dist: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15, row 12: it said "is not a usable sync database". The tests run as root, whom
+    file modes don't stop, so the database is opened read-only the way SQLite itself can."""
+    data = tmp_path / "data"
+    data.mkdir()
+    sqlite3.connect(data / "sync.db").close()
+    connect = sqlite3.connect
+    monkeypatch.setattr(
+        sqlite3,
+        "connect",
+        lambda path, **kw: connect(f"file:{path}?mode=ro", uri=True, **kw),
+    )
+    assert main(["serve", "--dist-dir", str(dist), "--data-dir", str(data)]) == 2
+    error = capsys.readouterr().err
+    assert "sync.db is read-only (the file, its folder or the file system)" in error
+    assert "usable" not in error
 
 
 def test_metrics_can_want_a_token(
