@@ -26,10 +26,11 @@ from .headers import HeadersMiddleware
 from .installs import InstallStore, InstallStoreError
 from .settings import Settings, SettingsError
 from .static import StaticSite
-from .store import SQLiteSyncStore, StoreError
+from .store import SQLiteSyncStore, StorageUnavailable, StoreError
 from .structured import StructuredReader
 
 log = logging.getLogger("py_agent.server")
+STORAGE_RETRY_AFTER_S = 60
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -44,6 +45,21 @@ async def http_error(request: Request, exc: Exception) -> Response:
             body["field"] = exc.field
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
     return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+
+async def storage_unavailable(request: Request, exc: Exception) -> Response:
+    # The disk is full or read-only: the write is refused, reads go on, and the client
+    # (which keeps its ops) is told when to try again.
+    log.error("a write was refused, the sync database cannot be written: %s", exc)
+    return JSONResponse(
+        {
+            "error": "the server cannot store anything just now (its disk is full or "
+            "read-only); nothing was lost on your side: try again later",
+            "path": request.url.path,
+        },
+        status_code=503,
+        headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)},
+    )
 
 
 def create_app(
@@ -95,7 +111,7 @@ def create_app(
             Middleware(UnexpectedErrorMiddleware),
             *([Middleware(FaultMiddleware)] if settings.test_faults else []),
         ],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, StorageUnavailable: storage_unavailable},
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -46,6 +46,11 @@ class OpConflictError(StoreError):
         self.op_id = op_id
 
 
+class StorageUnavailable(StoreError):
+    """The database cannot be written just now (disk full, read-only, I/O error): nothing of
+    the write was stored; reads still work, and the write can be tried again later."""
+
+
 class CursorAheadError(StoreError):
     """A cursor beyond the last op of the space: the server's history was reset."""
 
@@ -188,10 +193,23 @@ STORED_BODIES_SQL = (
 )
 
 
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF  # extended codes keep the primary's low byte
+
+
+def _storage_failure(exc: sqlite3.Error) -> bool:
+    """Whether the storage under the database failed, rather than the request."""
+    return _primary_code(exc) in (
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+    )
+
+
 def _what_is_wrong(exc: sqlite3.Error) -> str:
     """Why SQLite could not use the database, said the way its owner can act on it."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = None if code is None else code & 0xFF  # extended codes keep the primary's low byte
+    primary = _primary_code(exc)
     if primary == sqlite3.SQLITE_READONLY:
         return (
             "is read-only (the file, its folder or the file system): the server writes its sync "
@@ -295,15 +313,18 @@ class SQLiteSyncStore:
         return self._db
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """``fn`` in one write transaction: all of it is committed, or none."""
+        """``fn`` in one write transaction: all of it is committed, or none. A failure of
+        the storage itself raises `StorageUnavailable`."""
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
         try:
+            db.execute("BEGIN IMMEDIATE")
             result = fn(db)
             db.execute("COMMIT")  # with synchronous=FULL, on disk once this returns
-        except BaseException:
+        except BaseException as exc:
             if db.in_transaction:  # SQLite may have rolled back already (disk full, …)
                 db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error) and _storage_failure(exc):
+                raise StorageUnavailable(f"{self.path} {_what_is_wrong(exc)}") from exc
             raise
         return result
 
@@ -553,7 +574,8 @@ class _QueuedPush:
 
 def _not_stored(cause: BaseException) -> StoreError:
     # One exception per push: each is raised in its own request, with its own traceback.
-    error = StoreError(f"the push was not stored: {cause}")
+    kind = StorageUnavailable if isinstance(cause, StorageUnavailable) else StoreError
+    error = kind(f"the push was not stored: {cause}")
     error.__cause__ = cause
     return error
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -676,3 +678,59 @@ def test_an_op_stamped_over_a_day_ahead_is_refused(server: Server) -> None:
     assert sync(client, device, ops=[op(device, 2, hlc=within)])["acked"] == [
         f"{device['device_id']}-2"
     ]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs: a disk that can really fill up. Mounting needs root."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs (a disk that can fill up)")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"could not mount a tmpfs: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with filler.open("wb") as file:
+        try:
+            while True:
+                file.write(b"\0" * 65536)
+                file.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_refuses_writes_with_503_and_still_serves_reads(
+    dist: Path, small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15, row 8: a full disk answered 500 "internal error"."""
+    settings = Settings(dist_dir=dist, data_dir=small_disk / "data")
+    client = TestClient(create_app(settings, wall_clock=FakeClock()))
+    space = new_space(client)
+    phone = pair(client, space["pairing_code"])
+    assert sync(client, phone, ops=[op(phone, 1)])["acked"] == [op(phone, 1)["op_id"]]
+    filler = fill(small_disk)
+
+    big = [op(phone, n, value="x" * 1000) for n in range(2, 150)]
+    refused = client.post("/api/v1/sync", json={"cursor": None, "ops": big}, headers=auth(phone))
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "60"
+    assert "disk is full" in refused.json()["error"]
+    assert any("cannot be written" in r.getMessage() for r in caplog.records)
+    # Reads go on: the state and a pull.
+    state = client.get(f"/api/v1/spaces/{space['space_id']}/state", headers=auth(phone))
+    assert state.status_code == 200
+    assert sync(client, phone)["ops"] == []
+    # With room again, the same push is stored: nothing was half-written.
+    filler.unlink()
+    assert len(sync(client, phone, ops=big)["acked"]) == len(big)
