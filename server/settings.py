@@ -347,6 +347,11 @@ class Settings(BaseSettings):
         Field(description="sync requests per device in a burst (token bucket size)"),
         at_least(1),
     ] = 20
+    state_reads_per_min: Annotated[
+        int,
+        Field(description="GET /spaces/{id}/state reads per device a minute (then 429)"),
+        at_least(1),
+    ] = 60
     spaces_per_min: Annotated[
         int,
         Field(description="spaces one client address can create a minute (then 429)"),

@@ -52,7 +52,7 @@ from py_agent.sync.ops import Op, OpError
 from .api import BEARER_CHALLENGE, ApiError, bearer_token
 from .live import PING_S, SEND_TIMEOUT_S, Listener, SpaceChanges, TooManyStreams
 from .settings import Settings
-from .store import CursorAheadError, Device, OpConflictError, Page, Pushed, SyncStore
+from .store import CursorAheadError, Device, OpConflictError, Page, Pushed, StoredOp, SyncStore
 
 log = logging.getLogger("py_agent.server.sync")
 
@@ -177,6 +177,10 @@ class _SpaceReplica:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def _parse_stored(stored: list[StoredOp]) -> list[Op]:
+    return [Op.from_json(json.loads(s.body), where=f"stored op {s.seq}") for s in stored]
+
+
 class SpaceReplicas:
     """A merged ``Replica`` per space, caught up by sequence number.
 
@@ -223,7 +227,7 @@ class SpaceReplicas:
         """Applies every stored op after ``entry.applied_seq``; call it under the lock."""
         stored = await self.store.all_ops(space_id, entry.applied_seq)
         if stored:
-            ops = [Op.from_json(json.loads(s.body), where=f"stored op {s.seq}") for s in stored]
+            ops = await run_in_threadpool(_parse_stored, stored)  # 50k ops: a second or more
             await self._apply(space_id, entry, ops, stored[-1].seq)
 
     async def _apply(
@@ -262,6 +266,7 @@ class SyncService:
     sync_limit: TokenBuckets = field(init=False)  # per device
     pairing_failures: FailureWindow = field(init=False)  # per client address
     space_limit: TokenBuckets = field(init=False)  # per client address
+    state_limit: TokenBuckets = field(init=False)  # GET /state per device
     all_spaces_limit: TokenBuckets = field(init=False)  # every client together
 
     def __post_init__(self) -> None:
@@ -269,6 +274,9 @@ class SyncService:
         self.replicas = SpaceReplicas(self.store)
         self.changes = SpaceChanges(s.live_streams_per_device, s.live_streams_per_space)
         self.sync_limit = TokenBuckets(s.sync_rate_per_s, s.sync_burst, self.clock)
+        self.state_limit = TokenBuckets(
+            s.state_reads_per_min / 60.0, s.state_reads_per_min, self.clock
+        )
         self.space_limit = TokenBuckets(s.spaces_per_min / 60.0, s.spaces_per_min, self.clock)
         self.all_spaces_limit = TokenBuckets(
             s.spaces_per_min_total / 60.0, s.spaces_per_min_total, self.clock
@@ -602,13 +610,31 @@ def sync_answer(acked: list[str], page: Page) -> Response:
     return Response(text.encode(), media_type="application/json")
 
 
-async def space_state(request: Request) -> JSONResponse:
+async def space_state(request: Request) -> Response:
+    """The whole merged state: built and encoded on a worker thread (a large space takes
+    seconds, which on the event loop stalled every other request), and limited per device."""
     svc = service(request)
     device = await device_of_space(request)
+    wait = svc.state_limit.take(device.device_id)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "too many state reads from this device; slow down",
+            headers=retry_after_header(wait),
+        )
     entry = await svc.replicas.caught_up(device.space_id)
     async with entry.lock:
-        state = entry.replica.state()  # {"records": …, "conflicts": […]}
-        return JSONResponse({"space_id": device.space_id, "seq": entry.applied_seq, **state})
+        body = await run_in_threadpool(_state_body, device.space_id, entry)
+    return Response(body, media_type="application/json")
+
+
+def _state_body(space_id: str, entry: _SpaceReplica) -> bytes:
+    state = entry.replica.state()  # {"records": …, "conflicts": […]}
+    return json.dumps(
+        {"space_id": space_id, "seq": entry.applied_seq, **state},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode()
 
 
 async def space_events(request: Request) -> Response:

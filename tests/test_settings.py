@@ -96,6 +96,7 @@ SAMPLES = {
     "PY_AGENT_INSTALLS_PER_MIN": ("11", "installs_per_min", 11),
     "PY_AGENT_PAIRING_CODE_TTL_S": ("60", "pairing_code_ttl_s", 60.0),
     "PY_AGENT_DEVICES_PER_PAIRING_CODE": ("4", "devices_per_pairing_code", 4),
+    "PY_AGENT_STATE_READS_PER_MIN": ("7", "state_reads_per_min", 7),
     "PY_AGENT_SPACES_PER_MIN": ("2", "spaces_per_min", 2),
     "PY_AGENT_SPACES_PER_MIN_TOTAL": ("30", "spaces_per_min_total", 30),
     "PY_AGENT_SYNC_PAGE_SIZE": ("50", "sync_page_size", 50),

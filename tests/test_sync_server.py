@@ -8,6 +8,7 @@ import os
 import re
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from starlette.testclient import TestClient
 from support import FakeClock
 
 from py_agent.sync.hlc import Timestamp
+from py_agent.sync.merge import Replica
 from py_agent.sync.ops import Op
 from server.app import create_app
 from server.headers import ISOLATION_HEADERS
@@ -734,3 +736,51 @@ def test_a_full_disk_refuses_writes_with_503_and_still_serves_reads(
     # With room again, the same push is stored: nothing was half-written.
     filler.unlink()
     assert len(sync(client, phone, ops=big)["acked"]) == len(big)
+
+
+async def test_a_state_read_never_holds_up_other_requests(
+    dist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15, row 2: a large space's /state (1.7 s) was built on the event loop, so every
+    other request waited for it. Here building the state waits until /healthz has answered:
+    on the loop, it would wait in vain (nothing else runs) and time out."""
+    settings = Settings(dist_dir=dist, data_dir=tmp_path / "data")
+    transport = httpx.ASGITransport(app=create_app(settings, wall_clock=FakeClock()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        space = (await http.post("/api/v1/spaces")).json()
+        body = {"pairing_code": space["pairing_code"], "name": "phone"}
+        phone = (await http.post("/api/v1/devices", json=body)).json()
+        pushed = await http.post(
+            "/api/v1/sync", json={"cursor": None, "ops": [op(phone, 1)]}, headers=auth(phone)
+        )
+        assert pushed.status_code == 200
+        building, answered = threading.Event(), threading.Event()
+        waited_in_vain: list[bool] = []
+        state = Replica.state
+
+        def slow_state(self: Replica) -> dict[str, Any]:
+            building.set()
+            waited_in_vain.append(not answered.wait(timeout=3))
+            return state(self)
+
+        monkeypatch.setattr(Replica, "state", slow_state)
+        path = f"/api/v1/spaces/{space['space_id']}/state"
+        reading = asyncio.create_task(http.get(path, headers=auth(phone)))
+        assert await asyncio.to_thread(building.wait, 5)
+        assert (await http.get("/healthz")).status_code == 200
+        answered.set()
+        response = await reading
+        assert response.status_code == 200
+        assert list(response.json()["records"]["tasks"]) == ["t1"]
+        assert waited_in_vain == [False]
+
+
+def test_state_reads_are_limited_per_device(dist: Path, tmp_path: Path, clock: FakeClock) -> None:
+    settings = Settings(dist_dir=dist, data_dir=tmp_path / "data", state_reads_per_min=2)
+    client = TestClient(create_app(settings, clock=clock))
+    space = new_space(client)
+    phone = pair(client, space["pairing_code"])
+    path = f"/api/v1/spaces/{space['space_id']}/state"
+    assert [client.get(path, headers=auth(phone)).status_code for _ in range(3)] == [200, 200, 429]
+    clock.advance(30)
+    assert client.get(path, headers=auth(phone)).status_code == 200
