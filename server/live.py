@@ -46,7 +46,7 @@ class Listener:
     device_id: str
     cursor: int = 0  # the newest cursor published to it
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    replaced: bool = False  # closed because its device opened one too many
+    replaced: bool = False  # closed: its device opened one too many, or was removed
 
 
 class SpaceChanges:
@@ -83,6 +83,14 @@ class SpaceChanges:
         listeners.remove(listener)
         if not listeners:
             del self._spaces[listener.space_id]
+
+    def drop_device(self, space_id: str, device_id: str) -> None:
+        """End the streams of a device removed from its space: its token is gone."""
+        for listener in list(self._spaces.get(space_id, ())):
+            if listener.device_id == device_id:
+                listener.replaced = True
+                listener.changed.set()
+                self.close(listener)
 
     def publish(self, space_id: str, cursor: int) -> None:
         """The space's ops now run up to ``cursor``: wake every listener behind it."""

@@ -75,6 +75,16 @@ class Device:
     name: str
 
 
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A device of a space, as its list shows it (GET /api/v1/devices)."""
+
+    device_id: str
+    name: str
+    created_at: float
+    last_seen: float | None  # None until it first synced after being paired
+
+
 class StoredOp(NamedTuple):
     seq: int
     body: str  # the op's canonical JSON (``canonical_json(op.to_json())``)
@@ -121,6 +131,19 @@ class SyncStore(Protocol):
         device are one transaction, so concurrent pairings never pass the limit."""
 
     async def device_by_token_hash(self, token_hash: str) -> Device | None: ...
+
+    async def devices(self, space_id: str) -> list[DeviceInfo]:
+        """The space's devices, oldest first."""
+
+    async def device(self, device_id: str) -> Device | None: ...
+
+    async def remove_device(self, device_id: str) -> None:
+        """Forgets the device and its token (its ops stay in the log)."""
+
+    async def replace_token(self, device_id: str, token_hash: str) -> None: ...
+
+    async def seen(self, device_id: str, now: float) -> None:
+        """Records when the device was last heard from."""
 
     async def push(self, space_id: str, device_id: str, ops: Sequence[Op], now: float) -> Pushed:
         """Stores the ops not yet stored, atomically, and returns every op_id of the
@@ -181,6 +204,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: how many devices each pairing code has paired (a code pairs a limited number).
     ("ALTER TABLE pairing_codes ADD COLUMN uses INTEGER NOT NULL DEFAULT 0",),
+    # 3: when each device was last heard from (the devices list).
+    ("ALTER TABLE devices ADD COLUMN last_seen REAL",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -416,6 +441,46 @@ class SQLiteSyncStore:
             return None if row is None else Device(device_id=row[0], space_id=row[1], name=row[2])
 
         return await self._run(find)
+
+    async def devices(self, space_id: str) -> list[DeviceInfo]:
+        def find() -> list[DeviceInfo]:
+            rows = self.db.execute(
+                "SELECT device_id, name, created_at, last_seen FROM devices WHERE space_id = ? "
+                "ORDER BY created_at, device_id",
+                (space_id,),
+            ).fetchall()
+            return [DeviceInfo(*row) for row in rows]
+
+        return await self._run(find)
+
+    async def device(self, device_id: str) -> Device | None:
+        def find() -> Device | None:
+            row = self.db.execute(
+                "SELECT device_id, space_id, name FROM devices WHERE device_id = ?", (device_id,)
+            ).fetchone()
+            return None if row is None else Device(*row)
+
+        return await self._run(find)
+
+    async def remove_device(self, device_id: str) -> None:
+        def remove(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
+
+        await self._run(self._write, remove)
+
+    async def replace_token(self, device_id: str, token_hash: str) -> None:
+        def replace(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE devices SET token_hash = ? WHERE device_id = ?", (token_hash, device_id)
+            )
+
+        await self._run(self._write, replace)
+
+    async def seen(self, device_id: str, now: float) -> None:
+        def touch(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE devices SET last_seen = ? WHERE device_id = ?", (now, device_id))
+
+        await self._run(self._write, touch)
 
     async def push(self, space_id: str, device_id: str, ops: Sequence[Op], now: float) -> Pushed:
         texts = [_canonical(op) for op in ops]

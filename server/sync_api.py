@@ -26,6 +26,7 @@ with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -36,6 +37,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -52,7 +54,16 @@ from py_agent.sync.ops import Op, OpError
 from .api import BEARER_CHALLENGE, ApiError, bearer_token
 from .live import PING_S, SEND_TIMEOUT_S, Listener, SpaceChanges, TooManyStreams
 from .settings import Settings
-from .store import CursorAheadError, Device, OpConflictError, Page, Pushed, StoredOp, SyncStore
+from .store import (
+    CursorAheadError,
+    Device,
+    OpConflictError,
+    Page,
+    Pushed,
+    StorageUnavailable,
+    StoredOp,
+    SyncStore,
+)
 
 log = logging.getLogger("py_agent.server.sync")
 
@@ -98,6 +109,11 @@ def sha256_hex(secret: str) -> str:
 def new_pairing_code_and_hash() -> tuple[str, str]:
     code = new_pairing_code()
     return code, sha256_hex(code.replace("-", ""))
+
+
+# A device's "last seen" is written at most this often (seconds): a write per request
+# would double the database's work.
+SEEN_EVERY_S = 60.0
 
 
 # -- limits ----------------------------------------------------------------------------
@@ -269,8 +285,19 @@ class SyncService:
     state_limit: TokenBuckets = field(init=False)  # GET /state per device
     all_spaces_limit: TokenBuckets = field(init=False)  # every client together
 
+    async def saw(self, device: Device) -> None:
+        """Notes that the device was heard from, at most once a minute each (a write)."""
+        now = self.clock()
+        if now - self._seen.get(device.device_id, -math.inf) < SEEN_EVERY_S:
+            return
+        self._seen[device.device_id] = now
+        # A full disk must not stop reads; it is logged where a write is refused.
+        with contextlib.suppress(StorageUnavailable):
+            await self.store.seen(device.device_id, self.wall_clock())
+
     def __post_init__(self) -> None:
         s = self.settings
+        self._seen: dict[str, float] = {}
         self.replicas = SpaceReplicas(self.store)
         self.changes = SpaceChanges(s.live_streams_per_device, s.live_streams_per_space)
         self.sync_limit = TokenBuckets(s.sync_rate_per_s, s.sync_burst, self.clock)
@@ -282,6 +309,10 @@ class SyncService:
             s.spaces_per_min_total / 60.0, s.spaces_per_min_total, self.clock
         )
         self.pairing_failures = FailureWindow(s.pairing_failures_per_min, 60.0, self.clock)
+
+
+def _iso(seconds: float | None) -> str | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
 def service(request: Request) -> SyncService:
@@ -346,14 +377,17 @@ def _json_type(value: Any) -> str:
 
 
 async def authenticate(request: Request) -> Device:
+    svc = service(request)
     token = bearer_token(request, "pair the device with POST /api/v1/devices to get a token")
-    device = await service(request).store.device_by_token_hash(sha256_hex(token))
+    device = await svc.store.device_by_token_hash(sha256_hex(token))
     if device is None:
         raise ApiError(
             401,
-            "unknown device token: pair this device again",
+            "unknown device token: pair this device again (it may have been removed from "
+            "its space)",
             headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'},
         )
+    await svc.saw(device)
     return device
 
 
@@ -677,11 +711,70 @@ async def _changes(changes: SpaceChanges, listener: Listener) -> AsyncIterator[S
         changes.close(listener)
 
 
+async def list_devices(request: Request) -> JSONResponse:
+    svc = service(request)
+    me = await authenticate(request)
+    devices = await svc.store.devices(me.space_id)
+    return JSONResponse(
+        {
+            "space_id": me.space_id,
+            "devices": [
+                {
+                    "device_id": device.device_id,
+                    "name": device.name,
+                    "created_at": _iso(device.created_at),
+                    "last_seen": _iso(device.last_seen),
+                    "this_device": device.device_id == me.device_id,
+                }
+                for device in devices
+            ],
+        }
+    )
+
+
+async def _device_of_my_space(request: Request) -> tuple[SyncService, Device, Device]:
+    """The caller and the device named in the path, refused unless both share a space."""
+    svc = service(request)
+    me = await authenticate(request)
+    device_id = request.path_params["device_id"]
+    other = await svc.store.device(device_id)
+    if other is None:
+        raise ApiError(404, f"there is no device {device_id!r} (it may be removed already)")
+    if other.space_id != me.space_id:
+        raise ApiError(403, "that device belongs to another space")
+    return svc, me, other
+
+
+async def remove_device(request: Request) -> Response:
+    """Any device of a space can remove any (itself too): its token stops working at once,
+    its live streams end; what it synced stays."""
+    svc, me, other = await _device_of_my_space(request)
+    await svc.store.remove_device(other.device_id)
+    svc.changes.drop_device(other.space_id, other.device_id)
+    log.info(
+        "device %s removed device %s from space %s", me.device_id, other.device_id, me.space_id
+    )
+    return Response(status_code=204)
+
+
+async def replace_token(request: Request) -> JSONResponse:
+    """A device's new token; the old one stops working at once."""
+    svc, me, other = await _device_of_my_space(request)
+    if other.device_id != me.device_id:
+        raise ApiError(403, "a device can replace only its own token")
+    token = secrets.token_urlsafe(32)
+    await svc.store.replace_token(me.device_id, sha256_hex(token))
+    return JSONResponse({"device_id": me.device_id, "token": token}, status_code=201)
+
+
 routes = [
     Route("/spaces", create_space, methods=["POST"]),
     Route("/spaces/{space_id}/pairing-code", new_pairing_code_route, methods=["POST"]),
     Route("/spaces/{space_id}/state", space_state, methods=["GET"]),
     Route("/spaces/{space_id}/events", space_events, methods=["GET"]),
     Route("/devices", add_device, methods=["POST"]),
+    Route("/devices", list_devices, methods=["GET"]),
+    Route("/devices/{device_id}", remove_device, methods=["DELETE"]),
+    Route("/devices/{device_id}/token", replace_token, methods=["POST"]),
     Route("/sync", sync, methods=["POST"]),
 ]

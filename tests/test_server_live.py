@@ -279,3 +279,13 @@ async def test_a_slow_reader_hears_only_the_newest_cursor() -> None:
     changes.close(listener)  # already gone: nothing happens
     changes.close(replaced)
     assert changes.count("s") == 0
+
+
+async def test_a_removed_device_s_streams_end_and_the_others_go_on() -> None:
+    changes = SpaceChanges(per_device=2, per_space=4)
+    gone, kept = changes.open("s", "phone"), changes.open("s", "laptop")
+    changes.drop_device("s", "phone")
+    assert await changes.next(gone) is None  # its stream ends
+    changes.publish("s", 7)
+    assert await changes.next(kept) == 7
+    assert changes.open("s", "phone") is not gone  # room again: the dropped one was closed

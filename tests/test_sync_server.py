@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -702,13 +703,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def fill(disk: Path) -> Path:
     filler = disk / "filler"
-    with filler.open("wb") as file:
-        try:
-            while True:
-                file.write(b"\0" * 65536)
-                file.flush()
-        except OSError:
-            pass
+    # Unbuffered, so nothing is left to flush at close; written until the disk is full.
+    with filler.open("wb", buffering=0) as file, contextlib.suppress(OSError):
+        while True:
+            file.write(b"\0" * 65536)
     return filler
 
 
@@ -784,3 +782,51 @@ def test_state_reads_are_limited_per_device(dist: Path, tmp_path: Path, clock: F
     assert [client.get(path, headers=auth(phone)).status_code for _ in range(3)] == [200, 200, 429]
     clock.advance(30)
     assert client.get(path, headers=auth(phone)).status_code == 200
+
+
+def test_a_space_lists_its_devices_and_any_of_them_removes_one(
+    client: TestClient, clock: FakeClock
+) -> None:
+    """Issue 15, item 9: no way to remove a device or revoke its token."""
+    space = new_space(client)
+    phone, laptop = (
+        pair(client, space["pairing_code"]),
+        pair(client, space["pairing_code"], "laptop"),
+    )
+    sync(client, phone)
+    listed = client.get("/api/v1/devices", headers=auth(laptop)).json()
+    assert listed["space_id"] == space["space_id"]
+    rows = {row["name"]: row for row in listed["devices"]}
+    assert set(rows) == {"phone", "laptop"}
+    assert rows["laptop"]["this_device"] and not rows["phone"]["this_device"]
+    assert rows["phone"]["last_seen"] is not None and rows["phone"]["created_at"].endswith("+00:00")
+
+    # Another space's device is not this space's to remove; an unknown one is not there.
+    stranger_space = new_space(client)
+    stranger = pair(client, stranger_space["pairing_code"], "stranger")
+    refused(client.delete(f"/api/v1/devices/{stranger['device_id']}", headers=auth(phone)), 403)
+    refused(client.delete("/api/v1/devices/0123456789abcdef", headers=auth(phone)), 404)
+
+    assert (
+        client.delete(f"/api/v1/devices/{phone['device_id']}", headers=auth(laptop)).status_code
+        == 204
+    )
+    refused(client.post("/api/v1/sync", json={"cursor": None, "ops": []}, headers=auth(phone)), 401)
+    names = [
+        row["name"] for row in client.get("/api/v1/devices", headers=auth(laptop)).json()["devices"]
+    ]
+    assert names == ["laptop"]
+
+
+def test_a_device_replaces_its_own_token_and_only_its_own(client: TestClient) -> None:
+    space = new_space(client)
+    phone, laptop = (
+        pair(client, space["pairing_code"]),
+        pair(client, space["pairing_code"], "laptop"),
+    )
+    refused(client.post(f"/api/v1/devices/{laptop['device_id']}/token", headers=auth(phone)), 403)
+    answer = client.post(f"/api/v1/devices/{phone['device_id']}/token", headers=auth(phone))
+    assert answer.status_code == 201
+    refused(client.get("/api/v1/devices", headers=auth(phone)), 401)  # the old token
+    renewed = {**phone, "token": answer.json()["token"]}
+    assert client.get("/api/v1/devices", headers=auth(renewed)).status_code == 200
