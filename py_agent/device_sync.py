@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .platform import Delete, JsonObject, Put, Transport, TransportError
-from .records import Conflict, LiveStream, SyncStatus
+from .records import Conflict, LiveStream, SpaceDevice, SyncStatus
 from .router import CloudUnavailable
 from .state import SYNCED, State
 from .sync.client import SyncAccount, SyncClient, error_detail
@@ -306,7 +306,7 @@ class DeviceSync:
         """Create a space and pair this device into it; the status carries the code
         to type on the user's other devices."""
         name = _device_name(device_name)
-        created = await self.post("/api/v1/spaces", None, "create a space")
+        created = await self.call("POST", "/api/v1/spaces", None, "create a space")
         code = created.get("pairing_code")
         if not isinstance(code, str):
             raise PairingError("the server's answer has no pairing code; try again")
@@ -318,8 +318,8 @@ class DeviceSync:
         return await self._pair(pairing_code.strip(), _device_name(device_name))
 
     async def _pair(self, code: str, name: str) -> SyncStatus:
-        paired = await self.post(
-            "/api/v1/devices", {"pairing_code": code, "name": name}, "join the space"
+        paired = await self.call(
+            "POST", "/api/v1/devices", {"pairing_code": code, "name": name}, "join the space"
         )
         try:
             account = SyncAccount(
@@ -337,10 +337,9 @@ class DeviceSync:
 
     async def new_pairing_code(self) -> SyncStatus:
         """A fresh code for adding another device (codes expire; this revokes the old)."""
-        account = self.state.account
-        if account is None:
-            raise PairingError("this device is not in a space: create one or join one first")
-        created = await self.post(
+        account = self._paired()
+        created = await self.call(
+            "POST",
             f"/api/v1/spaces/{account.space_id}/pairing-code",
             None,
             "make a new pairing code",
@@ -358,14 +357,22 @@ class DeviceSync:
         self._server_cursor = 0
         return self.status()
 
-    async def post(
-        self, path: str, body: JsonObject | None, what: str, token: str | None = None
-    ) -> dict[str, Any]:
-        """POST to the server expecting 201; ``PairingError`` says what went wrong."""
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: JsonObject | None,
+        what: str,
+        *,
+        token: str | None = None,
+        expect: int = 201,
+    ) -> Any:
+        """A request to the server expecting ``expect``; ``PairingError`` says what went
+        wrong. Answers the response's JSON body (None for an empty one)."""
         headers = None if token is None else {"Authorization": f"Bearer {token}"}
         try:
             response = await self._transport.request(
-                "POST", self._server_url + path, body, headers=headers
+                method, self._server_url + path, body, headers=headers
             )
         except TransportError:
             raise ServerUnreachable(
@@ -375,10 +382,57 @@ class DeviceSync:
             wait = response.headers.get("retry-after", "")
             later = f" in {wait} s" if wait.isdigit() else " later"
             raise PairingError(f"too many attempts: try again{later}")
-        if response.status != 201 or not isinstance(response.body, dict):
+        if response.status != expect or (expect != 204 and not isinstance(response.body, dict)):
             detail, _ = error_detail(response.body)
             raise PairingError(f"couldn't {what}: {detail}")
         return response.body
+
+    async def devices(self) -> list[SpaceDevice]:
+        """The devices of this device's space, as the server knows them."""
+        account = self._paired()
+        answer = await self.call(
+            "GET",
+            "/api/v1/devices",
+            None,
+            "list the space's devices",
+            token=account.token,
+            expect=200,
+        )
+        try:
+            return [
+                SpaceDevice(
+                    device_id=str(row["device_id"]),
+                    name=str(row["name"]),
+                    created_at=str(row["created_at"]),
+                    last_seen=None if row["last_seen"] is None else str(row["last_seen"]),
+                    this_device=bool(row["this_device"]),
+                )
+                for row in answer["devices"]
+            ]
+        except (KeyError, TypeError):
+            raise PairingError("the server's list of devices is unreadable; try again") from None
+
+    async def remove_device(self, device_id: str) -> list[SpaceDevice]:
+        """Removes another device from the space (its token stops working); answers the
+        devices left. This device leaves with Leave, not here."""
+        account = self._paired()
+        if device_id == account.device_id:
+            raise PairingError("to take this device out of the space, use Leave")
+        await self.call(
+            "DELETE",
+            f"/api/v1/devices/{device_id}",
+            None,
+            "remove the device",
+            token=account.token,
+            expect=204,
+        )
+        return await self.devices()
+
+    def _paired(self) -> SyncAccount:
+        account = self.state.account
+        if account is None:
+            raise PairingError("this device is not in a space: create one or join one first")
+        return account
 
 
 class ServerIdentity:
@@ -396,7 +450,9 @@ class ServerIdentity:
         install = self.state.meta.get("install")
         if install is None:
             try:
-                created = await self.sync.post("/api/v1/installs", None, "register this device")
+                created = await self.sync.call(
+                    "POST", "/api/v1/installs", None, "register this device"
+                )
             except ServerUnreachable:
                 raise CloudUnavailable("offline", retry=True) from None
             except PairingError as exc:

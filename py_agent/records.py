@@ -41,6 +41,16 @@ class WorkerError(TypedDict):
     field: NotRequired[str]
 
 
+class SpaceDevice(TypedDict):
+    """A device of this device's space, as the server lists it (Settings → Sync)."""
+
+    device_id: str
+    name: str
+    created_at: str  # ISO time, UTC
+    last_seen: str | None  # ISO time, UTC; None until it first synced
+    this_device: bool
+
+
 class SyncStatus(TypedDict):
     """This device's sync, for the indicator. Times are Unix seconds (the worker's and the
     page's clocks are the browser's one clock)."""

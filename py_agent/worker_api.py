@@ -45,6 +45,7 @@ from .records import (
     SelfCheck,
     SettingsChanges,
     Snapshot,
+    SpaceDevice,
     Stats,
     SyncStatus,
     Task,
@@ -360,6 +361,18 @@ async def join_space(pairing_code: str, device_name: str) -> SyncStatus:
 async def new_pairing_code() -> SyncStatus:
     """A fresh pairing code for the next device (codes expire; this revokes the old one)."""
     return await _started().sync.new_pairing_code()
+
+
+@api.exposed
+async def space_devices() -> list[SpaceDevice]:
+    """The devices of this device's space, as the server lists them."""
+    return await _started().sync.devices()
+
+
+@api.exposed
+async def remove_device(device_id: str) -> list[SpaceDevice]:
+    """Takes another device out of the space (its token stops working); the devices left."""
+    return await _started().sync.remove_device(device_id)
 
 
 @api.exposed

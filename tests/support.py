@@ -19,6 +19,7 @@ import numpy as np
 from py_agent.agent import Agent
 from py_agent.intents import INTENTS, IntentPrediction
 from py_agent.platform.interfaces import HttpResponse, TransportError
+from py_agent.platform.native_http import json_or_text
 from py_agent.state import open_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +115,9 @@ class AppTransport:
             self.lose -= 1
             raise TransportError(f"{method} {url}: connection reset")
         # httpx iterates header names in lower case, as the real transports report them.
-        return HttpResponse(response.status_code, response.json(), dict(response.headers))
+        return HttpResponse(
+            response.status_code, json_or_text(response.text), dict(response.headers)
+        )
 
 
 # -- a stand-in for the model, for agent and skill tests ---------------------------------

@@ -537,3 +537,23 @@ async def test_the_live_stream_is_the_spaces_and_gone_once_the_device_leaves(
     a.sync.space_changed("999")
     await a.sync.leave()
     assert a.sync.live_stream() is None and a.sync.status()["state"] == "local"
+
+
+async def test_a_device_lists_its_space_and_removes_another_which_then_cannot_sync(
+    world: World,
+) -> None:
+    a, b = await world.pair()
+    listed = await a.sync.devices()
+    assert sorted((d["name"], d["this_device"]) for d in listed) == [
+        ("laptop", True),
+        ("phone", False),
+    ]
+    phone = next(d for d in listed if not d["this_device"])
+    with pytest.raises(PairingError, match="use Leave"):
+        await a.sync.remove_device(next(d["device_id"] for d in listed if d["this_device"]))
+    left = await a.sync.remove_device(phone["device_id"])
+    assert [d["name"] for d in left] == ["laptop"]
+    status = await b.sync.run()
+    assert status["state"] == "error"
+    with pytest.raises(PairingError, match="not in a space"):
+        await (await world.device("c")).sync.devices()

@@ -30,10 +30,10 @@ class HttpxTransport:
                 timed_out = isinstance(exc, httpx.TimeoutException)
                 raise TransportError(f"{method} {url}: {exc!r}", timed_out=timed_out) from exc
         headers = {name.lower(): value for name, value in response.headers.items()}
-        return HttpResponse(response.status_code, _json_or_text(response.text), headers)
+        return HttpResponse(response.status_code, json_or_text(response.text), headers)
 
 
-def _json_or_text(text: str) -> JsonValue:
+def json_or_text(text: str) -> JsonValue:
     try:
         return json.loads(text)
     except ValueError:

@@ -7,6 +7,7 @@ import { connect } from './api.js';
 import { startChat, startComposer, stopChat } from './chat.js';
 import { startCloud } from './cloud_view.js';
 import { startData } from './data_view.js';
+import { startDevices } from './devices_view.js';
 import { $ } from './dom.js';
 import { startInstall } from './install.js';
 import { panes, startPanes } from './panes.js';
@@ -171,6 +172,7 @@ async function boot() {
   const refreshStats = await startCloud(window.pyAgent);
   const sendWaiting = await startChat(window.pyAgent, refresh, refreshStats);
   await startSync(window.pyAgent, refresh);
+  startDevices(window.pyAgent);
   showReady();
   sendWaiting();
 }

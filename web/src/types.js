@@ -23,6 +23,7 @@
  * @property {() => Promise<SyncStatus>} newPairingCode - A fresh pairing code for the next device (codes expire; this revokes the old one).
  * @property {(queries: string[], seconds: number) => Promise<number[]>} noteSearchLatency - Milliseconds per note search over all stored notes (the search step alone).
  * @property {() => Promise<null>} online - The browser came back online: sync and ask for second opinions without waiting out the backoff.
+ * @property {(device_id: string) => Promise<SpaceDevice[]>} removeDevice - Takes another device out of the space (its token stops working); the devices left.
  * @property {(collection: 'tasks' | 'notes', record_id: string) => Promise<Removed>} removeRecord
  * @property {(conflict_id: string, op_id: string) => Promise<SyncStatus>} resolveConflict
  * @property {(collection: 'tasks' | 'notes', record_id: string) => Promise<Task | Note>} restoreRecord - Bring back a task or note removed on this device (the "Undo" after removing it), undoing just that removal; answers the restored record.
@@ -34,6 +35,7 @@
  * @property {() => Promise<RouterSettings>} settings - Whether (the user's consent) and when (below the threshold) the server's model is asked.
  * @property {() => Promise<Snapshot>} snapshot - Tasks, notes and cache counters for the page's panes.
  * @property {(cursor: string) => Promise<null>} spaceChanged - The live-sync stream says the space's ops run up to `cursor`: pull if behind.
+ * @property {() => Promise<SpaceDevice[]>} spaceDevices - The devices of this device's space, as the server lists them.
  * @property {() => Promise<Stats>} stats - Fallback rate, server latency p50/p95, device/server agreement, queue length.
  * @property {() => Promise<SyncStatus>} syncNow - Sync at once (after any exchange under way); answers the status it ended with.
  * @property {() => Promise<SyncStatus>} syncStatus
@@ -255,6 +257,16 @@
  * @property {TaskView[]} tasks
  * @property {Note[]} notes
  * @property {CacheStats} cache
+ */
+
+/**
+ * A device of this device's space, as the server lists it (Settings → Sync).
+ * @typedef {object} SpaceDevice
+ * @property {string} device_id
+ * @property {string} name
+ * @property {string} created_at - ISO time, UTC
+ * @property {string | null} last_seen - ISO time, UTC; None until it first synced
+ * @property {boolean} this_device
  */
 
 /**
