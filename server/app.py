@@ -26,7 +26,7 @@ from .headers import HeadersMiddleware
 from .installs import InstallStore, InstallStoreError
 from .settings import Settings, SettingsError
 from .static import StaticSite
-from .store import SQLiteSyncStore, StorageUnavailable, StoreError
+from .store import SpaceQuota, SQLiteSyncStore, StorageUnavailable, StoreError
 from .structured import StructuredReader
 
 log = logging.getLogger("py_agent.server")
@@ -74,7 +74,8 @@ def create_app(
     stops the server at start-up; it is closed when the app shuts down.
     """
     try:
-        store = SQLiteSyncStore(settings.sync_db)
+        quota = SpaceQuota(max_ops=settings.space_max_ops, max_bytes=settings.space_max_bytes)
+        store = SQLiteSyncStore(settings.sync_db, quota)
     except StoreError as exc:
         raise SettingsError(f"--data-dir {settings.data_dir}: {exc}") from exc
     sync = sync_api.SyncService(settings, store, clock=clock, wall_clock=wall_clock)

@@ -347,6 +347,24 @@ class Settings(BaseSettings):
         Field(description="sync requests per device in a burst (token bucket size)"),
         at_least(1),
     ] = 20
+    space_max_ops: Annotated[
+        int,
+        Field(description="changes (ops) one space holds at most (then 413, naming it)"),
+        at_least(1),
+    ] = 1_000_000
+    space_max_bytes: Annotated[
+        int,
+        Field(description="bytes of changes one space holds at most (then 413, naming it)"),
+        at_least(1024),
+    ] = 200_000_000
+    replica_cache_bytes: Annotated[
+        int,
+        Field(
+            description="bytes of changes the merged spaces kept in memory hold at most (about "
+            "3 times that in memory); the least recently used are rebuilt when asked for"
+        ),
+        at_least(1),
+    ] = 64_000_000
     state_reads_per_min: Annotated[
         int,
         Field(description="GET /spaces/{id}/state reads per device a minute (then 429)"),

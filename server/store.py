@@ -51,6 +51,19 @@ class StorageUnavailable(StoreError):
     the write was stored; reads still work, and the write can be tried again later."""
 
 
+class QuotaExceeded(StoreError):
+    """The push would take the space past its quota (ops or bytes); nothing was stored."""
+
+
+@dataclass(frozen=True)
+class SpaceQuota:
+    max_ops: int  # ops a space holds at most
+    max_bytes: int  # bytes of op bodies a space holds at most
+
+
+NO_QUOTA = SpaceQuota(max_ops=2**62, max_bytes=2**62)
+
+
 class CursorAheadError(StoreError):
     """A cursor beyond the last op of the space: the server's history was reset."""
 
@@ -94,6 +107,7 @@ class Pushed(NamedTuple):
     acked: list[str]  # every op_id of the push, once each, replays included
     first_seq: int  # the seq of new[0] (if any); the others follow it without gaps
     new: list[Op]  # the ops this push stored, in seq order (not the replays)
+    new_bytes: int = 0  # the size of their stored bodies
 
 
 class Page(NamedTuple):
@@ -206,6 +220,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ("ALTER TABLE pairing_codes ADD COLUMN uses INTEGER NOT NULL DEFAULT 0",),
     # 3: when each device was last heard from (the devices list).
     ("ALTER TABLE devices ADD COLUMN last_seen REAL",),
+    # 4: each space's stored bytes, for its quota.
+    (
+        "ALTER TABLE spaces ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0",
+        "UPDATE spaces SET bytes = (SELECT COALESCE(SUM(LENGTH(CAST(body AS BLOB))), 0) "
+        "FROM ops WHERE ops.space_id = spaces.space_id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -267,8 +287,9 @@ class SQLiteSyncStore:
     holds it has returned.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, quota: SpaceQuota = NO_QUOTA) -> None:
         self.path = path
+        self.quota = quota
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-store")
         self._db: sqlite3.Connection | None = None
         # Pushes waiting for the next group commit. A flush is queued on the
@@ -522,8 +543,8 @@ class SQLiteSyncStore:
         space_id = job.space_id
         # The space row is written below, so BEGIN IMMEDIATE already holds the
         # write lock: seq numbers are handed out in commit order.
-        (last_seq,) = db.execute(
-            "SELECT last_seq FROM spaces WHERE space_id = ?", (space_id,)
+        last_seq, size = db.execute(
+            "SELECT last_seq, bytes FROM spaces WHERE space_id = ?", (space_id,)
         ).fetchone()
         ids = [op.op_id for op in job.ops]
         known: dict[str, str] = dict(
@@ -541,15 +562,28 @@ class SQLiteSyncStore:
                 new.append(op)
             elif stored != text:  # canonical texts: equal iff equal JSON
                 raise OpConflictError(index, op.op_id)
+        added = sum(len(row[4].encode()) for row in rows)
+        quota = self.quota
+        if last_seq + len(rows) > quota.max_ops:
+            raise QuotaExceeded(
+                f"this space holds {last_seq:,} changes and this push brings {len(rows):,} "
+                f"more; a space holds at most {quota.max_ops:,} (the server's space_max_ops)"
+            )
+        if size + added > quota.max_bytes:
+            raise QuotaExceeded(
+                f"this space holds {size:,} bytes and this push brings {added:,} more; a space "
+                f"holds at most {quota.max_bytes:,} (the server's space_max_bytes)"
+            )
         db.executemany(
             "INSERT INTO ops (space_id, seq, op_id, device_id, body, received_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
         db.execute(
-            "UPDATE spaces SET last_seq = ? WHERE space_id = ?", (last_seq + len(rows), space_id)
+            "UPDATE spaces SET last_seq = ?, bytes = ? WHERE space_id = ?",
+            (last_seq + len(rows), size + added, space_id),
         )
-        return Pushed(list(dict.fromkeys(ids)), last_seq + 1, new)
+        return Pushed(list(dict.fromkeys(ids)), last_seq + 1, new, added)
 
     async def pull(self, space_id: str, device_id: str, after_seq: int, limit: int) -> Page:
         def pull(db: sqlite3.Connection) -> Page:

@@ -60,6 +60,7 @@ from .store import (
     OpConflictError,
     Page,
     Pushed,
+    QuotaExceeded,
     StorageUnavailable,
     StoredOp,
     SyncStore,
@@ -190,6 +191,7 @@ def retry_after_header(seconds: float) -> dict[str, str]:
 class _SpaceReplica:
     replica: Replica = field(default_factory=Replica)
     applied_seq: int = 0  # the replica holds exactly the ops 1..applied_seq
+    bytes: int = 0  # of those ops' stored bodies: what the cache's bound counts
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -207,9 +209,11 @@ class SpaceReplicas:
     or evicted) is rebuilt from its whole log when its state is asked for.
     """
 
-    def __init__(self, store: SyncStore, max_spaces: int = 256) -> None:
+    def __init__(self, store: SyncStore, max_bytes: int) -> None:
         self.store = store
-        self.max_spaces = max_spaces
+        # Bounded by the size of the ops held (a replica takes about 3 times their
+        # stored size in memory), not by the number of spaces: one huge space counts.
+        self.max_bytes = max_bytes
         self._spaces: OrderedDict[str, _SpaceReplica] = OrderedDict()
 
     async def caught_up(self, space_id: str) -> _SpaceReplica:
@@ -218,8 +222,8 @@ class SpaceReplicas:
         if entry is None:
             entry = self._spaces[space_id] = _SpaceReplica()
         self._spaces.move_to_end(space_id)
-        self._evict()
         await self._catch_up(space_id, entry)
+        self._evict()  # now that its size is known
         return entry
 
     async def after_push(self, space_id: str, pushed: Pushed) -> None:
@@ -231,6 +235,7 @@ class SpaceReplicas:
         async with entry.lock:
             if entry.applied_seq + 1 == pushed.first_seq:
                 await self._apply(space_id, entry, pushed.new, last_seq)
+                entry.bytes += pushed.new_bytes
             elif entry.applied_seq < last_seq:  # ops stored before these have not reached it
                 await self._read_log(space_id, entry)
             # else it has read them from the log already
@@ -245,6 +250,7 @@ class SpaceReplicas:
         if stored:
             ops = await run_in_threadpool(_parse_stored, stored)  # 50k ops: a second or more
             await self._apply(space_id, entry, ops, stored[-1].seq)
+            entry.bytes += sum(len(op.body.encode()) for op in stored)
 
     async def _apply(
         self, space_id: str, entry: _SpaceReplica, ops: list[Op], last_seq: int
@@ -259,12 +265,15 @@ class SpaceReplicas:
         entry.applied_seq = last_seq
 
     def _evict(self) -> None:
-        """Forgets the least recently used replicas beyond ``max_spaces`` (not the newest,
-        nor one in use); they are rebuilt from the log when asked for again."""
+        """Forgets the least recently used replicas while those held are over ``max_bytes``
+        (not the newest, nor one in use); they are rebuilt from the log when asked for again."""
+        held = sum(entry.bytes for entry in self._spaces.values())
         for space_id in list(self._spaces)[:-1]:
-            if len(self._spaces) <= self.max_spaces:
+            if held <= self.max_bytes:
                 return
-            if not self._spaces[space_id].lock.locked():
+            entry = self._spaces[space_id]
+            if not entry.lock.locked():
+                held -= entry.bytes
                 del self._spaces[space_id]
 
 
@@ -298,7 +307,7 @@ class SyncService:
     def __post_init__(self) -> None:
         s = self.settings
         self._seen: dict[str, float] = {}
-        self.replicas = SpaceReplicas(self.store)
+        self.replicas = SpaceReplicas(self.store, s.replica_cache_bytes)
         self.changes = SpaceChanges(s.live_streams_per_device, s.live_streams_per_space)
         self.sync_limit = TokenBuckets(s.sync_rate_per_s, s.sync_burst, self.clock)
         self.state_limit = TokenBuckets(
@@ -614,6 +623,8 @@ async def sync(request: Request) -> Response:
             raise ApiError(
                 422, f"ops[{exc.index}].op_id: {exc}", field=f"ops[{exc.index}].op_id"
             ) from None
+        except QuotaExceeded as exc:
+            raise ApiError(413, f"the space is full: {exc}") from None
         acked = pushed.acked
         if pushed.new:
             last_seq = pushed.first_seq + len(pushed.new) - 1

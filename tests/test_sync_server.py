@@ -403,7 +403,7 @@ def test_state_merges_pushed_ops_and_is_rebuilt_after_restart(server: Server) ->
 
 def test_replicas_beyond_the_cache_are_rebuilt(client: TestClient) -> None:
     service: SyncService = client.app.state.sync  # type: ignore[attr-defined]
-    service.replicas.max_spaces = 1
+    service.replicas.max_bytes = 1  # only the space in use stays
     spaces = [new_space(client) for _ in range(3)]
     devices = [pair(client, space["pairing_code"]) for space in spaces]
     for round_ in range(2):
@@ -830,3 +830,53 @@ def test_a_device_replaces_its_own_token_and_only_its_own(client: TestClient) ->
     refused(client.get("/api/v1/devices", headers=auth(phone)), 401)  # the old token
     renewed = {**phone, "token": answer.json()["token"]}
     assert client.get("/api/v1/devices", headers=auth(renewed)).status_code == 200
+
+
+def test_a_full_space_refuses_a_push_with_413_naming_its_limit(
+    dist: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Issue 15, row 3: no per-space limit (59 MB of ops took 191 MB of memory)."""
+    settings = Settings(
+        dist_dir=dist, data_dir=tmp_path / "data", space_max_ops=3, space_max_bytes=4096
+    )
+    client = TestClient(create_app(settings, wall_clock=clock))
+    space = new_space(client)
+    phone, laptop = pair(client, space["pairing_code"]), pair(client, space["pairing_code"])
+    assert len(sync(client, phone, ops=[op(phone, 1), op(phone, 2)])["acked"]) == 2
+    too_many = client.post(
+        "/api/v1/sync",
+        json={"cursor": None, "ops": [op(phone, 3), op(phone, 4)]},
+        headers=auth(phone),
+    )
+    refused(too_many, 413)
+    assert "holds at most 3 (the server's space_max_ops)" in too_many.json()["error"]
+    big = client.post(
+        "/api/v1/sync",
+        json={"cursor": None, "ops": [op(phone, 3, value="x" * 4000)]},
+        headers=auth(phone),
+    )
+    refused(big, 413)
+    assert "at most 4,096 (the server's space_max_bytes)" in big.json()["error"]
+    # Nothing of the refused pushes was stored; one more small change still fits.
+    assert [o["op_id"] for o in sync(client, laptop)["ops"]] == [
+        op(phone, n)["op_id"] for n in (1, 2)
+    ]
+    assert len(sync(client, phone, ops=[op(phone, 3)])["acked"]) == 1
+
+
+def test_the_replica_cache_is_bounded_by_the_size_of_what_it_holds(client: TestClient) -> None:
+    service: SyncService = client.app.state.sync  # type: ignore[attr-defined]
+    service.replicas.max_bytes = 3000  # about two small spaces, not one large one
+    small = [new_space(client) for _ in range(2)]
+    large = new_space(client)
+    devices = {s["space_id"]: pair(client, s["pairing_code"]) for s in [*small, large]}
+    for s in small:
+        device = devices[s["space_id"]]
+        sync(client, device, ops=[op(device, 1)])
+    big_one = devices[large["space_id"]]
+    sync(client, big_one, ops=[op(big_one, n, value="y" * 900) for n in range(1, 4)])
+    for s in [*small, large]:
+        path = f"/api/v1/spaces/{s['space_id']}/state"
+        assert client.get(path, headers=auth(devices[s["space_id"]])).status_code == 200
+    # The large space, read last, is kept alone: holding the small ones too would pass the bound.
+    assert list(service.replicas._spaces) == [large["space_id"]]
