@@ -880,3 +880,25 @@ def test_the_replica_cache_is_bounded_by_the_size_of_what_it_holds(client: TestC
         assert client.get(path, headers=auth(devices[s["space_id"]])).status_code == 200
     # The large space, read last, is kept alone: holding the small ones too would pass the bound.
     assert list(service.replicas._spaces) == [large["space_id"]]
+
+
+def test_ops_of_1_kb_take_at_most_one_and_a_half_times_their_size_on_disk(
+    dist: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Issue 15, row 11: 1 KB ops took 4 times their size (each spilled to a page of its own)."""
+    client = TestClient(
+        create_app(Settings(dist_dir=dist, data_dir=tmp_path / "data"), wall_clock=clock)
+    )
+    space = new_space(client)
+    phone = pair(client, space["pairing_code"])
+    ops = [op(phone, n, value=f"{n:04d}" + "v" * 1020) for n in range(1, 1001)]
+    for start in range(0, len(ops), 100):
+        sync(client, phone, ops=ops[start : start + 100])
+    client.close()
+    path = tmp_path / "data" / "sync.db"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    stored = db.execute("SELECT SUM(LENGTH(CAST(body AS BLOB))) FROM ops").fetchone()[0]
+    db.close()
+    assert stored > 1_000_000
+    assert path.stat().st_size / stored <= 1.5, (path.stat().st_size, stored)
