@@ -160,7 +160,7 @@ function markConflicts(item, conflicts, label) {
     const text = document.createElement('p');
     text.id = `conflict-${conflict.id}`;
     const field = FIELD_NAMES[conflict.field] ? ` (${FIELD_NAMES[conflict.field]})` : '';
-    text.textContent = conflict.field === '_deleted' ? describeDelete(conflict) : `Changed on two devices${field}:`;
+    text.textContent = conflict.field === '_deleted' ? describeDelete(conflict) : `Edited on two devices${field}:`;
     group.setAttribute('aria-labelledby', text.id);
     group.append(text, conflictChoices(conflict, label));
     item.append(group);
@@ -362,7 +362,7 @@ function renderConflicts(conflicts) {
       const what = field ? ` (${field})` : '';
       const devices = conflict.versions.length === 2 ? 'two' : String(conflict.versions.length);
       const text = document.createElement('p');
-      text.textContent = `“${conflict.label}”${what} was changed on ${devices} devices:`;
+      text.textContent = `“${conflict.label}”${what} was edited on ${devices} devices:`;
       const choices = document.createElement('div');
       choices.className = 'choices';
       for (const version of conflict.versions) {
