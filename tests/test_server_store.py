@@ -321,7 +321,7 @@ class CountingStore:
 
 async def replicas_over(store: SQLiteSyncStore) -> tuple[SpaceReplicas, CountingStore]:
     counting = CountingStore(store)
-    replicas = SpaceReplicas(counting)  # type: ignore[arg-type]
+    replicas = SpaceReplicas(counting, max_bytes=10**9)  # type: ignore[arg-type]
     await replicas.caught_up(SPACE)  # the replica is in memory, as after a state request
     counting.log_reads = 0
     return replicas, counting
@@ -358,6 +358,6 @@ async def test_replica_reads_the_log_when_earlier_ops_have_not_reached_it(
 
 async def test_replica_not_in_memory_is_left_alone(store: SQLiteSyncStore) -> None:
     counting = CountingStore(store)
-    replicas = SpaceReplicas(counting)  # type: ignore[arg-type]
+    replicas = SpaceReplicas(counting, max_bytes=10**9)  # type: ignore[arg-type]
     await replicas.after_push(SPACE, await store.push(SPACE, "dev0", batch("dev0", 0, 3), NOW))
     assert counting.log_reads == 0 and not replicas._spaces
