@@ -10,6 +10,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 
 from tools.harness import BOOT_TIMEOUT_MS, DIST, ServerProcess, launch_chromium
 
+from .harness import Devices
+
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
@@ -68,3 +70,11 @@ def page(context: BrowserContext) -> Page:
     page = context.new_page()
     page.set_default_timeout(BOOT_TIMEOUT_MS)
     return page
+
+
+@pytest.fixture
+def devices(browser: Browser, server: ServerProcess) -> Iterator[Devices]:
+    """Fresh devices, each in a context of its own, closed after the test."""
+    opened = Devices(browser, server.url)
+    yield opened
+    opened.close()

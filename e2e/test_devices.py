@@ -4,19 +4,9 @@ next sync fails and says it must be paired again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from playwright.sync_api import expect
 
-import pytest
-from playwright.sync_api import Browser, expect
-
-from .harness import Devices, ServerProcess, pair
-
-
-@pytest.fixture
-def devices(browser: Browser, server: ServerProcess) -> Iterator[Devices]:
-    opened = Devices(browser, server.url)
-    yield opened
-    opened.close()
+from .harness import Devices, pair
 
 
 def test_a_device_lists_the_space_and_removes_another(devices: Devices) -> None:

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from .harness import Devices, ServerProcess, say, titles, wait_for_boot, wait_for_titles
 
@@ -32,13 +30,6 @@ COUNT_OPS = """async () => {
     db.close();
     return count;
 }"""
-
-
-@pytest.fixture
-def devices(browser: Browser, server: ServerProcess) -> Iterator[Devices]:
-    opened = Devices(browser, server.url)
-    yield opened
-    opened.close()
 
 
 def export_file(page: Page, folder: Path) -> Path:

@@ -156,13 +156,6 @@ def scenario(request: pytest.FixtureRequest, network_results: NetworkResults) ->
     return network_results.details.setdefault(request.node.name, {})
 
 
-@pytest.fixture
-def devices(browser: Browser, server: ServerProcess) -> Iterator[Devices]:
-    opened = Devices(browser, server.url)
-    yield opened
-    opened.close()
-
-
 @pytest.fixture(scope="module")
 def faulty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process = ServerProcess(tmp_path_factory.mktemp("faulty"), test_faults=True)

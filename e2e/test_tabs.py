@@ -4,18 +4,15 @@ through the first, both stay live, and a closing tab hands over (web/src/tabs.js
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import BrowserContext, Page
 
 from .harness import (
     BOOT_TIMEOUT_MS,
     SYNCED,
     Devices,
-    ServerProcess,
     pair,
     say,
     wait_for_boot,
@@ -77,13 +74,6 @@ B_TITLES = [
     "renew the passport",
 ]
 RENAMED = {"water the plants": "water the ferns", "call the dentist": "call the orthodontist"}
-
-
-@pytest.fixture
-def devices(browser: Browser, server: ServerProcess) -> Iterator[Devices]:
-    devices = Devices(browser, server.url)
-    yield devices
-    devices.close()
 
 
 def new_tab(context: BrowserContext) -> Page:

@@ -588,16 +588,17 @@ async def _pair(request: Request, svc: SyncService) -> JSONResponse:
     )
 
 
+def spend(limit: TokenBuckets, key: str, refusal: str) -> None:
+    """A token of ``key``'s bucket, or 429 saying ``refusal`` and when to try again."""
+    wait = limit.take(key)
+    if wait > 0:
+        raise ApiError(429, refusal, headers=retry_after_header(wait))
+
+
 def spend_sync_token(svc: SyncService, device: Device) -> None:
     """One of the device's sync requests (or live streams opened), refused with 429 when it
     has none left."""
-    wait = svc.sync_limit.take(device.device_id)
-    if wait > 0:
-        raise ApiError(
-            429,
-            "too many sync requests from this device; slow down",
-            headers=retry_after_header(wait),
-        )
+    spend(svc.sync_limit, device.device_id, "too many sync requests from this device; slow down")
 
 
 async def sync(request: Request) -> Response:
@@ -660,13 +661,7 @@ async def space_state(request: Request) -> Response:
     seconds, which on the event loop stalled every other request), and limited per device."""
     svc = service(request)
     device = await device_of_space(request)
-    wait = svc.state_limit.take(device.device_id)
-    if wait > 0:
-        raise ApiError(
-            429,
-            "too many state reads from this device; slow down",
-            headers=retry_after_header(wait),
-        )
+    spend(svc.state_limit, device.device_id, "too many state reads from this device; slow down")
     entry = await svc.replicas.caught_up(device.space_id)
     async with entry.lock:
         body = await run_in_threadpool(_state_body, device.space_id, entry)
