@@ -245,7 +245,7 @@ function noteItem(note, conflicts) {
   return item;
 }
 
-/** Creation order within a section; by due moment where there is one, done ones newest first. @param {Section} section */
+/** The order within a section: by due moment (no time last), done ones newest first. @param {Section} section */
 function order(section) {
   if (section === 'done') {
     return (/** @type {TaskView} */ a, /** @type {TaskView} */ b) => (b.done_at ?? '').localeCompare(a.done_at ?? '');

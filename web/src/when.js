@@ -41,20 +41,28 @@ export function sectionOf(task, now) {
   return days < 0 ? 'overdue' : days === 0 ? 'today' : 'upcoming';
 }
 
+// Made once: the list formats every task's date on every redraw, and a formatter costs
+// far more to make than to use. The page's locale does not change while it is open.
+const HOUR_MINUTE = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+const HOUR = new Intl.DateTimeFormat(undefined, { hour: 'numeric' });
+const TWELVE_HOURS = ['h11', 'h12'].includes(HOUR_MINUTE.resolvedOptions().hourCycle ?? '');
+const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+const DAY = new Intl.DateTimeFormat(undefined, { weekday: 'short', month: 'short', day: 'numeric' });
+const DAY_OF_YEAR = new Intl.DateTimeFormat(undefined, {
+  weekday: 'short', month: 'short', day: 'numeric', year: 'numeric',
+});
+
 /** "6 PM", "6:30 PM", "18:00": an HH:MM in the locale's way, on the hour without ":00" where the clock has 12 hours. @param {string} time */
 export function humanTime(time) {
   const match = /^(\d{2}):(\d{2})$/.exec(time);
   if (!match) return time;
   const at = new Date(2000, 0, 1, Number(match[1]), Number(match[2]));
-  const format = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
-  const twelve = ['h11', 'h12'].includes(format.resolvedOptions().hourCycle ?? '');
-  if (twelve && !Number(match[2])) return new Intl.DateTimeFormat(undefined, { hour: 'numeric' }).format(at);
-  return format.format(at);
+  return (TWELVE_HOURS && !Number(match[2]) ? HOUR : HOUR_MINUTE).format(at);
 }
 
 /** "Today", "Tomorrow", "Yesterday" in the user's language, capitalised. @param {number} days */
 function relativeDay(days) {
-  const text = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' }).format(days, 'day');
+  const text = RELATIVE.format(days, 'day');
   return text.charAt(0).toLocaleUpperCase() + text.slice(1);
 }
 
@@ -67,10 +75,8 @@ export function humanDue(task, now) {
   const day = task.due_date && localDay(task.due_date);
   if (!day) return null;
   const days = daysFrom(day, now);
-  /** @type {Intl.DateTimeFormatOptions} */
-  const options = { weekday: 'short', month: 'short', day: 'numeric' };
-  if (day.getFullYear() !== now.getFullYear()) options.year = 'numeric';
-  const date = Math.abs(days) <= 1 ? relativeDay(days) : new Intl.DateTimeFormat(undefined, options).format(day);
+  const format = day.getFullYear() === now.getFullYear() ? DAY : DAY_OF_YEAR;
+  const date = Math.abs(days) <= 1 ? relativeDay(days) : format.format(day);
   return task.due_time ? `${date}, ${humanTime(task.due_time)}` : date;
 }
 
