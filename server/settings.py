@@ -370,6 +370,11 @@ class Settings(BaseSettings):
         Field(description="GET /spaces/{id}/state reads per device a minute (then 429)"),
         at_least(1),
     ] = 60
+    state_page_size: Annotated[
+        int,
+        Field(description="records one GET /spaces/{id}/state page carries at most (its `limit`)"),
+        between(1, 100_000),
+    ] = 1000
     spaces_per_min: Annotated[
         int,
         Field(description="spaces one client address can create a minute (then 429)"),
@@ -395,6 +400,38 @@ class Settings(BaseSettings):
         Field(description="live-sync streams open per space (then 429: the device polls)"),
         between(1, 10_000),
     ] = 64
+    # Connections (server/connections.py): what one client can hold open, and for how long.
+    max_connections: Annotated[
+        int,
+        Field(
+            description="connections open at once (more are closed as they arrive); kept below "
+            "the open-file limit"
+        ),
+        at_least(1),
+    ] = 2000
+    max_connections_per_address: Annotated[
+        int,
+        Field(
+            description="connections open at once from one client address (not counted for "
+            "trusted proxies)"
+        ),
+        at_least(1),
+    ] = 100
+    header_timeout_s: Annotated[
+        float,
+        Field(description="seconds a client has to send a request's headers (then closed)"),
+        POSITIVE,
+    ] = 10.0
+    body_timeout_s: Annotated[
+        float,
+        Field(description="seconds a client has to send a request's body (then closed)"),
+        POSITIVE,
+    ] = 30.0
+    keep_alive_timeout_s: Annotated[
+        float,
+        Field(description="seconds an idle kept-alive connection stays open"),
+        POSITIVE,
+    ] = 5.0
     metrics_token: Annotated[
         EnvOnly[SecretStr | None],
         Field(
