@@ -914,3 +914,82 @@ def test_any_op_set_merges_the_same_in_any_order(
     for op in ops:
         heads = forward.heads(op.collection, op.record_id, op.field)
         assert heads and heads == backward.heads(op.collection, op.record_id, op.field)
+
+
+# --- the state a page at a time -----------------------------------------------------------
+
+
+def read_in_pages(replica: Replica, limit: int) -> tuple[dict[str, Any], int]:
+    """``state()`` as the pages give it, checking each holds at most ``limit`` records that
+    no earlier page held; and how many pages it took."""
+    records: dict[str, dict[str, Any]] = {}
+    conflicts: list[dict[str, Any]] = []
+    after, pages = None, 0
+    while True:
+        page = replica.page(after, limit)
+        pages += 1
+        assert sum(len(shown) for shown in page.records.values()) <= limit
+        for collection, shown in page.records.items():
+            assert not set(shown) & set(records.get(collection, {}))
+            records.setdefault(collection, {}).update(shown)
+        conflicts += [conflict.to_json() for conflict in page.conflicts]
+        if page.last is None:
+            return {"records": records, "conflicts": conflicts}, pages
+        after = page.last
+
+
+def test_pages_make_up_the_state_exactly_conflicts_and_contested_deletes_included() -> None:
+    contested = [*TASK, DELETE, completed_at(T0 + 3)]  # tasks/t1: its delete is contested
+    clash = [
+        make_op("a", "buy milk", device="dev-a", wall=T0 + 9, record_id="t2"),
+        make_op("b", "buy bread", device="dev-b", wall=T0 + 3, record_id="t2"),
+    ]
+    deleted = [
+        make_op("n", "old", collection="notes", record_id="n1"),
+        make_op("nd", True, wall=T0 + 1, collection="notes", record_id="n1", field=TOMBSTONE),
+    ]
+    plain = [make_op(f"p{i}", f"note {i}", collection="notes", record_id=f"n{i}") for i in (2, 3)]
+    replica = replica_of(*contested, *clash, *deleted, *plain)
+    whole = replica.state()
+    assert len(whole["conflicts"]) == 2 and whole["records"]["notes"]["n1"][TOMBSTONE] is True
+    for limit in range(1, 7):
+        paged, pages = read_in_pages(replica, limit)
+        # Equal, and in the same order: records by (collection, record_id), conflicts too.
+        assert json.dumps(paged) == json.dumps(whole)
+        assert pages == -(-5 // limit)  # 5 records: the last page says it is the last
+
+
+def test_a_page_after_a_record_added_since_the_last_page_goes_on_from_there() -> None:
+    replica = replica_of(*(make_op(f"o{i}", i, record_id=f"t{i}") for i in (1, 3, 5)))
+    first = replica.page(None, 2)
+    assert list(first.records["tasks"]) == ["t1", "t3"] and first.last == ("tasks", "t3")
+    replica.apply([make_op("o2", 2, record_id="t2"), make_op("o4", 4, record_id="t4")])
+    rest = replica.page(first.last, 2)
+    assert list(rest.records["tasks"]) == ["t4", "t5"] and rest.last is None
+    assert replica.page(("tasks", "t9"), 2) == replica.page(("zzz", ""), 1)  # past the end
+    assert replica.page(("tasks", "t9"), 2).records == {}
+    with pytest.raises(ValueError, match="at least one record"):
+        replica.page(None, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=raw_ops, limit=st.integers(1, 3))
+def test_any_op_set_reads_the_same_in_pages(raw: list[tuple[Any, ...]], limit: int) -> None:
+    replica = Replica()
+    for i, (device, wall, counter, record, field, value, parents) in enumerate(raw):
+        name = FIELDS[field]
+        op = make_op(
+            f"o{i}",
+            VALUES[value] if name != TOMBSTONE else value % 2 == 0,
+            device=DEVICES[device],
+            wall=T0 + wall,
+            counter=counter,
+            collection=("tasks", "notes")[i % 2],
+            record_id=RECORDS[record],
+            field=name,
+            parents=tuple(f"o{p}" for p in parents if p != i),
+        )
+        replica.apply([op])
+        if i % 3 == 0:  # read between applies too: the sorted records must follow
+            assert read_in_pages(replica, limit)[0] == replica.state()
+    assert json.dumps(read_in_pages(replica, limit)[0]) == json.dumps(replica.state())

@@ -44,11 +44,13 @@ duplicates give equal ``state()``. An op id reused for a different op is refused
 Writing ``_deleted = False`` restores a deleted record.
 
 Cost: applying an op is O(its parents + the field's heads); reads are O(what they return),
-after each record a delete touched was summarised again in O(its ops).
+after each record a delete touched was summarised again in O(its ops). ``page`` reads the
+state a slice at a time, so a server can answer a large space in parts.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from collections.abc import Iterable
@@ -59,7 +61,7 @@ from .hlc import HybridClock, Timestamp
 from .ops import MAX_PARENTS, TOMBSTONE, JsonValue, Op, OpError, new_op
 
 _FieldKey = tuple[str, str, str]
-_RecordKey = tuple[str, str]
+RecordKey = tuple[str, str]  # (collection, record_id): the order of state() and its pages
 
 
 def _order(op: Op) -> tuple[str, str]:
@@ -126,6 +128,18 @@ class Conflict:
             "field": self.field,
             "versions": [version.to_json() for version in self.versions],
         }
+
+
+@dataclass(frozen=True)
+class StatePage:
+    """A slice of ``Replica.state()``: some records, in (collection, record_id) order, and
+    the conflicts of those records."""
+
+    records: dict[str, dict[str, dict[str, JsonValue]]]  # as in state()
+    conflicts: list[Conflict]
+    # The key of the page's last record when records follow it (the next page starts
+    # after it); None on the last page.
+    last: RecordKey | None
 
 
 class _Field:
@@ -227,8 +241,9 @@ class Replica:
         self._dirty: set[_FieldKey] = set()
         self._conflicts: set[_FieldKey] = set()
         # Deleted records with edits concurrent with the delete (see _concurrent_edits).
-        self._contested: dict[_RecordKey, tuple[Op, ...]] = {}
+        self._contested: dict[RecordKey, tuple[Op, ...]] = {}
         self._sorted: list[Op] | None = None
+        self._keys: list[RecordKey] | None = None  # every record, sorted: for page()
 
     def __len__(self) -> int:
         return len(self._ops)
@@ -260,6 +275,8 @@ class Replica:
         for op in batch.values():
             self._ops[op.op_id] = op
             records = self._fields.setdefault(op.collection, {})
+            if op.record_id not in records:
+                self._keys = None
             fields = records.setdefault(op.record_id, {})
             state = fields.get(op.field)
             if state is None:
@@ -275,7 +292,7 @@ class Replica:
         return self._fields.get(collection, {}).get(record_id, {}).get(field)
 
     def _refresh(self) -> None:
-        records: set[_RecordKey] = set()
+        records: set[RecordKey] = set()
         for key in self._dirty:
             collection, record_id, name = key
             self._fields[collection][record_id][name].summarise(name)
@@ -343,38 +360,59 @@ class Replica:
     def conflicts(self) -> list[Conflict]:
         """Every field in conflict (deleted records included), by collection, record, field."""
         self._refresh()
-        result = []
-        for collection, record_id, name in sorted(self._conflicts):
-            state = self._fields[collection][record_id][name]
-            versions = [Version(_fresh(op), op.hlc, op.device_id, op.op_id) for op in state.ordered]
-            edits = self._contested.get((collection, record_id), ()) if name == TOMBSTONE else ()
-            if edits:
-                latest = edits[0]
-                changes: dict[str, JsonValue] = {}
-                for op in reversed(edits):  # the latest edit of a field last: it stays
-                    changes[op.field] = _fresh(op)
-                restore = Version(False, latest.hlc, latest.device_id, latest.op_id, changes)
-                versions.append(restore)
-            edit_ids = tuple(op.op_id for op in edits)
-            result.append(Conflict(collection, record_id, name, tuple(versions), edit_ids))
-        return result
+        return [self._conflict(key) for key in sorted(self._conflicts)]
+
+    def _conflict(self, key: _FieldKey) -> Conflict:
+        """The conflict on a field of ``self._conflicts``; call it refreshed."""
+        collection, record_id, name = key
+        state = self._fields[collection][record_id][name]
+        versions = [Version(_fresh(op), op.hlc, op.device_id, op.op_id) for op in state.ordered]
+        edits = self._contested.get((collection, record_id), ()) if name == TOMBSTONE else ()
+        if edits:
+            latest = edits[0]
+            changes: dict[str, JsonValue] = {}
+            for op in reversed(edits):  # the latest edit of a field last: it stays
+                changes[op.field] = _fresh(op)
+            versions.append(Version(False, latest.hlc, latest.device_id, latest.op_id, changes))
+        edit_ids = tuple(op.op_id for op in edits)
+        return Conflict(collection, record_id, name, tuple(versions), edit_ids)
 
     def state(self) -> dict[str, Any]:
         """Everything, canonically: ``{"records": {collection: {record_id: {field: value}}},
         "conflicts": [...]}``, deleted records included with their ``_deleted`` field.
         Equal on every replica that received the same set of ops."""
-        self._refresh()
-        records = {
-            collection: {
-                record_id: {name: _fresh(fields[name].ordered[0]) for name in sorted(fields)}
-                for record_id, fields in sorted(self._fields[collection].items())
-            }
-            for collection in sorted(self._fields)
-        }
+        whole = self.page(None, max(1, len(self._ops)))  # a record has an op at least
         return {
-            "records": records,
-            "conflicts": [conflict.to_json() for conflict in self.conflicts()],
+            "records": whole.records,
+            "conflicts": [conflict.to_json() for conflict in whole.conflicts],
         }
+
+    def page(self, after: RecordKey | None, limit: int) -> StatePage:
+        """Up to ``limit`` (at least 1) records of ``state()`` that come after the record
+        ``after`` (from the first when None), with their conflicts. Following ``last``
+        from None until it is None again reads ``state()`` exactly once: each record on
+        one page, each conflict with its record. O(log records + what it returns)."""
+        if limit < 1:
+            raise ValueError(f"a page holds at least one record, not {limit}")
+        self._refresh()
+        if self._keys is None:
+            self._keys = sorted((c, r) for c, records in self._fields.items() for r in records)
+        start = 0 if after is None else bisect.bisect_right(self._keys, after)
+        keys = self._keys[start : start + limit]
+        records: dict[str, dict[str, dict[str, JsonValue]]] = {}
+        conflicts: list[Conflict] = []
+        for collection, record_id in keys:
+            fields = self._fields[collection][record_id]
+            names = sorted(fields)
+            shown = {name: _fresh(fields[name].ordered[0]) for name in names}
+            records.setdefault(collection, {})[record_id] = shown
+            conflicts += [
+                self._conflict((collection, record_id, name))
+                for name in names
+                if (collection, record_id, name) in self._conflicts
+            ]
+        more = start + limit < len(self._keys)
+        return StatePage(records, conflicts, keys[-1] if more else None)
 
     def ops(self) -> list[Op]:
         """Every op received, sorted by (hlc, op_id)."""
