@@ -94,6 +94,7 @@ def create_app(
         preload = asyncio.create_task(infer.preload())
         yield
         await preload
+        await sync.state_worker.close()
         infer.close()
         await installs.close()
         await store.close()

@@ -7,7 +7,7 @@ it with a pairing code and then syncs with a bearer token:
     POST /api/v1/devices {pairing_code, name}    → 201 {device_id, space_id, token}
     POST /api/v1/spaces/{id}/pairing-code        → 201 {space_id, pairing_code} (revokes the old)
     POST /api/v1/sync {cursor, ops}              → {acked, ops, cursor, has_more}
-    GET  /api/v1/spaces/{id}/state               → {space_id, seq, records, conflicts}
+    GET  /api/v1/spaces/{id}/state?limit&after   → {space_id, seq, records, conflicts, next}
     GET  /api/v1/spaces/{id}/events              → a Server-Sent Events stream of the
                                                    space's newest cursor (``server.live``)
 
@@ -15,17 +15,18 @@ Secrets are stored only as sha256: a pairing code carries 80 random bits and a
 token 256, so a fast hash is enough (nothing to brute-force offline), and the
 failed-pairing limit per client IP stops guessing online.
 
-The merged state of a space is a ``Replica`` kept in memory and fed by sequence
-number (``SpaceReplicas``): a push hands it the ops it stored, already validated,
-and a replica that lacks earlier ops reads them from the op log. After a restart
-it is rebuilt lazily, on the space's first state request, from the stored ops.
-The op log is the only durable truth, so there is no snapshot to keep consistent
-with it.
+``/state`` answers the merged state a page at a time: up to ``limit`` records (at most
+and by default the ``state_page_size`` setting) in (collection, record_id) order, with
+their conflicts, and ``next``, the opaque cursor to pass as ``after`` for the following
+page (null on the last). Each page is built at the newest op, ``seq``: a client that
+wants one consistent snapshot reads the pages again if ``seq`` changed between them. A
+small space is one page. The pages are built in a worker process
+(``server.state_worker``), which keeps the merged spaces and reads the op log by seq, so
+neither a large space nor its rebuild after a restart holds up other requests.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -34,7 +35,7 @@ import math
 import re
 import secrets
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,27 +43,25 @@ from typing import Any, cast
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from py_agent.sync.hlc import DEFAULT_MAX_DRIFT_MS, WALL_DIGITS
-from py_agent.sync.merge import Replica
+from py_agent.sync.merge import RecordKey
 from py_agent.sync.ops import Op, OpError
 
 from .api import BEARER_CHALLENGE, ApiError, bearer_token
 from .live import PING_S, SEND_TIMEOUT_S, Listener, SpaceChanges, TooManyStreams
 from .settings import Settings
+from .state_worker import StateWorker, WorkerUnavailable, decode_cursor
 from .store import (
     CursorAheadError,
     Device,
     OpConflictError,
     Page,
-    Pushed,
     QuotaExceeded,
     StorageUnavailable,
-    StoredOp,
     SyncStore,
 )
 
@@ -79,6 +78,7 @@ _PAIRING_TYPOS = str.maketrans({"O": "0", "I": "1", "L": "1", "-": None, " ": No
 _CURSOR = re.compile(r"[0-9]{1,18}")
 _OP_FIELD = re.compile(r"\.[a-z_]+(?:\[[0-9]+\])?")
 DEVICE_NAME_MAX = 64
+WORKER_RETRY_AFTER_S = 5  # a state worker that died is replaced at the next read
 # The live stream ends its lines with "\n" alone, so the page's reader
 # (web/src/live_sync.js) splits on one separator.
 EVENT_SEP = "\n"
@@ -184,99 +184,6 @@ def retry_after_header(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
-# -- merged state ----------------------------------------------------------------------
-
-
-@dataclass
-class _SpaceReplica:
-    replica: Replica = field(default_factory=Replica)
-    applied_seq: int = 0  # the replica holds exactly the ops 1..applied_seq
-    bytes: int = 0  # of those ops' stored bodies: what the cache's bound counts
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-def _parse_stored(stored: list[StoredOp]) -> list[Op]:
-    return [Op.from_json(json.loads(s.body), where=f"stored op {s.seq}") for s in stored]
-
-
-class SpaceReplicas:
-    """A merged ``Replica`` per space, caught up by sequence number.
-
-    A replica takes exactly the ops after ``applied_seq``: those of a push when
-    they follow on from it, else (an earlier push's ops have not reached it yet)
-    everything after it from the op log. So it never misses or doubles an op
-    however pushes and loads interleave. A space not in memory (after a restart,
-    or evicted) is rebuilt from its whole log when its state is asked for.
-    """
-
-    def __init__(self, store: SyncStore, max_bytes: int) -> None:
-        self.store = store
-        # Bounded by the size of the ops held (a replica takes about 3 times their
-        # stored size in memory), not by the number of spaces: one huge space counts.
-        self.max_bytes = max_bytes
-        self._spaces: OrderedDict[str, _SpaceReplica] = OrderedDict()
-
-    async def caught_up(self, space_id: str) -> _SpaceReplica:
-        """The space's replica, loaded if needed; use it under its lock."""
-        entry = self._spaces.get(space_id)
-        if entry is None:
-            entry = self._spaces[space_id] = _SpaceReplica()
-        self._spaces.move_to_end(space_id)
-        await self._catch_up(space_id, entry)
-        self._evict()  # now that its size is known
-        return entry
-
-    async def after_push(self, space_id: str, pushed: Pushed) -> None:
-        """Merges a push's newly stored ops into the space's replica if it is in memory."""
-        entry = self._spaces.get(space_id)
-        if entry is None or not pushed.new:
-            return
-        last_seq = pushed.first_seq + len(pushed.new) - 1
-        async with entry.lock:
-            if entry.applied_seq + 1 == pushed.first_seq:
-                await self._apply(space_id, entry, pushed.new, last_seq)
-                entry.bytes += pushed.new_bytes
-            elif entry.applied_seq < last_seq:  # ops stored before these have not reached it
-                await self._read_log(space_id, entry)
-            # else it has read them from the log already
-
-    async def _catch_up(self, space_id: str, entry: _SpaceReplica) -> None:
-        async with entry.lock:
-            await self._read_log(space_id, entry)
-
-    async def _read_log(self, space_id: str, entry: _SpaceReplica) -> None:
-        """Applies every stored op after ``entry.applied_seq``; call it under the lock."""
-        stored = await self.store.all_ops(space_id, entry.applied_seq)
-        if stored:
-            ops = await run_in_threadpool(_parse_stored, stored)  # 50k ops: a second or more
-            await self._apply(space_id, entry, ops, stored[-1].seq)
-            entry.bytes += sum(len(op.body.encode()) for op in stored)
-
-    async def _apply(
-        self, space_id: str, entry: _SpaceReplica, ops: list[Op], last_seq: int
-    ) -> None:
-        try:
-            await run_in_threadpool(entry.replica.apply, ops)
-        except BaseException:
-            # Half-applied: forget it, the next request rebuilds it from the log.
-            if self._spaces.get(space_id) is entry:
-                del self._spaces[space_id]
-            raise
-        entry.applied_seq = last_seq
-
-    def _evict(self) -> None:
-        """Forgets the least recently used replicas while those held are over ``max_bytes``
-        (not the newest, nor one in use); they are rebuilt from the log when asked for again."""
-        held = sum(entry.bytes for entry in self._spaces.values())
-        for space_id in list(self._spaces)[:-1]:
-            if held <= self.max_bytes:
-                return
-            entry = self._spaces[space_id]
-            if not entry.lock.locked():
-                held -= entry.bytes
-                del self._spaces[space_id]
-
-
 # -- the service the routes share --------------------------------------------------------
 
 
@@ -286,7 +193,7 @@ class SyncService:
     store: SyncStore
     clock: Clock = time.monotonic  # rate limits
     wall_clock: Clock = time.time  # expiry of pairing codes, stored timestamps
-    replicas: SpaceReplicas = field(init=False)
+    state_worker: StateWorker = field(init=False)  # builds the /state pages
     changes: SpaceChanges = field(init=False)  # the live streams
     sync_limit: TokenBuckets = field(init=False)  # per device
     pairing_failures: FailureWindow = field(init=False)  # per client address
@@ -307,7 +214,7 @@ class SyncService:
     def __post_init__(self) -> None:
         s = self.settings
         self._seen: dict[str, float] = {}
-        self.replicas = SpaceReplicas(self.store, s.replica_cache_bytes)
+        self.state_worker = StateWorker(self.store, s.replica_cache_bytes)
         self.changes = SpaceChanges(s.live_streams_per_device, s.live_streams_per_space)
         self.sync_limit = TokenBuckets(s.sync_rate_per_s, s.sync_burst, self.clock)
         self.state_limit = TokenBuckets(
@@ -635,10 +542,6 @@ async def sync(request: Request) -> Response:
             # own ops and the change its push announced does not send it pulling again.
             if not page.has_more and pushed.first_seq == page.last_seq + 1:
                 page = page._replace(last_seq=last_seq)
-        try:
-            await svc.replicas.after_push(device.space_id, pushed)
-        except Exception:  # the push is durable; the replica rebuilds on the next state read
-            log.exception("merging the push into space %s failed", device.space_id)
     return sync_answer(acked, page)
 
 
@@ -657,24 +560,42 @@ def sync_answer(acked: list[str], page: Page) -> Response:
 
 
 async def space_state(request: Request) -> Response:
-    """The whole merged state: built and encoded on a worker thread (a large space takes
-    seconds, which on the event loop stalled every other request), and limited per device."""
+    """A page of the merged state, built in the worker process (a large space took
+    seconds, which on the server's event loop, or a thread of it, stalled every other
+    request), and limited per device."""
     svc = service(request)
     device = await device_of_space(request)
+    limit = parse_page_limit(request.query_params.get("limit"), svc.settings.state_page_size)
+    after = parse_after(request.query_params.get("after"))
     spend(svc.state_limit, device.device_id, "too many state reads from this device; slow down")
-    entry = await svc.replicas.caught_up(device.space_id)
-    async with entry.lock:
-        body = await run_in_threadpool(_state_body, device.space_id, entry)
+    try:
+        body = await svc.state_worker.page(device.space_id, after, limit)
+    except WorkerUnavailable as exc:
+        raise ApiError(503, str(exc), headers=retry_after_header(WORKER_RETRY_AFTER_S)) from None
     return Response(body, media_type="application/json")
 
 
-def _state_body(space_id: str, entry: _SpaceReplica) -> bytes:
-    state = entry.replica.state()  # {"records": …, "conflicts": […]}
-    return json.dumps(
-        {"space_id": space_id, "seq": entry.applied_seq, **state},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode()
+def parse_page_limit(value: str | None, most: int) -> int:
+    if value is None:
+        return most
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= most):
+        raise ApiError(
+            422, f"'limit' must be a whole number of records from 1 to {most}", field="limit"
+        )
+    return int(value)
+
+
+def parse_after(value: str | None) -> RecordKey | None:
+    if value is None:
+        return None
+    key = decode_cursor(value)
+    if key is None:
+        raise ApiError(
+            422,
+            "'after' must be the 'next' cursor of the previous page, as it was given",
+            field="after",
+        )
+    return key
 
 
 async def space_events(request: Request) -> Response:

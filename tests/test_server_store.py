@@ -25,7 +25,7 @@ from server.store import (
     StoreError,
     _canonical,
 )
-from server.sync_api import SpaceReplicas, sync_answer
+from server.sync_api import sync_answer
 
 T = TypeVar("T")
 SPACE = "space-1"
@@ -302,62 +302,3 @@ def test_sync_answer_renders_like_json_response() -> None:
         answer = sync_answer(["a-1", "ü-2"], page)
         assert answer.body == expected.body
         assert answer.headers["content-type"] == expected.headers["content-type"]
-
-
-# -- the replica takes a push's ops without reading them back ----------------------------------
-
-
-class CountingStore:
-    """The store, counting how often the replica reads the op log."""
-
-    def __init__(self, store: SQLiteSyncStore) -> None:
-        self.store = store
-        self.log_reads = 0
-
-    async def all_ops(self, space_id: str, after_seq: int = 0) -> list[StoredOp]:
-        self.log_reads += 1
-        return await self.store.all_ops(space_id, after_seq)
-
-
-async def replicas_over(store: SQLiteSyncStore) -> tuple[SpaceReplicas, CountingStore]:
-    counting = CountingStore(store)
-    replicas = SpaceReplicas(counting, max_bytes=10**9)  # type: ignore[arg-type]
-    await replicas.caught_up(SPACE)  # the replica is in memory, as after a state request
-    counting.log_reads = 0
-    return replicas, counting
-
-
-async def test_replica_takes_pushed_ops_in_order_without_reading_the_log(
-    store: SQLiteSyncStore,
-) -> None:
-    replicas, counting = await replicas_over(store)
-    for first in (0, 10):
-        pushed = await store.push(SPACE, "dev0", batch("dev0", first, 10), NOW)
-        await replicas.after_push(SPACE, pushed)
-    entry = await replicas.caught_up(SPACE)
-    assert counting.log_reads == 1  # only caught_up's own look, which finds nothing new
-    assert entry.applied_seq == 20 and len(entry.replica) == 20
-
-
-async def test_replica_reads_the_log_when_earlier_ops_have_not_reached_it(
-    store: SQLiteSyncStore,
-) -> None:
-    replicas, counting = await replicas_over(store)
-    earlier = await store.push(SPACE, "dev0", batch("dev0", 0, 10), NOW)
-    later = await store.push(SPACE, "dev1", batch("dev1", 0, 10), NOW)
-    await replicas.after_push(SPACE, later)  # seqs 11-20 first: 1-10 come from the log
-    assert counting.log_reads == 1
-    await replicas.after_push(SPACE, earlier)  # already in: neither read nor applied again
-    assert counting.log_reads == 1
-    (entry,) = replicas._spaces.values()
-    assert entry.applied_seq == 20
-    assert sorted(op.op_id for op in entry.replica.ops()) == sorted(
-        [f"dev0-{n}" for n in range(10)] + [f"dev1-{n}" for n in range(10)]
-    )
-
-
-async def test_replica_not_in_memory_is_left_alone(store: SQLiteSyncStore) -> None:
-    counting = CountingStore(store)
-    replicas = SpaceReplicas(counting, max_bytes=10**9)  # type: ignore[arg-type]
-    await replicas.after_push(SPACE, await store.push(SPACE, "dev0", batch("dev0", 0, 3), NOW))
-    assert counting.log_reads == 0 and not replicas._spaces

@@ -9,7 +9,6 @@ import os
 import re
 import sqlite3
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -388,10 +387,10 @@ def test_state_merges_pushed_ops_and_is_rebuilt_after_restart(server: Server) ->
     laptop, phone = pair(client, space["pairing_code"]), pair(client, space["pairing_code"])
     path = f"/api/v1/spaces/{space['space_id']}/state"
     sync(client, laptop, None, [op(laptop, 1)])
-    assert client.get(path, headers=auth(laptop)).status_code == 200  # replica in memory
-    sync(client, phone, None, [op(phone, 2)])  # merged into the replica in memory
+    assert client.get(path, headers=auth(laptop)).status_code == 200  # the worker holds it
+    sync(client, phone, None, [op(phone, 2)])  # the worker is sent only this op
     state = client.get(path, headers=auth(phone)).json()
-    assert state["seq"] == 2
+    assert state["seq"] == 2 and state["next"] is None
     server.stop(client)
 
     client = server.start()
@@ -403,7 +402,7 @@ def test_state_merges_pushed_ops_and_is_rebuilt_after_restart(server: Server) ->
 
 def test_replicas_beyond_the_cache_are_rebuilt(client: TestClient) -> None:
     service: SyncService = client.app.state.sync  # type: ignore[attr-defined]
-    service.replicas.max_bytes = 1  # only the space in use stays
+    service.state_worker.max_bytes = 1  # only the space in use stays (read when it starts)
     spaces = [new_space(client) for _ in range(3)]
     devices = [pair(client, space["pairing_code"]) for space in spaces]
     for round_ in range(2):
@@ -411,7 +410,8 @@ def test_replicas_beyond_the_cache_are_rebuilt(client: TestClient) -> None:
             sync(client, device, None, [op(device, round_)])
             state = client.get(f"/api/v1/spaces/{space['space_id']}/state", headers=auth(device))
             assert list(state.json()["records"]["tasks"]) == [f"t{n}" for n in range(round_ + 1)]
-    assert len(service.replicas._spaces) == 1
+    held = client.portal.call(service.state_worker.holdings)  # type: ignore[union-attr]
+    assert held.spaces == {spaces[-1]["space_id"]: 2}
 
 
 def test_a_device_cannot_reach_another_space(client: TestClient) -> None:
@@ -642,8 +642,6 @@ async def test_concurrent_pushes_get_gapless_sequence_numbers(dist: Path, tmp_pa
 
         writers = [await device(f"w{i}") for i in range(5)]
         reader = await device("reader")
-        state_path = f"/api/v1/spaces/{space['space_id']}/state"
-        await http.get(state_path, headers=auth(reader))  # the replica is in memory
 
         async def push(writer: dict[str, Any], batch: int) -> None:
             ops = [op(writer, batch * 10 + n) for n in range(10)]
@@ -658,10 +656,12 @@ async def test_concurrent_pushes_get_gapless_sequence_numbers(dist: Path, tmp_pa
         page = response.json()
         assert len(page["ops"]) == len(set(ids(page["ops"]))) == 200
         assert page["cursor"] == "200"
+        state_path = f"/api/v1/spaces/{space['space_id']}/state"
         state = (await http.get(state_path, headers=auth(reader))).json()
         assert state["seq"] == 200
     service: SyncService = app.state.sync
     assert isinstance(service.store, SQLiteSyncStore)
+    await service.state_worker.close()
     await service.store.close()
 
 
@@ -736,52 +736,41 @@ def test_a_full_disk_refuses_writes_with_503_and_still_serves_reads(
     assert len(sync(client, phone, ops=big)["acked"]) == len(big)
 
 
-async def test_a_state_read_never_holds_up_other_requests(
-    dist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_state_is_merged_and_encoded_in_another_process(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 15, row 2: a large space's /state (1.7 s) was built on the event loop, so every
-    other request waited for it. Here building the state waits until /healthz has answered:
-    on the loop, it would wait in vain (nothing else runs) and time out."""
-    settings = Settings(dist_dir=dist, data_dir=tmp_path / "data")
-    transport = httpx.ASGITransport(app=create_app(settings, wall_clock=FakeClock()))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        space = (await http.post("/api/v1/spaces")).json()
-        body = {"pairing_code": space["pairing_code"], "name": "phone"}
-        phone = (await http.post("/api/v1/devices", json=body)).json()
-        pushed = await http.post(
-            "/api/v1/sync", json={"cursor": None, "ops": [op(phone, 1)]}, headers=auth(phone)
-        )
-        assert pushed.status_code == 200
-        building, answered = threading.Event(), threading.Event()
-        waited_in_vain: list[bool] = []
-        state = Replica.state
+    """Issue 15, row 2: a large space's /state (1.7 s) was built on the event loop, then on
+    a thread, and either way held the server's GIL, so every other request waited for it.
+    Here merging in the server's process fails: the state must come from the worker."""
 
-        def slow_state(self: Replica) -> dict[str, Any]:
-            building.set()
-            waited_in_vain.append(not answered.wait(timeout=3))
-            return state(self)
+    def in_the_server(*args: object, **kwargs: object) -> Any:
+        raise AssertionError("the state was merged in the server's process")
 
-        monkeypatch.setattr(Replica, "state", slow_state)
-        path = f"/api/v1/spaces/{space['space_id']}/state"
-        reading = asyncio.create_task(http.get(path, headers=auth(phone)))
-        assert await asyncio.to_thread(building.wait, 5)
-        assert (await http.get("/healthz")).status_code == 200
-        answered.set()
-        response = await reading
-        assert response.status_code == 200
-        assert list(response.json()["records"]["tasks"]) == ["t1"]
-        assert waited_in_vain == [False]
+    for method in ("apply", "state", "page"):
+        monkeypatch.setattr(Replica, method, in_the_server)
+    space = new_space(client)
+    phone = pair(client, space["pairing_code"])
+    sync(client, phone, None, [op(phone, 1), op(phone, 2)])
+    response = client.get(f"/api/v1/spaces/{space['space_id']}/state", headers=auth(phone))
+    assert response.status_code == 200, response.text
+    assert list(response.json()["records"]["tasks"]) == ["t1", "t2"]
+    service: SyncService = client.app.state.sync  # type: ignore[attr-defined]
+    held = client.portal.call(service.state_worker.holdings)  # type: ignore[union-attr]
+    assert held.pid != os.getpid() and held.spaces == {space["space_id"]: 2}
 
 
 def test_state_reads_are_limited_per_device(dist: Path, tmp_path: Path, clock: FakeClock) -> None:
     settings = Settings(dist_dir=dist, data_dir=tmp_path / "data", state_reads_per_min=2)
-    client = TestClient(create_app(settings, clock=clock))
-    space = new_space(client)
-    phone = pair(client, space["pairing_code"])
-    path = f"/api/v1/spaces/{space['space_id']}/state"
-    assert [client.get(path, headers=auth(phone)).status_code for _ in range(3)] == [200, 200, 429]
-    clock.advance(30)
-    assert client.get(path, headers=auth(phone)).status_code == 200
+    with TestClient(create_app(settings, clock=clock)) as client:  # the lifespan stops the worker
+        space = new_space(client)
+        phone = pair(client, space["pairing_code"])
+        path = f"/api/v1/spaces/{space['space_id']}/state"
+        statuses = [client.get(path, headers=auth(phone)).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        # Each page is a read: the next page waits too.
+        assert client.get(f"{path}?limit=1", headers=auth(phone)).status_code == 429
+        clock.advance(30)
+        assert client.get(path, headers=auth(phone)).status_code == 200
 
 
 def test_a_space_lists_its_devices_and_any_of_them_removes_one(
@@ -866,7 +855,7 @@ def test_a_full_space_refuses_a_push_with_413_naming_its_limit(
 
 def test_the_replica_cache_is_bounded_by_the_size_of_what_it_holds(client: TestClient) -> None:
     service: SyncService = client.app.state.sync  # type: ignore[attr-defined]
-    service.replicas.max_bytes = 3000  # about two small spaces, not one large one
+    service.state_worker.max_bytes = 3000  # about two small spaces, not one large one
     small = [new_space(client) for _ in range(2)]
     large = new_space(client)
     devices = {s["space_id"]: pair(client, s["pairing_code"]) for s in [*small, large]}
@@ -879,7 +868,8 @@ def test_the_replica_cache_is_bounded_by_the_size_of_what_it_holds(client: TestC
         path = f"/api/v1/spaces/{s['space_id']}/state"
         assert client.get(path, headers=auth(devices[s["space_id"]])).status_code == 200
     # The large space, read last, is kept alone: holding the small ones too would pass the bound.
-    assert list(service.replicas._spaces) == [large["space_id"]]
+    held = client.portal.call(service.state_worker.holdings)  # type: ignore[union-attr]
+    assert list(held.spaces) == [large["space_id"]]
 
 
 def test_ops_of_1_kb_take_at_most_one_and_a_half_times_their_size_on_disk(
