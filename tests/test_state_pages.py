@@ -21,6 +21,7 @@ from server import state_worker
 from server.app import create_app
 from server.settings import Settings
 from server.state_worker import (
+    Ops,
     PageReply,
     PageRequest,
     Spaces,
@@ -287,8 +288,9 @@ class CountingStore:
 
 
 async def test_the_worker_is_sent_only_what_it_lacks_and_all_again_after_evicting(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(state_worker, "SEND_AT_ONCE", 2)  # a catch-up of 3 or 4 ops: 2 parts
     store = SQLiteSyncStore(tmp_path / "sync.db")
     a, b = {"device_id": "dev-a"}, {"device_id": "dev-b"}
     for space_id in ("space-a", "space-b"):
@@ -325,14 +327,16 @@ def test_the_worker_applies_only_ops_that_follow_on_from_what_it_holds() -> None
     ops = [make_op(a, f"o{i}", i, record_id=f"t{i}") for i in range(4)]
     spaces = Spaces(max_bytes=10**9)
     # Ops 3-4 when it holds nothing: it says so, and applies nothing.
-    assert spaces.page(PageRequest("s", 2, stored(*ops[2:], first_seq=3), None, 10)) == PageReply(
-        0, None
-    )
+    assert spaces.page(
+        PageRequest(Ops("s", 2, stored(*ops[2:], first_seq=3)), None, 10)
+    ) == PageReply(0, None)
+    assert spaces.take(Ops("s", 2, stored(*ops[2:], first_seq=3))) == 0
     assert spaces.holdings().spaces == {}
-    first = spaces.page(PageRequest("s", 0, stored(*ops[:3]), None, 10))
+    assert spaces.take(Ops("s", 0, stored(*ops[:2]))) == 2  # a part of a long catch-up
+    first = spaces.page(PageRequest(Ops("s", 2, stored(ops[2], first_seq=3)), None, 10))
     assert first.held == 3 and first.page is not None
     # Sent from an older seq than it holds (a reply the server never saw): no op twice.
-    again = spaces.page(PageRequest("s", 1, stored(*ops[1:], first_seq=2), None, 10))
+    again = spaces.page(PageRequest(Ops("s", 1, stored(*ops[1:], first_seq=2)), None, 10))
     assert again.held == 4 and again.page is not None
     assert b'"t3":{"title":3}' in again.page and b'"next":null' in again.page
 
@@ -340,12 +344,12 @@ def test_the_worker_applies_only_ops_that_follow_on_from_what_it_holds() -> None
 def test_a_stored_op_the_worker_cannot_read_is_an_error_and_nothing_is_applied() -> None:
     spaces = Spaces(max_bytes=10**9)
     d = {"device_id": "d"}
-    spaces.page(PageRequest("s", 0, stored(make_op(d, "o1", 1)), None, 10))
+    spaces.page(PageRequest(Ops("s", 0, stored(make_op(d, "o1", 1))), None, 10))
     bad = [*stored(make_op(d, "o2", 2, record_id="t2"), first_seq=2), StoredOp(3, "{not json")]
     with pytest.raises(ValueError):
-        spaces.page(PageRequest("s", 1, bad, None, 10))
+        spaces.page(PageRequest(Ops("s", 1, bad), None, 10))
     assert spaces.holdings().spaces == {"s": 1}  # o2 was not applied without its seq
-    good = spaces.page(PageRequest("s", 1, bad[:1], None, 10))
+    good = spaces.page(PageRequest(Ops("s", 1, bad[:1]), None, 10))
     assert good.held == 2
 
 
@@ -353,8 +357,10 @@ def test_the_worker_evicts_the_least_recently_read_spaces_first() -> None:
     spaces = Spaces(max_bytes=2500)
     for space_id in ("s1", "s2", "s3"):
         op = make_op({"device_id": "d"}, f"{space_id}-o", "x" * 900)
-        spaces.page(PageRequest(space_id, 0, stored(op), None, 10))
+        spaces.page(PageRequest(Ops(space_id, 0, stored(op)), None, 10))
     assert list(spaces.holdings().spaces) == ["s2", "s3"]  # s1 went to make room for s3
-    spaces.page(PageRequest("s2", 1, [], None, 10))  # read again: now the most recent
-    spaces.page(PageRequest("s1", 0, stored(make_op({"device_id": "d"}, "o", "y" * 900)), None, 1))
+    spaces.page(PageRequest(Ops("s2", 1, []), None, 10))  # read again: now the most recent
+    spaces.page(
+        PageRequest(Ops("s1", 0, stored(make_op({"device_id": "d"}, "o", "y" * 900))), None, 1)
+    )
     assert list(spaces.holdings().spaces) == ["s2", "s1"]
