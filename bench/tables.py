@@ -368,6 +368,43 @@ def live_sync(load: Load) -> str:
     return table(["write on A → visible on B", "p50 ms", "p95 ms", "target"], "lrrl", rows)
 
 
+def state_reads(load: Load) -> str:
+    """GET /state of a large space, before and after it was paged and built in a worker."""
+    result = load("state_reads")
+    before, after = result["before"], result["after"]
+    runs = (before, after)
+
+    def answers(run: Result) -> str:
+        return f"{whole(run['pages'])} of {megabytes(run['bytes'] / run['pages'])}"
+
+    rows = [
+        ("answers to read the whole state", *(answers(run) for run in runs)),
+        (
+            "whole state, first read after a restart",
+            *(f"{f2(r['whole_read_cold_s'])} s" for r in runs),
+        ),
+        ("whole state, read again", *(f"{f2(r['whole_read_warm_s'])} s" for r in runs)),
+        *(
+            (
+                f"`/healthz` while two clients loop on it, {name}",
+                *(f"{f1(r['healthz_under_two_readers_ms'][key])} ms" for r in runs),
+            )
+            for name, key in (("median", "median"), ("p95", "p95"), ("max", "max"))
+        ),
+        (
+            "`/healthz` during the first read after a restart, max",
+            *(f"{f1(r['healthz_during_cold_read_ms']['max'])} ms" for r in runs),
+        ),
+        ("load average (1 min) when measured", *(f2(r["load_average"]) for r in runs)),
+    ]
+    header = [
+        f"{whole(result['ops'])} ops of ~1 KB",
+        f"before (`{before['commit']}`)",
+        f"after (`{after['commit']}`)",
+    ]
+    return table(header, "lrr", rows)
+
+
 def infer(load: Load) -> str:
     result = load("infer")
     rows = []
@@ -565,6 +602,7 @@ TABLES: dict[str, Callable[[Load], str]] = {
     "agent": agent,
     "sync": sync,
     "live-sync": live_sync,
+    "state-reads": state_reads,
     "infer": infer,
     "generative": generative,
     "understanding": understanding,
