@@ -21,8 +21,8 @@ their conflicts, and ``next``, the opaque cursor to pass as ``after`` for the fo
 page (null on the last). Each page is built at the newest op, ``seq``: a client that
 wants one consistent snapshot reads the pages again if ``seq`` changed between them. A
 small space is one page. The pages are built in a worker process
-(``server.state_worker``), which keeps the merged spaces and reads the op log by seq, so
-neither a large space nor its rebuild after a restart holds up other requests.
+(``server.state_worker``) that keeps the merged spaces, sent by seq the stored ops it
+lacks, so neither a large space nor its rebuild after a restart holds up other requests.
 """
 
 from __future__ import annotations
