@@ -61,7 +61,7 @@ def decode_cursor(cursor: str) -> RecordKey | None:
         return None
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):  # bad padding, not UTF-8, not JSON
+    except (binascii.Error, ValueError, RecursionError):  # bad padding, not UTF-8 or JSON
         return None
     if not (isinstance(key, list) and len(key) == 2 and all(isinstance(k, str) for k in key)):
         return None

@@ -207,6 +207,7 @@ def test_a_push_between_pages_shows_in_a_higher_seq(client: TestClient) -> None:
         ("?after=" + base64.urlsafe_b64encode(b'["tasks"]').decode(), "after"),
         ("?after=" + base64.urlsafe_b64encode(b'["tasks", 1]').decode(), "after"),
         ("?after=QQ", "after"),  # base64 of "A", a JSON error
+        ("?after=" + base64.urlsafe_b64encode(b"[" * 1400).decode(), "after"),  # too deep
         ("?after=Q", "after"),  # not base64 at all
     ],
 )
