@@ -367,7 +367,7 @@ class Settings(BaseSettings):
     ] = 64_000_000
     state_reads_per_min: Annotated[
         int,
-        Field(description="GET /spaces/{id}/state reads per device a minute (then 429)"),
+        Field(description="GET /spaces/{id}/state pages per device a minute (then 429)"),
         at_least(1),
     ] = 60
     state_page_size: Annotated[
@@ -424,9 +424,12 @@ class Settings(BaseSettings):
     ] = 10.0
     body_timeout_s: Annotated[
         float,
-        Field(description="seconds a client has to send a request's body (then closed)"),
+        Field(
+            description="seconds a client has to send a request's body once its headers are in "
+            "(then closed); 60 lets a 1 MB sync push through at 17 KB/s"
+        ),
         POSITIVE,
-    ] = 30.0
+    ] = 60.0
     keep_alive_timeout_s: Annotated[
         float,
         Field(description="seconds an idle kept-alive connection stays open"),

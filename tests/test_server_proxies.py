@@ -15,8 +15,8 @@ import pytest
 import uvicorn
 
 from server.app import create_app
+from server.connections import uvicorn_config
 from server.settings import Settings, SettingsError
-from tools.cli import uvicorn_options
 
 LIMIT = 3
 
@@ -25,8 +25,7 @@ LIMIT = 3
 async def serving(settings: Settings) -> AsyncIterator[str]:
     """The app under uvicorn as `py-agent serve` runs it, until the block ends. The socket
     listens before uvicorn starts, so a request made meanwhile waits in its backlog."""
-    options = {**uvicorn_options(settings), "log_level": "warning"}
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), **options))
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level="warning"))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()

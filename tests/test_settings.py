@@ -11,13 +11,14 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import uvicorn
 from starlette.applications import Starlette
 
 from e2e.harness import free_port, wait_until_healthy
+from server.connections import GuardedH11Protocol
 from server.settings import (
     CHECKOUT,
     GenerativeSettings,
@@ -350,16 +351,29 @@ def test_a_missing_build_names_the_command_that_makes_it(tmp_path: Path) -> None
 
 
 class FakeUvicorn:
-    """Stands in for uvicorn.run: records how serve would start, and closes the app's
-    databases (the app never starts, so its lifespan never closes them)."""
+    """Stands in for uvicorn.Server.run: records how serve would start, and closes the
+    app's databases (the app never starts, so its lifespan never closes them)."""
 
     def __init__(self) -> None:
         self.runs: list[dict[str, Any]] = []
 
-    def __call__(self, app: Starlette, **options: Any) -> None:
+    def run(self, server: uvicorn.Server) -> None:
         import asyncio
 
-        self.runs.append(options)
+        config = server.config
+        self.runs.append(
+            {
+                "host": config.host,
+                "port": config.port,
+                "log_level": config.log_level,
+                "proxy_headers": config.proxy_headers,
+                "forwarded_allow_ips": config.forwarded_allow_ips,
+                "timeout_keep_alive": config.timeout_keep_alive,
+                "guarded": issubclass(config.http, GuardedH11Protocol),  # type: ignore[arg-type]
+            }
+        )
+        server.started = True
+        app = cast(Starlette, config.app)
 
         async def close() -> None:
             await app.state.sync.store.close()
@@ -371,7 +385,7 @@ class FakeUvicorn:
 @pytest.fixture
 def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> FakeUvicorn:
     fake = FakeUvicorn()
-    monkeypatch.setattr(uvicorn, "run", fake)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, sockets=None: fake.run(server))
     return fake
 
 
@@ -392,6 +406,8 @@ def test_serve_says_where_it_found_the_build_and_the_models(
             "log_level": "info",
             "proxy_headers": False,
             "forwarded_allow_ips": "",
+            "timeout_keep_alive": 5.0,
+            "guarded": True,  # server/connections.py's caps and deadlines
         }
     ]
     out, err = capsys.readouterr()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -52,6 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
+    from server.connections import uvicorn_config
     from server.settings import SettingsError, from_command_line
 
     try:
@@ -61,22 +63,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"py-agent serve: error: {exc}", file=sys.stderr)
         return 2
     _say_where(settings)
-    uvicorn.run(app, **uvicorn_options(settings))
-    return 0
-
-
-def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
-    """How uvicorn serves the app. Forwarded headers are believed only from the proxies the
-    settings name: uvicorn's own default believes 127.0.0.1, so any local client could rotate
-    X-Forwarded-For past the per-address limits."""
-    proxies = settings.trusted_proxies
-    return {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": "info",
-        "proxy_headers": proxies is not None,
-        "forwarded_allow_ips": proxies or "",
-    }
+    server = uvicorn.Server(uvicorn_config(app, settings))
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops it
+        server.run()
+    return 0 if server.started else 1
 
 
 def _say_where(settings: ServerSettings) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -112,10 +113,22 @@ class ServerProcess:
     port and data). ``test_faults`` turns on the server's fault switch (``faults()``);
     without it the child never inherits the switch from the shell."""
 
-    def __init__(self, data_dir: Path, *, test_faults: bool = False, dist: Path = DIST) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        test_faults: bool = False,
+        dist: Path = DIST,
+        settings: Mapping[str, str] | None = None,
+        open_files: int | None = None,
+    ) -> None:
+        """``settings`` are PY_AGENT_* variables for the child; ``open_files`` caps its
+        open-file limit (RLIMIT_NOFILE, soft and hard), as a small machine's would be."""
         self.port = free_port()
         self.data_dir = data_dir
         self.dist = dist
+        self.settings = dict(settings or {})
+        self.open_files = open_files
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "server.log"
         self.test_faults = test_faults
@@ -126,6 +139,8 @@ class ServerProcess:
         env = {name: value for name, value in os.environ.items() if name != TEST_FAULTS_ENV}
         if self.test_faults:
             env[TEST_FAULTS_ENV] = "1"
+        env |= self.settings
+        limit = self.open_files
         self._process = subprocess.Popen(
             [
                 sys.executable,
@@ -142,8 +157,18 @@ class ServerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=None
+            if limit is None
+            else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)),
         )
-        wait_until_healthy(self.url, self._process, 30, lambda: self.log_path.read_text()[-2000:])
+        self.wait_until_healthy(30)
+
+    def wait_until_healthy(self, timeout_s: float) -> None:
+        """Poll /healthz until it answers 200 (a server refusing connections recovers)."""
+        assert self._process is not None, "start the server first"
+        wait_until_healthy(
+            self.url, self._process, timeout_s, lambda: self.log_path.read_text()[-2000:]
+        )
 
     @property
     def pid(self) -> int | None:
