@@ -107,7 +107,6 @@ class Pushed(NamedTuple):
     acked: list[str]  # every op_id of the push, once each, replays included
     first_seq: int  # the seq of new[0] (if any); the others follow it without gaps
     new: list[Op]  # the ops this push stored, in seq order (not the replays)
-    new_bytes: int = 0  # the size of their stored bodies
 
 
 class Page(NamedTuple):
@@ -602,7 +601,7 @@ class SQLiteSyncStore:
             "UPDATE spaces SET last_seq = ?, bytes = ? WHERE space_id = ?",
             (last_seq + len(rows), size + added, space_id),
         )
-        return Pushed(list(dict.fromkeys(ids)), last_seq + 1, new, added)
+        return Pushed(list(dict.fromkeys(ids)), last_seq + 1, new)
 
     async def pull(self, space_id: str, device_id: str, after_seq: int, limit: int) -> Page:
         def pull(db: sqlite3.Connection) -> Page:
