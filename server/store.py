@@ -170,8 +170,11 @@ class SyncStore(Protocol):
         ``device_id``, oldest first. Raises ``CursorAheadError`` for a cursor
         beyond the space's last op."""
 
-    async def all_ops(self, space_id: str, after_seq: int = 0) -> list[StoredOp]:
-        """Every op of the space after ``after_seq``, oldest first."""
+    async def all_ops(
+        self, space_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[StoredOp]:
+        """The space's ops after ``after_seq``, oldest first: all of them, or the first
+        ``limit``."""
 
     async def last_seq(self, space_id: str) -> int:
         """The seq of the space's newest op (0 before the first): its newest cursor."""
@@ -624,11 +627,13 @@ class SQLiteSyncStore:
 
         return await self._run(self._read, pull)
 
-    async def all_ops(self, space_id: str, after_seq: int = 0) -> list[StoredOp]:
+    async def all_ops(
+        self, space_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[StoredOp]:
         def scan() -> list[StoredOp]:
             rows = self.db.execute(
-                "SELECT seq, body FROM ops WHERE space_id = ? AND seq > ? ORDER BY seq",
-                (space_id, after_seq),
+                "SELECT seq, body FROM ops WHERE space_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (space_id, after_seq, -1 if limit is None else limit),  # -1: no limit
             ).fetchall()
             return [StoredOp(seq, body) for seq, body in rows]
 

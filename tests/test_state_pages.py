@@ -283,9 +283,11 @@ class CountingStore:
         self.store = store
         self.reads: list[int] = []
 
-    async def all_ops(self, space_id: str, after_seq: int = 0) -> list[StoredOp]:
+    async def all_ops(
+        self, space_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[StoredOp]:
         self.reads.append(after_seq)
-        return await self.store.all_ops(space_id, after_seq)
+        return await self.store.all_ops(space_id, after_seq, limit)
 
 
 async def test_the_worker_is_sent_only_what_it_lacks_and_all_again_after_evicting(
@@ -303,7 +305,8 @@ async def test_the_worker_is_sent_only_what_it_lacks_and_all_again_after_evictin
         assert b'"seq":3' in await states.page("space-a", None, 10)
         await store.push("space-a", "dev-a", [make_op(a, "a3", "y", record_id="t2")], 0.0)
         assert b'"seq":4' in await states.page("space-a", None, 10)
-        assert counting.reads == [0, 3]  # the whole log once, then only the new op
+        # The whole log once, two ops at a time; then only the new op.
+        assert counting.reads == [0, 2, 3]
         # Reading another space evicts space-a (over 1,000 bytes together), and the worker
         # says so when space-a is read next: it is sent everything again.
         await store.push("space-b", "dev-b", [make_op(b, "b0", "z" * 500)], 0.0)
@@ -311,7 +314,7 @@ async def test_the_worker_is_sent_only_what_it_lacks_and_all_again_after_evictin
         assert (await states.holdings()).spaces == {"space-b": 1}
         counting.reads.clear()
         page = await states.page("space-a", None, 10)
-        assert counting.reads == [4, 0]
+        assert counting.reads == [4, 0, 2, 4]
         assert b'"seq":4' in page and b'"t2"' in page
         assert (await states.holdings()).spaces == {"space-a": 4}
     finally:
