@@ -6,6 +6,7 @@ has no model (this app is built without one)."""
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,6 +86,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
         spaces_per_min=10**6,
         spaces_per_min_total=10**6,
         infer_burst=10**6,
+        state_reads_per_min=10**6,
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         space = client.post("/api/v1/spaces").json()
@@ -129,3 +131,39 @@ def test_the_fuzz_reaches_past_the_body_checks(world: tuple[TestClient, dict[str
         client.post("/api/v1/sync", json={"cursor": None, "ops": []}, headers=token).status_code
         == 200
     )
+
+
+# What a URL carries: path segments and query values, any text (URL-quoted by the client).
+URL_TEXT = st.text(max_size=60)
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    limit=st.one_of(st.none(), URL_TEXT, st.integers(-(10**20), 10**20).map(str)),
+    after=st.one_of(st.none(), URL_TEXT),
+    segment=URL_TEXT,
+    own_space=st.booleans(),
+)
+def test_no_url_answers_a_server_error(
+    world: tuple[TestClient, dict[str, str]],
+    limit: str | None,
+    after: str | None,
+    segment: str,
+    own_space: bool,
+) -> None:
+    """The routes whose input is in the URL: /state's limit and after, and the ids in the
+    paths of /state and of the device routes."""
+    client, token = world
+    space_id = client.get("/api/v1/devices", headers=token).json()["space_id"]
+    query = {name: value for name, value in (("limit", limit), ("after", after)) if value}
+    quoted = urllib.parse.quote(segment, safe="")
+    requests = [
+        ("GET", f"/api/v1/spaces/{space_id if own_space else quoted}/state", query),
+        ("DELETE", f"/api/v1/devices/{quoted}x", {}),  # never this device itself
+        ("POST", f"/api/v1/devices/{quoted}x/token", {}),
+    ]
+    for method, path, params in requests:
+        response = client.request(method, path, params=params, headers=token)
+        assert response.status_code < 500, (method, path, params, response.text)
