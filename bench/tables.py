@@ -405,6 +405,112 @@ def state_reads(load: Load) -> str:
     return table(header, "lrr", rows)
 
 
+FAILED = {"timeout": "timed out", "reset": "reset", "refused": "refused"}
+
+
+def connection_flood(load: Load) -> str:
+    """/healthz and the server's log under 1,000 idle or slow connections, before and after
+    the connection guard."""
+    result = load("connection_flood")
+    before, after = result["before"], result["after"]
+    runs = (before, after)
+
+    def answered(probes: Result) -> str:
+        failed = ", ".join(
+            f"{whole(count)} {FAILED.get(how, f'answered {how}')}"
+            for how, count in sorted(probes["failed"].items())
+        )
+        return f"{whole(probes['ok'])} of {whole(probes['n'])}" + (f" ({failed})" if failed else "")
+
+    def latency(probes: Result) -> str:
+        ms = probes["ms"]
+        return "—" if ms is None else f"{f1(ms['median'])} / {f1(ms['p95'])} / {f1(ms['max'])} ms"
+
+    def log(scenario: Result) -> str:
+        lines = scenario["out_of_system_resource_lines"]
+        size = scenario["log_growth_bytes"]
+        grown = megabytes(size) if size >= 1e6 else f"{f1(size / 1e3)} KB"
+        return grown + (f", {whole(lines)} lines 'out of system resource'" if lines else "")
+
+    rows: list[Sequence[object]] = []
+    for key, label in (
+        ("default_limit", f"{whole(before['scenarios']['default_limit']['open_files'])} files"),
+        ("small_limit", f"{whole(result['small_open_files'])} files"),
+    ):
+        scenarios = [run["scenarios"][key] for run in runs]
+        rows += [
+            (f"{label}: flood opened in", *(f"{f1(s['flood_open_s'])} s" for s in scenarios)),
+            (f"{label}: `/healthz` answered 200", *(answered(s["healthz"]) for s in scenarios)),
+            (
+                f"{label}: `/healthz` median / p95 / max",
+                *(latency(s["healthz"]) for s in scenarios),
+            ),
+            (
+                f"{label}: `/healthz` answered 200, 15 s on",
+                *(answered(s["healthz_after_15s"]) for s in scenarios),
+            ),
+            (
+                f"{label}: flood connections closed by the server after 15 s / 65 s",
+                *(
+                    f"{whole(s['closed_at_15s']['total'])} / {whole(s['closed_at_65s']['total'])}"
+                    for s in scenarios
+                ),
+            ),
+            (f"{label}: server log grew by", *(log(s) for s in scenarios)),
+        ]
+    rows.append(("load average (1 min) when measured", *(f2(r["load_average"]) for r in runs)))
+    header = [
+        f"{whole(result['flood'])} connections from one address, open-file limit",
+        f"before (`{before['commit']}`)",
+        f"after (`{after['commit']}`)",
+    ]
+    return table(header, "lrr", rows)
+
+
+def space_memory(load: Load) -> str:
+    """The server's resident memory with ~59 MB of ops in one space or spread over several,
+    before and after the quotas and the state worker's bounded cache."""
+    result = load("space_memory")
+    before, after = result["before"], result["after"]
+    runs = (before, after)
+
+    def resident(taken: Result) -> str:
+        server, children = taken["server"], taken["children"]
+        if not children:
+            return megabytes(server)
+        return f"{megabytes(server)} + {megabytes(children)} = {megabytes(server + children)}"
+
+    def growth(run: Result) -> str:
+        taken, idle = run["rss_after_read"], run["rss_idle"]
+        grown = taken["server"] + taken["children"] - idle["server"] - idle["children"]
+        return f"{grown / 1e6:+.0f} MB ({f1(grown / run['wire_bytes'])} times the wire size)"
+
+    rows: list[Sequence[object]] = []
+    for key in ("one_space", "many_spaces", "past_the_cache"):
+        scenarios = [run[key] for run in runs]
+        spaces = scenarios[0]["spaces"]
+        label = "1 space" if spaces == 1 else f"{spaces} spaces"
+        rows += [
+            (
+                f"{label}: ops pushed (wire)",
+                *(f"{whole(s['ops'])} ({megabytes(s['wire_bytes'])})" for s in scenarios),
+            ),
+            (f"{label}: RSS idle", *(resident(s["rss_idle"]) for s in scenarios)),
+            (
+                f"{label}: RSS after the pushes",
+                *(resident(s["rss_after_pushes"]) for s in scenarios),
+            ),
+            (
+                f"{label}: RSS after reading each whole state (server + its child processes)",
+                *(resident(s["rss_after_read"]) for s in scenarios),
+            ),
+            (f"{label}: growth over idle after the reads", *(growth(s) for s in scenarios)),
+        ]
+    rows.append(("load average (1 min) when measured", *(f2(r["load_average"]) for r in runs)))
+    header = ["~1 KB ops", f"before (`{before['commit']}`)", f"after (`{after['commit']}`)"]
+    return table(header, "lrr", rows)
+
+
 def infer(load: Load) -> str:
     result = load("infer")
     rows = []
@@ -603,6 +709,8 @@ TABLES: dict[str, Callable[[Load], str]] = {
     "sync": sync,
     "live-sync": live_sync,
     "state-reads": state_reads,
+    "connection-flood": connection_flood,
+    "space-memory": space_memory,
     "infer": infer,
     "generative": generative,
     "understanding": understanding,
