@@ -51,22 +51,27 @@ OWN_FILES = 64
 # asyncio accepts up to the listen backlog's count of waiting connections at each turn of
 # its loop, and a new connection reaches the guard two turns later, its file closed (when
 # refused) one turn after that: about four backlogs of files can be open beyond the
-# connections the guard holds. So the backlog shrinks with a small open-file limit.
-MAX_BACKLOG = 128
+# connections the guard holds. So the backlog shrinks under a small open-file limit (and a
+# burst of new connections then waits for the kernel's retries); uvicorn's 2,048 otherwise.
+MAX_BACKLOG = 2048
 BURSTS_IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)
 class FileBudget:
     connections: int  # client connections held at most
+    per_address: int  # of which one address holds at most
     backlog: int  # the listen backlog
 
 
-def file_budget(open_files: int) -> FileBudget:
-    """How an open-file limit is shared between held connections and accept bursts."""
+def file_budget(open_files: int, max_connections: int, per_address: int) -> FileBudget:
+    """How an open-file limit is shared between held connections and accept bursts. One
+    address never gets more than half the connections, so a limit that allows fewer than
+    the settings ask still leaves room for everyone else."""
     spare = max(0, open_files - OWN_FILES)
     backlog = max(8, min(MAX_BACKLOG, spare // (2 * BURSTS_IN_FLIGHT)))
-    return FileBudget(max(1, spare - BURSTS_IN_FLIGHT * backlog), backlog)
+    connections = max(1, min(max_connections, spare - BURSTS_IN_FLIGHT * backlog))
+    return FileBudget(connections, max(1, min(per_address, connections // 2)), backlog)
 
 
 RETRY_AFTER_S = 5
@@ -279,17 +284,22 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: Any) -> uvic
     127.0.0.1, so any local client could rotate X-Forwarded-For past the per-address
     limits). ``overrides`` are uvicorn's own options (tests quieten its log)."""
     wanted = settings.max_connections + OWN_FILES + BURSTS_IN_FLIGHT * MAX_BACKLOG
-    budget = file_budget(raise_open_file_limit(wanted))
+    budget = file_budget(
+        raise_open_file_limit(wanted),
+        settings.max_connections,
+        settings.max_connections_per_address,
+    )
     if budget.connections < settings.max_connections:
         log.warning(
-            "the open-file limit allows %d connections, fewer than max_connections (%d): "
-            "raise it (ulimit -n) to allow more",
+            "the open-file limit allows %d connections, %d per address, fewer than "
+            "max_connections (%d): raise it (ulimit -n) to allow more",
             budget.connections,
+            budget.per_address,
             settings.max_connections,
         )
     guard = ConnectionGuard(
-        max_connections=min(budget.connections, settings.max_connections),
-        per_address=settings.max_connections_per_address,
+        max_connections=budget.connections,
+        per_address=budget.per_address,
         header_timeout_s=settings.header_timeout_s,
         body_timeout_s=settings.body_timeout_s,
         metrics=ConnectionMetrics(cast(CollectorRegistry, app.state.metrics_registry)),

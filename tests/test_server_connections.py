@@ -19,13 +19,13 @@ from typing import cast
 
 import pytest
 
-from server.connections import file_budget
+from server.connections import BURSTS_IN_FLIGHT, OWN_FILES, FileBudget, file_budget
 from tools.harness import ServerProcess
 
 FLOOD = 1000
 PER_ADDRESS = 100
 OPEN_FILES = 512
-BUDGET = file_budget(OPEN_FILES).connections  # 224
+BUDGET = file_budget(OPEN_FILES, 2000, FLOOD).connections  # 224
 WAIT_S = 20.0  # a deadline for the server's answers, far above what they take
 
 
@@ -200,7 +200,7 @@ def test_connections_past_the_open_file_limit_are_refused_not_left_to_fail(
         close_all(socks)
     server.wait_until_healthy(WAIT_S)
     log = server.log_path.read_text()
-    assert f"the open-file limit allows {BUDGET} connections" in log
+    assert f"the open-file limit allows {BUDGET} connections, {BUDGET // 2} per address" in log
     assert "out of system resource" not in log
     assert log.count("refusing connections") == 1, log[-3000:]
 
@@ -271,3 +271,14 @@ def test_a_request_sent_in_pieces_within_its_deadlines_is_answered(
     assert heard[sock].startswith(b"HTTP/1.1 404") or heard[sock].startswith(b"HTTP/1.1 403"), (
         heard[sock][:200]
     )
+
+
+def test_the_open_file_limit_shares_its_files_between_connections_and_accept_bursts() -> None:
+    """The 256-file server of the issue: its connections and accept bursts fit under the
+    limit, and one address gets at most half the connections, so a flood from it leaves
+    room for everyone else; a roomy limit gives the settings and uvicorn's backlog."""
+    small = file_budget(256, max_connections=2000, per_address=100)
+    assert small == FileBudget(connections=96, per_address=48, backlog=24)
+    assert OWN_FILES + small.connections + BURSTS_IN_FLIGHT * small.backlog <= 256
+    roomy = file_budget(20_000, max_connections=2000, per_address=100)
+    assert roomy == FileBudget(connections=2000, per_address=100, backlog=2048)
