@@ -360,8 +360,9 @@ class Settings(BaseSettings):
     replica_cache_bytes: Annotated[
         int,
         Field(
-            description="bytes of changes the merged spaces kept in memory hold at most (about "
-            "3 times that in memory); the least recently used are rebuilt when asked for"
+            description="bytes of changes the state worker's merged spaces hold at most (about "
+            "4 times that in memory; the space being read is kept even if larger); the least "
+            "recently read are rebuilt when asked for"
         ),
         at_least(1),
     ] = 64_000_000

@@ -18,7 +18,7 @@ no notice of evictions or restarts. The op log is the only durable truth: there 
 snapshot to keep consistent with it.
 
 The worker keeps the replicas it holds under ``max_bytes`` of stored op bodies (a replica
-takes about 3 times that in memory), evicting the least recently read first. It is
+takes about 4 times that in memory), evicting the least recently read first. It is
 started on the first state read and stopped with the app; one that dies is replaced,
 and the read it failed is tried once more.
 """
