@@ -26,8 +26,6 @@ import resource
 import select
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -37,13 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from server.settings import Settings
-from tools.harness import free_port, wait_until_healthy
 
-from . import report
+from . import phases, report
 from .state_reads import wait_for_quiet
-from .tables import RESULTS
 
-ROOT = Path(__file__).resolve().parent.parent
 FLOOD = 1000
 FLOOD_FROM = "127.0.0.2"
 SMALL_OPEN_FILES = 256
@@ -78,76 +73,13 @@ def slow_body(token: str) -> bytes:
     )
 
 
-class Server:
-    """`py-agent serve` from ``tree`` (its packages imported: cwd first on sys.path) on a
-    free port, with these PY_AGENT_* ``settings`` (no other from the shell; no model to
-    preload) and under ``open_files`` (None: this process's limit)."""
-
-    def __init__(
-        self, tree: Path, data: Path, settings: dict[str, str], open_files: int | None = None
-    ) -> None:
-        self.tree, self.data, self.open_files = tree, data, open_files
-        self.settings = settings
-        self.dist = data / "dist"
-        self.dist.mkdir(parents=True)
-        (self.dist / "index.html").write_text("<!doctype html><title>bench</title>")
-        (data / "no-models").mkdir()  # /infer reads its body, then answers 503
-        self.log_path = data / "server.log"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {
-            name: value for name, value in os.environ.items() if not name.startswith("PY_AGENT_")
-        }
-        env |= {"PY_AGENT_MODELS_DIR": str(self.data / "no-models"), **self.settings}
-        limit = self.open_files
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tools.cli",
-                "serve",
-                "--port",
-                str(self.port),
-                "--dist-dir",
-                str(self.dist),
-                "--data-dir",
-                str(self.data / "db"),
-            ],
-            cwd=self.tree,
-            env=env,
-            stdout=self.log_path.open("ab"),
-            stderr=subprocess.STDOUT,
-            preexec_fn=None
-            if limit is None
-            else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)),
-        )
-        wait_until_healthy(self.url, self.process, 60, self.log_tail)
-
-    def log_tail(self) -> str:
-        with self.log_path.open("rb") as log:
-            log.seek(max(0, self.log_path.stat().st_size - 2000))
-            return log.read().decode(errors="replace")
-
-    def install_token(self) -> str:
-        request = b"POST /api/v1/installs HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
-        answer = exchange(self.port, request + b"Connection: close\r\n\r\n", 30.0)
-        head, _, body = answer.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 201"), answer[:300]
-        token: str = json.loads(body)["token"]
-        return token
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # the code before may hang on its flood
-                process.kill()
-                process.wait()
+def install_token(port: int) -> str:
+    request = b"POST /api/v1/installs HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+    answer = exchange(port, request + b"Connection: close\r\n\r\n", 30.0)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201"), answer[:300]
+    token: str = json.loads(body)["token"]
+    return token
 
 
 def exchange(port: int, request: bytes, timeout_s: float, source: str = "127.0.0.1") -> bytes:
@@ -307,10 +239,10 @@ def scenario(tree: Path, open_files: int | None, count: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         # The flood's requests to /infer are not turned away by its rate limit: they wait
         # for their bodies.
-        server = Server(tree, Path(tmp), {"PY_AGENT_INFER_BURST": str(FLOOD)}, open_files)
+        server = phases.server(tree, Path(tmp), {"PY_AGENT_INFER_BURST": str(FLOOD)}, open_files)
         server.start()
         try:
-            token = server.install_token()
+            token = install_token(server.port)
             load = os.getloadavg()[0]
             log_before = log_size(server.log_path)
             flood = Flood(server.port, token)
@@ -356,21 +288,17 @@ def measure(tree: Path, count: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--probes", type=int, default=100)
-    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose server runs")
-    parser.add_argument("--phase", choices=("before", "after"), default="after")
+    phases.add_arguments(parser)
     args = parser.parse_args()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=args.tree, capture_output=True, text=True
-    ).stdout.strip()
-    result = {"commit": commit, **measure(args.tree, args.probes)}
-    path = RESULTS / "connection_flood.json"
-    kept = json.loads(path.read_text()) if path.exists() else {}
-    runs = {name: kept[name] for name in ("before", "after") if name in kept}
-    runs[args.phase] = result
+    result = {"commit": phases.commit_of(args.tree), **measure(args.tree, args.probes)}
     limits = {name: Settings.model_fields[name].default for name in LIMITS}
-    report.write(
+    phases.write(
         "connection_flood",
-        {"flood": FLOOD, "small_open_files": SMALL_OPEN_FILES, "limits_after": limits, **runs},
+        args.phase,
+        result,
+        flood=FLOOD,
+        small_open_files=SMALL_OPEN_FILES,
+        limits_after=limits,
     )
     print(json.dumps(result, indent=2))
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -30,26 +29,15 @@ from typing import Any
 
 import httpx
 
-from py_agent.sync.hlc import HybridClock, system_wall_ms
-from py_agent.sync.ops import new_op
 from server.settings import Settings
+from tools.harness import ServerProcess
 
-from . import report
-from .connection_flood import Server
-from .state_reads import read_whole, wait_for_quiet
+from . import phases, state_reads
+from .state_reads import push, read_whole, wait_for_quiet
 from .sync import wait_until_idle
-from .tables import RESULTS
 
-ROOT = Path(__file__).resolve().parent.parent
-BATCH = 1000
-# Raised so that neither a push of 1,000 1 KB ops nor a space or a state read is refused.
-SETTINGS = {
-    "PY_AGENT_MAX_BODY_BYTES": str(4 * 1024 * 1024),
-    "PY_AGENT_SYNC_RATE_PER_S": "1000",
-    "PY_AGENT_SYNC_BURST": "1000",
-    "PY_AGENT_STATE_READS_PER_MIN": "1000000",
-    "PY_AGENT_SPACES_PER_MIN": "1000",
-}
+# state_reads' settings, and room for a space per run.
+SETTINGS = state_reads.SETTINGS | {"PY_AGENT_SPACES_PER_MIN": "1000"}
 LIMITS = ("space_max_ops", "space_max_bytes", "replica_cache_bytes")
 
 
@@ -86,10 +74,10 @@ def rss(pid: int) -> dict[str, Any]:
     }
 
 
-def settled(server: Server) -> dict[str, Any]:
-    assert server.process is not None
-    wait_until_idle(server.process.pid)  # what is freed after a request is freed by now
-    return rss(server.process.pid)
+def settled(server: ServerProcess) -> dict[str, Any]:
+    assert server.pid is not None
+    wait_until_idle(server.pid)  # what is freed after a request is freed by now
+    return rss(server.pid)
 
 
 def new_space(http: httpx.Client) -> dict[str, str]:
@@ -101,31 +89,9 @@ def new_space(http: httpx.Client) -> dict[str, str]:
     return device
 
 
-def push(http: httpx.Client, device: dict[str, str], ops: int) -> int:
-    """Pushes ``ops`` ops of about 1 KB, one record each; the bytes sent."""
-    clock = HybridClock(device["device_id"], system_wall_ms)
-    headers = {"Authorization": f"Bearer {device['token']}", "Content-Type": "application/json"}
-    sent = 0
-    for start in range(0, ops, BATCH):
-        batch = [
-            new_op(
-                clock,
-                collection="notes",
-                record_id=f"n{i:07d}",
-                field="body",
-                value=f"note {i} " + "x" * 960,
-            ).to_json()
-            for i in range(start, min(ops, start + BATCH))
-        ]
-        body = json.dumps({"cursor": None, "ops": batch}).encode()
-        http.post("/api/v1/sync", content=body, headers=headers).raise_for_status()
-        sent += len(body)
-    return sent
-
-
 def run(tree: Path, tmp: Path, spaces: int, ops: int) -> dict[str, Any]:
     """One fresh server: ``ops`` ops pushed, spread evenly over ``spaces`` spaces, each read."""
-    server = Server(tree, tmp, SETTINGS)
+    server = phases.server(tree, tmp, SETTINGS)
     server.start()
     try:
         idle = settled(server)
@@ -177,19 +143,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ops", type=int, default=50_000, help="1 KB ops: 60 MB on the wire")
     parser.add_argument("--spaces", type=int, default=8)
-    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose server runs")
-    parser.add_argument("--phase", choices=("before", "after"), default="after")
+    phases.add_arguments(parser)
     args = parser.parse_args()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=args.tree, capture_output=True, text=True
-    ).stdout.strip()
-    result = {"commit": commit, **measure(args.tree, args.spaces, args.ops)}
-    path = RESULTS / "space_memory.json"
-    kept = json.loads(path.read_text()) if path.exists() else {}
-    runs = {name: kept[name] for name in ("before", "after") if name in kept}
-    runs[args.phase] = result
+    result = {"commit": phases.commit_of(args.tree), **measure(args.tree, args.spaces, args.ops)}
     limits = {name: Settings.model_fields[name].default for name in LIMITS}
-    report.write("space_memory", {"limits_after": limits, **runs})
+    phases.write("space_memory", args.phase, result, limits_after=limits)
     print(json.dumps(result, indent=2))
 
 

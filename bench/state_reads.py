@@ -10,9 +10,10 @@ without ``next`` is the whole state: the code before pagination) as the first re
 a server restart, with ``/healthz`` probed meanwhile, and again warm; then two clients
 loop reading the whole state while a third probes ``/healthz`` ``--probes`` times after a
 warm-up. Readers and prober are separate processes, so parsing 50 MB of JSON in one does
-not delay another's clock. The server is uvicorn with ``server.app.create_app``, started
-from the tree measured (``--tree``: this repo's by default, or a ``git worktree`` of
-another commit), with the sync and state rate limits raised so they throttle nothing.
+not delay another's clock. The server is `py-agent serve` from the tree measured
+(``--tree``: this repo's by default, or a ``git worktree`` of another commit; the figures
+committed for ``22b2549`` and ``fe2405d`` ran its app under a bare uvicorn), with the sync
+and state rate limits raised so they throttle nothing.
 The machine's load average is recorded, and a run waits (up to 10 minutes) for it to fall
 under 1.5 first. Writes the run as ``before`` or ``after`` in bench/results/state_reads.json,
 keeping the other.
@@ -25,8 +26,6 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -41,13 +40,10 @@ import httpx
 from py_agent.sync.hlc import HybridClock, system_wall_ms
 from py_agent.sync.ops import new_op
 from server.settings import Settings
-from tools.harness import free_port, wait_until_healthy
 
-from . import report
+from . import phases, report
 from .sync import wait_until_idle
-from .tables import RESULTS
 
-ROOT = Path(__file__).resolve().parent.parent
 BATCH = 1000
 MAX_LOAD = 1.5
 WARMUP_PROBES = 20
@@ -58,52 +54,32 @@ SETTINGS = {
     "PY_AGENT_SYNC_BURST": "1000",
     "PY_AGENT_STATE_READS_PER_MIN": "1000000",
 }
-SERVE = """
-import sys, uvicorn
-from server.app import create_app
-from server.settings import Settings
-port, dist, data = sys.argv[1:]
-app = create_app(Settings(dist_dir=dist, data_dir=data))
-uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning")
-"""
 
 
-class Server:
-    """uvicorn serving ``tree``'s server package on a free port and ``data``."""
-
-    def __init__(self, tree: Path, data: Path) -> None:
-        self.tree, self.data = tree, data
-        self.dist = data / "dist"
-        self.dist.mkdir(parents=True, exist_ok=True)
-        (self.dist / "index.html").write_text("<!doctype html><title>bench</title>")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = (self.data / "server.log").open("ab")
-        # -c puts the working directory first on sys.path: the tree's packages are imported.
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVE, str(self.port), str(self.dist), str(self.data / "db")],
-            cwd=self.tree,
-            env={**os.environ, **SETTINGS},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until_healthy(
-            self.url, self.process, 60, lambda: (self.data / "server.log").read_text()[-2000:]
-        )
-        wait_until_idle(self.process.pid)
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=60)
+def push(http: httpx.Client, device: dict[str, str], ops: int) -> int:
+    """Pushes ``ops`` ops of about 1 KB, one record each; the bytes sent."""
+    clock = HybridClock(device["device_id"], system_wall_ms)
+    headers = {"Authorization": f"Bearer {device['token']}", "Content-Type": "application/json"}
+    sent = 0
+    for start in range(0, ops, BATCH):
+        batch = [
+            new_op(
+                clock,
+                collection="notes",
+                record_id=f"n{i:07d}",
+                field="body",
+                value=f"note {i} " + "x" * 960,
+            ).to_json()
+            for i in range(start, min(ops, start + BATCH))
+        ]
+        body = json.dumps({"cursor": None, "ops": batch}).encode()
+        http.post("/api/v1/sync", content=body, headers=headers).raise_for_status()
+        sent += len(body)
+    return sent
 
 
 def populate(url: str, ops: int) -> dict[str, str]:
-    """A space of ``ops`` ops of about 1 KB; its reading device."""
+    """A space of ``ops`` ops of about 1 KB; its reading devices' tokens."""
     with httpx.Client(base_url=url, timeout=120) as http:
         code = http.post("/api/v1/spaces").json()["pairing_code"]
         devices = []
@@ -111,22 +87,7 @@ def populate(url: str, ops: int) -> dict[str, str]:
             answer = http.post("/api/v1/devices", json={"pairing_code": code, "name": name})
             answer.raise_for_status()
             devices.append(answer.json())
-        writer = devices[0]
-        clock = HybridClock(writer["device_id"], system_wall_ms)
-        headers = {"Authorization": f"Bearer {writer['token']}"}
-        for start in range(0, ops, BATCH):
-            batch = [
-                new_op(
-                    clock,
-                    collection="notes",
-                    record_id=f"n{i:06d}",
-                    field="body",
-                    value=f"note {i} " + "x" * 960,
-                ).to_json()
-                for i in range(start, min(ops, start + BATCH))
-            ]
-            answer = http.post("/api/v1/sync", json={"cursor": None, "ops": batch}, headers=headers)
-            answer.raise_for_status()
+        push(http, devices[0], ops)
         return {
             "space_id": devices[0]["space_id"],
             **{f"token{i}": d["token"] for i, d in enumerate(devices[1:], 1)},
@@ -210,14 +171,17 @@ def wait_for_quiet() -> float:
 
 def measure(tree: Path, ops: int, probes: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(tree, Path(tmp))
+        server = phases.server(tree, Path(tmp), SETTINGS)
         server.start()
+        assert server.pid is not None
+        wait_until_idle(server.pid)
         try:
             space = populate(server.url, ops)
         finally:
             server.stop()
         load = wait_for_quiet()
         server.start()  # a restart: nothing of the space is in memory
+        wait_until_idle(server.pid)
         try:
             with httpx.Client(base_url=server.url, timeout=60) as http:
                 for _ in range(WARMUP_PROBES):
@@ -257,19 +221,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ops", type=int, default=54_000)
     parser.add_argument("--probes", type=int, default=200)
-    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose server runs")
-    parser.add_argument("--phase", choices=("before", "after"), default="after")
+    phases.add_arguments(parser)
     args = parser.parse_args()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=args.tree, capture_output=True, text=True
-    ).stdout.strip()
-    result = {"commit": commit, **measure(args.tree, args.ops, args.probes)}
-    path = RESULTS / "state_reads.json"
-    kept = json.loads(path.read_text()) if path.exists() else {}
-    runs = {name: kept[name] for name in ("before", "after") if name in kept}
-    runs[args.phase] = result
+    result = {"commit": phases.commit_of(args.tree), **measure(args.tree, args.ops, args.probes)}
     page_size = Settings.model_fields["state_page_size"].default
-    report.write("state_reads", {"ops": args.ops, "page_size": page_size, **runs})
+    phases.write("state_reads", args.phase, result, ops=args.ops, page_size=page_size)
     print(json.dumps(result, indent=2))
 
 

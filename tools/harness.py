@@ -121,14 +121,18 @@ class ServerProcess:
         dist: Path = DIST,
         settings: Mapping[str, str] | None = None,
         open_files: int | None = None,
+        tree: Path | None = None,
     ) -> None:
         """``settings`` are PY_AGENT_* variables for the child; ``open_files`` caps its
-        open-file limit (RLIMIT_NOFILE, soft and hard), as a small machine's would be."""
+        open-file limit (RLIMIT_NOFILE, soft and hard), as a small machine's would be;
+        ``tree`` is the checkout whose packages it runs (another commit's worktree, for a
+        benchmark's "before"; its working directory comes first on sys.path)."""
         self.port = free_port()
         self.data_dir = data_dir
         self.dist = dist
         self.settings = dict(settings or {})
         self.open_files = open_files
+        self.tree = tree
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "server.log"
         self.test_faults = test_faults
@@ -157,6 +161,7 @@ class ServerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=self.tree,
             preexec_fn=None
             if limit is None
             else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)),
