@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 
 import py_agent
 
-from . import api, infer_api, metrics, sync_api
+from . import api, infer_api, metrics, sync_api, updates_api
 from .errors import UnexpectedErrorMiddleware
 from .faults import FaultMiddleware
 from .generative import GenerativeClient
@@ -105,7 +105,15 @@ def create_app(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics.metrics, methods=["GET"]),
-            Mount(api.API_PREFIX, routes=[*api.routes, *sync_api.routes, *infer_api.routes]),
+            Mount(
+                api.API_PREFIX,
+                routes=[
+                    *api.routes,
+                    *sync_api.routes,
+                    *infer_api.routes,
+                    *updates_api.routes(settings.updates_repository),
+                ],
+            ),
             Mount("/", app=StaticSite(directory=settings.dist_dir, html=True)),
         ],
         middleware=[

@@ -294,6 +294,15 @@ class Settings(BaseSettings):
         ),
         AfterValidator(_absolute),
     ] = CHECKOUT / "models"
+    # Model updates (server/updates_api.py): a TUF repository made by `py-agent release`.
+    updates_dir: Annotated[
+        Path | None,
+        Field(
+            description="the TUF repository of model releases (`py-agent release init`), "
+            "served read-only under /api/v1/updates/; default: `<data-dir>/updates`"
+        ),
+        AfterValidator(lambda value: None if value is None else _absolute(value)),
+    ] = None
     infer_threads: Annotated[
         int,
         Field(description="onnxruntime threads of each of the server model's sessions"),
@@ -492,6 +501,10 @@ class Settings(BaseSettings):
     @property
     def installs_db(self) -> Path:
         return self.data_dir / "installs.db"
+
+    @property
+    def updates_repository(self) -> Path:
+        return self.updates_dir or self.data_dir / "updates"
 
 
 def from_command_line(argv: Sequence[str]) -> Settings:

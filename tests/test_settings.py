@@ -89,6 +89,7 @@ SAMPLES = {
     "PY_AGENT_DIST_DIR": ("{dist}", "dist_dir", "{dist}"),
     "PY_AGENT_DATA_DIR": ("{tmp}/other", "data_dir", "{tmp}/other"),
     "PY_AGENT_MODELS_DIR": ("{tmp}/models", "models_dir", "{tmp}/models"),
+    "PY_AGENT_UPDATES_DIR": ("{tmp}/updates", "updates_dir", "{tmp}/updates"),
     "PY_AGENT_INFER_THREADS": ("3", "infer_threads", 3),
     "PY_AGENT_INFER_MAX_BATCH": ("7", "infer_max_batch", 7),
     "PY_AGENT_INFER_MAX_BODY_BYTES": ("9000", "infer_max_body_bytes", 9000),

@@ -36,6 +36,9 @@ EXTRA_OF_MODULE = {
     "pydantic": "server",
     "pydantic_settings": "server",
     "matplotlib": "eval",
+    "tuf": "server",
+    "securesystemslib": "server",
+    "cryptography": "server",
 }
 
 
@@ -471,7 +474,48 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("file", metavar="FILE", help="an export's JSON file, or - for stdin")
     load.add_argument("--threads", type=int, default=1)
     load.set_defaults(run=_import)
+    _add_release(commands)
     return parser
+
+
+def _release(args: argparse.Namespace) -> int:
+    # Imported here: python-tuf is in the server extra.
+    from .release import ReleaseError, run
+
+    try:
+        return run(args)
+    except ReleaseError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _add_release(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    release = commands.add_parser("release", help="sign and publish model releases (TUF)")
+    actions = release.add_subparsers(dest="action", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--repo", type=Path, required=True, help="the TUF repository's folder")
+    common.add_argument(
+        "--passphrase-env",
+        metavar="NAME",
+        help="the environment variable holding the keys' passphrase (never on the command line)",
+    )
+    init_parser = actions.add_parser("init", parents=[common], help="new keys and metadata")
+    init_parser.add_argument("--root-keys", type=int, default=1, help="root keys to make")
+    init_parser.add_argument("--root-threshold", type=int, default=1, help="root signatures needed")
+    publish_parser = actions.add_parser("publish", parents=[common], help="a models dir as release")
+    publish_parser.add_argument("--models", type=Path, required=True, help="built models folder")
+    publish_parser.add_argument("--version", help="the release's name (default: UTC time)")
+    publish_parser.add_argument("--rollout", type=int, default=100, help="percent of devices")
+    rollout_parser = actions.add_parser("rollout", parents=[common], help="set the rollout %%")
+    rollout_parser.add_argument("--percent", type=int, required=True, help="0 pauses")
+    rollout_parser.add_argument("--version", help="default: the newest release")
+    revoke_parser = actions.add_parser("revoke", parents=[common], help="withdraw a release")
+    revoke_parser.add_argument("--version", required=True)
+    actions.add_parser("timestamp", parents=[common], help="re-sign timestamp (fresh expiry)")
+    rotate_parser = actions.add_parser("rotate", parents=[common], help="new key for a role")
+    rotate_parser.add_argument(
+        "--role", choices=("root", "targets", "snapshot", "timestamp"), required=True
+    )
+    release.set_defaults(run=_release)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
