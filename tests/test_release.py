@@ -54,14 +54,18 @@ def release(*args: str | Path) -> int:
     return main(["release", *map(str, args)])
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A development repository (1 of 1 root) with release 1.0 published."""
+def published(tmp_path: Path) -> Path:
+    """A development repository (1 of 1 root) with release 1.0 of ``tmp_path/m1`` published."""
     path = tmp_path / "updates"
     assert release("init", "--repo", path) == 0
-    assert release("publish", "--repo", path, "--models", fake_models(tmp_path / "m1"),
-                   "--version", "1.0") == 0  # fmt: skip
+    models = fake_models(tmp_path / "m1")
+    assert release("publish", "--repo", path, "--models", models, "--version", "1.0") == 0
     return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return published(tmp_path)
 
 
 @asynccontextmanager
