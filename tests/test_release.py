@@ -9,6 +9,7 @@ import socket
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from server.app import create_app
 from server.connections import uvicorn_config
 from server.settings import Settings
 from tools.cli import main
+from tools.release import timestamp
 
 ENCODER = "encoder-x/aaa"
 HEAD = "head-x/bbb"
@@ -153,6 +155,21 @@ async def test_a_rotated_key_is_followed_by_a_client_that_trusted_the_old_one(
     )
 
 
+def test_a_daily_timestamp_re_signs_the_snapshot_before_it_expires(repo: Path) -> None:
+    def versions() -> tuple[int, int]:
+        signed = json.loads((repo / "metadata" / "timestamp.json").read_bytes())["signed"]
+        return signed["version"], signed["meta"]["snapshot.json"]["version"]
+
+    before = versions()
+    timestamp(repo, None, now=datetime.now(UTC) + timedelta(days=5))
+    assert versions() == (before[0] + 1, before[1])
+    timestamp(repo, None, now=datetime.now(UTC) + timedelta(days=6, hours=1))
+    assert versions() == (before[0] + 2, before[1] + 1)
+    snapshot = json.loads((repo / "metadata" / f"{before[1] + 1}.snapshot.json").read_bytes())
+    expires = datetime.fromisoformat(snapshot["signed"]["expires"])
+    assert expires - datetime.now(UTC) > timedelta(days=13)
+
+
 def test_keys_are_private_to_their_owner(repo: Path) -> None:
     assert stat.S_IMODE((repo / "keys").stat().st_mode) == 0o700
     keys = sorted(p.name for p in (repo / "keys").iterdir())
@@ -195,6 +212,9 @@ def test_bad_input_is_one_line_and_exit_2(
     missing = tmp_path / "nowhere"
     assert "release init" in one_error_line(capsys, "timestamp", "--repo", missing)
     assert "refusing to overwrite" in one_error_line(capsys, "init", "--repo", repo)
+    assert "refusing to overwrite" in one_error_line(
+        capsys, "init", "--repo", repo / "metadata" / "root.json"
+    )
     assert "1 ≤ threshold ≤ keys" in one_error_line(
         capsys, "init", "--repo", missing, "--root-keys", "2", "--root-threshold", "3"
     )

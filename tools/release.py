@@ -215,8 +215,10 @@ def init(path: Path, root_keys: int, root_threshold: int, passphrase: bytes | No
             f"--root-threshold {root_threshold} --root-keys {root_keys}: need 1 ≤ threshold ≤ keys"
         )
     repo = Repository(path)
-    if repo.root.exists() and any(repo.root.iterdir()):
-        raise ReleaseError(f"--repo {path}: not empty; refusing to overwrite a repository")
+    if repo.root.exists() and (not repo.root.is_dir() or any(repo.root.iterdir())):
+        raise ReleaseError(
+            f"--repo {path}: exists and is not an empty folder; refusing to overwrite"
+        )
     repo.keys.mkdir(parents=True, mode=0o700, exist_ok=True)
     repo.keys.chmod(0o700)  # mkdir's mode is filtered by the umask
     repo.metadata.mkdir()
@@ -290,8 +292,11 @@ def publish(
         target.unrecognized_fields["custom"] = {"release": version, "rollout_percent": rollout}
         stored = repo.targets / target_path
         stored = stored.with_name(f"{target.hashes['sha256']}.{stored.name}")
-        stored.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(models / relative, stored)
+        try:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(models / relative, stored)
+        except OSError as exc:
+            raise ReleaseError(f"{stored}: cannot copy the release there ({exc})") from None
         current.targets.signed.targets[target_path] = target
     _sign_chain(repo, current, passphrase, targets_changed=True)
     return version
@@ -335,9 +340,19 @@ def revoke(path: Path, version: str, passphrase: bytes | None) -> None:
 
 
 def timestamp(path: Path, passphrase: bytes | None, now: datetime | None = None) -> None:
-    """A new timestamp version expiring a day after ``now`` (tests pass a past one)."""
+    """A new timestamp version expiring a day after ``now`` (tests pass another time).
+
+    The snapshot (also an online key) is re-signed too when it would expire before this
+    timestamp: run daily, this command alone keeps a repository nobody publishes to valid.
+    """
     repo = _open(path)
-    _sign_chain(repo, _current(repo), passphrase, targets_changed=False, now=now)
+    current = _current(repo)
+    if current.snapshot.signed.expires <= _expiry(Timestamp.type, now):
+        current.snapshot.signed.version += 1
+        current.snapshot.signed.expires = _expiry(Snapshot.type, now)
+        _write(repo, current.snapshot, _signers(repo, Snapshot.type, passphrase))
+        current.timestamp.signed.snapshot_meta = MetaFile(current.snapshot.signed.version)
+    _sign_chain(repo, current, passphrase, targets_changed=False, now=now)
 
 
 def rotate(path: Path, role: str, passphrase: bytes | None) -> None:
