@@ -111,7 +111,7 @@ def create_app(
                     *api.routes,
                     *sync_api.routes,
                     *infer_api.routes,
-                    *updates_api.routes(settings.updates_repository),
+                    *updates_api.routes(settings.updates_repository, wall_clock),
                 ],
             ),
             Mount("/", app=StaticSite(directory=settings.dist_dir, html=True)),

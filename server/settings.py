@@ -299,7 +299,7 @@ class Settings(BaseSettings):
         Path | None,
         Field(
             description="the TUF repository of model releases (`py-agent release init`), "
-            "served read-only under /api/v1/updates/; default: `<data-dir>/updates`"
+            "served under /api/v1/updates/; default: `<data-dir>/updates`"
         ),
         AfterValidator(lambda value: None if value is None else _absolute(value)),
     ] = None

@@ -4,6 +4,7 @@ the attacks python-tuf's reference client refuses when the server (or its files)
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,8 +131,32 @@ async def test_a_tampered_target_is_refused(repo: Path, dist: Path, tmp_path: Pa
     assert not list((tmp_path / "device" / "targets").rglob("*model.int8.onnx"))
 
 
+def timestamp_version(repo: Path) -> int:
+    version: int = json.loads((repo / "metadata" / "timestamp.json").read_bytes())["signed"][
+        "version"
+    ]
+    return version
+
+
+async def test_the_server_renews_a_timestamp_near_its_expiry_with_its_online_key(
+    repo: Path, dist: Path, tmp_path: Path
+) -> None:
+    version = timestamp_version(repo)
+    async with serving(repo, dist, tmp_path / "data") as url:
+        await asyncio.to_thread(updater(url, repo, tmp_path / "device").refresh)
+        assert timestamp_version(repo) == version  # a day left: served as signed
+        timestamp(repo, None, now=datetime.now(UTC) - timedelta(hours=20))  # 4 hours left
+        device = updater(url, repo, tmp_path / "device")
+        await asyncio.to_thread(download_release, device, "1.0")
+    assert timestamp_version(repo) == version + 2
+    expires = json.loads((repo / "metadata" / "timestamp.json").read_bytes())["signed"]["expires"]
+    assert datetime.fromisoformat(expires) - datetime.now(UTC) > timedelta(hours=23)
+
+
 async def test_an_expired_timestamp_is_refused(repo: Path, dist: Path, tmp_path: Path) -> None:
     timestamp(repo, None, now=datetime.now(UTC) - timedelta(days=2))
+    # A server without the online key (or a mirror) cannot renew it.
+    (repo / "keys" / "timestamp.pem").unlink()
     async with serving(repo, dist, tmp_path / "data") as url:
         device = updater(url, repo, tmp_path / "device")
         with pytest.raises(ExpiredMetadataError, match="timestamp"):
