@@ -405,6 +405,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"release {args.version}: revoked")
     elif action == "timestamp":
         timestamp(args.repo, passphrase)
+        print("timestamp re-signed: it expires in a day")
     else:
         rotate(args.repo, args.role, passphrase)
         print(f"{args.role}: new key")
