@@ -6,12 +6,14 @@ import asyncio
 import hashlib
 import json
 import re
+import socket
 import zlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 import numpy as np
@@ -21,6 +23,9 @@ from py_agent.intents import INTENTS, IntentPrediction
 from py_agent.platform.interfaces import HttpResponse, TransportError
 from py_agent.platform.native_http import json_or_text
 from py_agent.state import open_state
+
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -230,3 +235,24 @@ def built_head_manifest(role: str) -> dict[str, Any]:
             "run `python build.py models`"
         )
     return manifest
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """The app under uvicorn as `py-agent serve` runs it, until the block ends; its URL. The
+    socket listens before uvicorn starts, so a request made meanwhile waits in its backlog."""
+    import uvicorn
+
+    from server.app import create_app
+    from server.connections import uvicorn_config
+
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level="warning"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        finally:
+            server.should_exit = True
+            await task

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import stat
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
+import support
 from tuf.ngclient import Updater
 
-from server.app import create_app
-from server.connections import uvicorn_config
 from server.settings import Settings
 from tools.cli import main
 from tools.release import timestamp
@@ -70,20 +66,9 @@ def repo(tmp_path: Path) -> Path:
     return published(tmp_path)
 
 
-@asynccontextmanager
-async def serving(repo: Path, dist: Path, data: Path) -> AsyncIterator[str]:
+def serving(repo: Path, dist: Path, data: Path) -> AbstractAsyncContextManager[str]:
     """`py-agent serve --updates-dir REPO` under uvicorn on 127.0.0.1, until the block ends."""
-    settings = Settings(dist_dir=dist, data_dir=data, updates_dir=repo)
-    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level="warning"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-        finally:
-            server.should_exit = True
-            await task
+    return support.serving(Settings(dist_dir=dist, data_dir=data, updates_dir=repo))
 
 
 def updater(url: str, repo: Path, client: Path) -> Updater:

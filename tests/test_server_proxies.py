@@ -4,37 +4,15 @@ a proxy named in the settings is believed, so each address it forwards gets its 
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
+from support import serving
 
-from server.app import create_app
-from server.connections import uvicorn_config
 from server.settings import Settings, SettingsError
 
 LIMIT = 3
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[str]:
-    """The app under uvicorn as `py-agent serve` runs it, until the block ends. The socket
-    listens before uvicorn starts, so a request made meanwhile waits in its backlog."""
-    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level="warning"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-        finally:
-            server.should_exit = True
-            await task
 
 
 async def installs(url: str, addresses: list[str]) -> list[int]:
